@@ -1,0 +1,1 @@
+"""One file per algorithm: dql.py, idql.py, edp.py, swg.py."""

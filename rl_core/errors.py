@@ -1,0 +1,28 @@
+"""User-facing errors. The CLI prints these as one clear message (no traceback).
+
+Every error says what was wrong and what to do: a missing dataset names the `mdpt data make`
+command, a mismatched guidance artifact names the fingerprint field that differs, a bad spec
+field names its path and the allowed values.
+"""
+
+from __future__ import annotations
+
+
+class MdptError(Exception):
+    """Base class of all errors caused by bad input (data, specs, artifacts, arguments)."""
+
+
+class DatasetError(MdptError):
+    """A dataset is missing, unknown, corrupt or inconsistent."""
+
+
+class ArtifactMismatchError(MdptError):
+    """A guidance artifact or snapshot does not fit the dataset / shapes it is loaded for."""
+
+
+class ConfigError(MdptError):
+    """A config or sweep spec field is invalid. The message names the field path."""
+
+
+class DivergenceError(MdptError):
+    """Training produced NaN/inf losses or Q-values; the message says which and at what step."""
