@@ -1,0 +1,369 @@
+"""Experiment specs: load a sweep YAML, validate it, and expand it into stages.
+
+A spec names tasks, algorithms, training-guidance modes, seeds, budgets per scale, evaluation
+settings, resources, guidance pretraining, inference-time recombinations and the report's
+comparisons. ``load_spec`` returns the validated spec as a plain dict with every default filled
+in (so ``RUN_DIR/spec.yaml`` records everything that affects results); ``expand`` turns it into
+the stages the driver runs in order: guidance pretraining -> diffusion training ->
+recombination -> report.
+
+Every validation error is a ``ConfigError`` naming the field path (``algorithms[1]``,
+``budgets.quick.steps``), the bad value and the allowed values. Unknown keys are rejected with
+the list of allowed keys. This module imports neither torch nor Ray.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from rl_core.errors import ConfigError
+
+ALGORITHMS = ("dql", "idql", "edp", "swg")
+TRAIN_GUIDANCE_MODES = ("joint", "none", "noise", "frozen", "unfrozen")
+PRETRAINED_MODES = ("frozen", "unfrozen")
+GUIDANCE_KINDS = ("td", "iql")
+DEFAULT_GUIDANCE_KIND = {"dql": "td", "edp": "td", "idql": "iql", "swg": "iql"}
+INFERENCE_METHODS = ("none", "softmax", "argmax", "gradient", "swg")
+SCALES = ("quick", "paper")
+RECOMBINATION_KINDS = ("double_guidance", "cross_algorithm")
+MATCH_MODES = ("final", "step")
+COMPARISON_KINDS = ("gfdt", "double_guidance", "plug_and_play", "swg_scale", "generic")
+SELECTOR_KEYS = ("task", "algo", "train_guidance", "infer_source", "infer_method", "infer_scale")
+TASK_ENVS = ("hopper", "halfcheetah", "walker2d", "ant")
+TASK_LEVELS = ("random", "medium", "medium-replay", "expert", "medium-expert")
+STAGES = ("pretrain", "train", "recombine", "report")
+
+DEFAULT_INFERENCE = {"method": "softmax", "scale": 100.0, "n_candidates": 50, "temperature": 0.5,
+                     "use_advantage": None}
+
+
+# ----- small validators ----------------------------------------------------------------------
+def _err(path: str, value: Any, allowed: Any) -> ConfigError:
+    return ConfigError(f"spec field `{path}`: bad value {value!r}; allowed: {allowed}")
+
+
+def _mapping(d: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
+    if not isinstance(d, dict):
+        raise _err(path, d, f"a mapping with keys {list(allowed)}")
+    for k in d:
+        if k not in allowed:
+            raise ConfigError(f"spec field `{path}`: unknown key {k!r}; allowed keys: {list(allowed)}")
+    for k in required:
+        if k not in d:
+            raise ConfigError(f"spec field `{path}`: missing required key {k!r}; allowed keys: {list(allowed)}")
+    return d
+
+
+def _int(v: Any, path: str, lo: int = 0, allow_none: bool = False) -> int | None:
+    if v is None and allow_none:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise _err(path, v, f"an integer >= {lo}" + (" or null" if allow_none else ""))
+    return v
+
+
+def _float(v: Any, path: str, lo: float | None = None) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (lo is not None and v < lo):
+        raise _err(path, v, "a number" + (f" >= {lo}" if lo is not None else ""))
+    return float(v)
+
+
+def _choice(v: Any, path: str, allowed: tuple) -> Any:
+    if v not in allowed:
+        raise _err(path, v, list(allowed))
+    return v
+
+
+def _list(v: Any, path: str, item: Callable[[Any, str], Any], nonempty: bool = True) -> list:
+    if not isinstance(v, list) or (nonempty and not v):
+        raise _err(path, v, "a non-empty list" if nonempty else "a list")
+    out = [item(x, f"{path}[{i}]") for i, x in enumerate(v)]
+    for i, x in enumerate(out):
+        if out.index(x) != i:
+            raise ConfigError(f"spec field `{path}[{i}]`: duplicate value {x!r}; list values must be unique")
+    return out
+
+
+def _task(v: Any, path: str) -> str:
+    """A D4RL-style task name ({env}-{level}), a dataset path, or ``minari:<id>``."""
+    if isinstance(v, str) and (v.startswith("minari:") or "/" in v or v.endswith(".hdf5")):
+        return v
+    envs_levels = [f"{e}-{lvl}" for e in TASK_ENVS for lvl in TASK_LEVELS]
+    return _choice(v, path, tuple(envs_levels) + ("a dataset path", "minari:<dataset_id>"))
+
+
+# ----- sections ------------------------------------------------------------------------------
+def _budget(d: Any, path: str) -> dict:
+    keys = ("steps", "eval_every", "episodes", "pretrain_steps", "batch_size", "log_every")
+    d = _mapping(d, path, keys, required=("steps", "eval_every", "episodes", "pretrain_steps"))
+    out = {
+        "steps": _int(d["steps"], f"{path}.steps", 1),
+        "eval_every": _int(d["eval_every"], f"{path}.eval_every", 1),
+        "episodes": _int(d["episodes"], f"{path}.episodes", 1),
+        "pretrain_steps": _int(d["pretrain_steps"], f"{path}.pretrain_steps", 1),
+        "batch_size": _int(d.get("batch_size", 256), f"{path}.batch_size", 1),
+        "log_every": _int(d.get("log_every", 100), f"{path}.log_every", 1),
+    }
+    if out["steps"] % out["eval_every"]:
+        raise _err(f"{path}.steps", out["steps"], f"a multiple of eval_every ({out['eval_every']})")
+    return out
+
+
+def _inference(d: Any, path: str, base: dict | None = None) -> dict:
+    """InferenceConfig fields plus ``scale_by_task`` (per-task scale, e.g. CleanDiffuser's weight_temperature)."""
+    d = _mapping(d, path, tuple(DEFAULT_INFERENCE) + ("scale_by_task",))
+    out = dict(base or dict(DEFAULT_INFERENCE, scale_by_task={}))
+    if "method" in d:
+        out["method"] = _choice(d["method"], f"{path}.method", INFERENCE_METHODS)
+    if "scale" in d:
+        out["scale"] = _float(d["scale"], f"{path}.scale")
+    if "n_candidates" in d:
+        out["n_candidates"] = _int(d["n_candidates"], f"{path}.n_candidates", 1)
+    if "temperature" in d:
+        out["temperature"] = _float(d["temperature"], f"{path}.temperature", 0.0)
+    if "use_advantage" in d:
+        out["use_advantage"] = _choice(d["use_advantage"], f"{path}.use_advantage", (True, False, None))
+    if "scale_by_task" in d:
+        by_task = d["scale_by_task"]
+        if not isinstance(by_task, dict):
+            raise _err(f"{path}.scale_by_task", by_task, "a mapping task -> scale")
+        out["scale_by_task"] = {_task(t, f"{path}.scale_by_task"): _float(v, f"{path}.scale_by_task.{t}")
+                                for t, v in by_task.items()}
+    return out
+
+
+def inference_for(inference: dict, task: str) -> dict:
+    """The InferenceConfig dict of a spec inference entry on ``task`` (applies ``scale_by_task``)."""
+    out = {k: v for k, v in inference.items() if k != "scale_by_task"}
+    out["scale"] = float(inference.get("scale_by_task", {}).get(task, out["scale"]))
+    return out
+
+
+def _resources(d: Any, path: str) -> dict:
+    d = _mapping(d or {}, path, ("trial", "evaluators", "max_concurrent_trials"))
+    trial = _mapping(d.get("trial", {}), f"{path}.trial", ("cpu", "gpu"))
+    ev = _mapping(d.get("evaluators", {}), f"{path}.evaluators", ("count", "cpu", "gpu"))
+    return {
+        "trial": {"cpu": _float(trial.get("cpu", 1), f"{path}.trial.cpu", 0.0),
+                  "gpu": _float(trial.get("gpu", 0), f"{path}.trial.gpu", 0.0)},
+        "evaluators": {"count": _int(ev.get("count", 1), f"{path}.evaluators.count", 1),
+                       "cpu": _float(ev.get("cpu", 1), f"{path}.evaluators.cpu", 0.0),
+                       "gpu": _float(ev.get("gpu", 0), f"{path}.evaluators.gpu", 0.0)},
+        "max_concurrent_trials": _int(d.get("max_concurrent_trials"), f"{path}.max_concurrent_trials", 1,
+                                      allow_none=True),
+    }
+
+
+def _pretraining(d: Any, path: str, seeds: list[int]) -> dict:
+    d = _mapping(d, path, ("name", "algo", "kind", "seeds", "save_every", "guidance_config"), required=("algo",))
+    algo = _choice(d["algo"], f"{path}.algo", ALGORITHMS)
+    kind = _choice(d.get("kind", DEFAULT_GUIDANCE_KIND[algo]), f"{path}.kind", GUIDANCE_KINDS)
+    name = d.get("name", f"{algo}_{kind}")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise _err(f"{path}.name", name, "letters, digits, '_', '.', '-'")
+    gcfg = d.get("guidance_config")
+    if gcfg is not None and not isinstance(gcfg, dict):
+        raise _err(f"{path}.guidance_config", gcfg, "a mapping of GuidanceConfig fields or null")
+    return {"name": name, "algo": algo, "kind": kind,
+            "seeds": _list(d.get("seeds", seeds), f"{path}.seeds", lambda v, p: _int(v, p)),
+            "save_every": _int(d.get("save_every"), f"{path}.save_every", 1, allow_none=True),
+            "guidance_config": gcfg}
+
+
+def _run_selector(d: Any, path: str, algos: list[str], modes: list[str]) -> dict:
+    d = _mapping(d, path, ("algo", "train_guidance"), required=("algo", "train_guidance"))
+    return {"algo": _choice(d["algo"], f"{path}.algo", tuple(algos)),
+            "train_guidance": _choice(d["train_guidance"], f"{path}.train_guidance", tuple(modes))}
+
+
+def _recombination(d: Any, path: str, spec: dict) -> dict:
+    keys = ("name", "kind", "diffusion", "guidance", "match", "seed_shift", "inference")
+    d = _mapping(d, path, keys, required=("name", "kind", "diffusion", "guidance"))
+    kind = _choice(d["kind"], f"{path}.kind", RECOMBINATION_KINDS)
+    diffusion = _run_selector(d["diffusion"], f"{path}.diffusion", spec["algorithms"], spec["train_guidance"])
+    g = _mapping(d["guidance"], f"{path}.guidance", ("pretrained", "trained"))
+    if len(g) != 1:
+        raise _err(f"{path}.guidance", g, "exactly one of {pretrained: <pretraining name>} or "
+                                         "{trained: {algo, train_guidance}}")
+    if "pretrained" in g:
+        names = [p["name"] for p in spec["pretraining"]]
+        guidance = {"pretrained": _choice(g["pretrained"], f"{path}.guidance.pretrained", tuple(names))}
+        g_algo = next(p["algo"] for p in spec["pretraining"] if p["name"] == guidance["pretrained"])
+    else:
+        guidance = {"trained": _run_selector(g["trained"], f"{path}.guidance.trained", spec["algorithms"],
+                                             spec["train_guidance"])}
+        g_algo = guidance["trained"]["algo"]
+    shift = _int(d.get("seed_shift", 1 if kind == "double_guidance" else 0), f"{path}.seed_shift")
+    if kind == "double_guidance" and shift % len(spec["seeds"]) == 0:
+        raise _err(f"{path}.seed_shift", shift, f"not a multiple of the number of seeds ({len(spec['seeds'])}): "
+                                                "double guidance takes guidance from another seed")
+    if kind == "cross_algorithm" and g_algo == diffusion["algo"]:
+        raise _err(f"{path}.guidance", g, f"guidance trained by an algorithm other than {diffusion['algo']!r}")
+    base = spec["eval"]["inference"][diffusion["algo"]]
+    name = d["name"]
+    if not isinstance(name, str) or not name:
+        raise _err(f"{path}.name", name, "a non-empty string")
+    return {"name": name, "kind": kind, "diffusion": diffusion, "guidance": guidance,
+            "match": _choice(d.get("match", "final"), f"{path}.match", MATCH_MODES), "seed_shift": shift,
+            "inference": _inference(d.get("inference", {}), f"{path}.inference", base)}
+
+
+def _selector(d: Any, path: str) -> dict:
+    d = _mapping(d, path, SELECTOR_KEYS, required=("algo",))
+    return dict(d)
+
+
+def _comparison(d: Any, path: str) -> dict:
+    d = _mapping(d, path, ("name", "kind", "method", "baseline"), required=("name", "method", "baseline"))
+    return {"name": str(d["name"]), "kind": _choice(d.get("kind", "generic"), f"{path}.kind", COMPARISON_KINDS),
+            "method": _selector(d["method"], f"{path}.method"),
+            "baseline": _selector(d["baseline"], f"{path}.baseline")}
+
+
+TOP_KEYS = ("name", "description", "tasks", "algorithms", "train_guidance", "seeds", "pretraining", "budgets",
+            "eval", "algo_config", "resources", "max_failures", "recombination", "report", "scale", "budget")
+
+
+def validate_spec(raw: Any) -> dict:
+    """Validate a raw spec (parsed YAML) and return it with every default filled in."""
+    d = _mapping(raw, "<spec>", TOP_KEYS, required=("name", "tasks", "algorithms", "train_guidance", "seeds",
+                                                     "budgets"))
+    name = d["name"]
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise _err("name", name, "letters, digits, '_', '.', '-'")
+    spec: dict[str, Any] = {"name": name, "description": str(d.get("description", ""))}
+    spec["tasks"] = _list(d["tasks"], "tasks", _task)
+    spec["algorithms"] = _list(d["algorithms"], "algorithms", lambda v, p: _choice(v, p, ALGORITHMS))
+    spec["train_guidance"] = _list(d["train_guidance"], "train_guidance",
+                                   lambda v, p: _choice(v, p, TRAIN_GUIDANCE_MODES))
+    spec["seeds"] = _list(d["seeds"], "seeds", lambda v, p: _int(v, p))
+    spec["pretraining"] = _list(d.get("pretraining", []), "pretraining",
+                                lambda v, p: _pretraining(v, p, spec["seeds"]), nonempty=False)
+    budgets = _mapping(d["budgets"], "budgets", SCALES, required=SCALES)
+    spec["budgets"] = {s: _budget(budgets[s], f"budgets.{s}") for s in SCALES}
+    ev = _mapping(d.get("eval", {}), "eval", ("seed", "max_episode_steps", "inference"))
+    inf = _mapping(ev.get("inference", {}), "eval.inference", ALGORITHMS)
+    spec["eval"] = {"seed": _int(ev.get("seed", 10_000), "eval.seed"),
+                    "max_episode_steps": _int(ev.get("max_episode_steps", 1000), "eval.max_episode_steps", 1),
+                    "inference": {a: _inference(inf.get(a, {}), f"eval.inference.{a}") for a in spec["algorithms"]}}
+    ac = _mapping(d.get("algo_config", {}), "algo_config", ALGORITHMS)
+    for a, v in ac.items():
+        if not isinstance(v, dict):
+            raise _err(f"algo_config.{a}", v, "a mapping of the algorithm's config fields")
+    spec["algo_config"] = {a: dict(ac.get(a, {})) for a in spec["algorithms"]}
+    spec["resources"] = _resources(d.get("resources"), "resources")
+    spec["max_failures"] = _int(d.get("max_failures", 2), "max_failures", -1)
+    _check_pretraining_covers(spec)
+    spec["recombination"] = _list(d.get("recombination", []), "recombination",
+                                  lambda v, p: _recombination(v, p, spec), nonempty=False)
+    rep = _mapping(d.get("report", {}), "report", ("comparisons",))
+    spec["report"] = {"comparisons": _list(rep.get("comparisons", []), "report.comparisons", _comparison,
+                                           nonempty=False)}
+    if "scale" in d:  # a resolved spec (RUN_DIR/spec.yaml) records its scale and budget
+        spec["scale"] = _choice(d["scale"], "scale", SCALES)
+        spec["budget"] = spec["budgets"][spec["scale"]]
+    return spec
+
+
+def _check_pretraining_covers(spec: dict) -> None:
+    """frozen/unfrozen trials need a pretraining entry trained by their algorithm, for every seed."""
+    modes = [m for m in spec["train_guidance"] if m in PRETRAINED_MODES]
+    names = [p["name"] for p in spec["pretraining"]]
+    if len(set(names)) != len(names):
+        raise _err("pretraining", names, "entries with unique names")
+    for a in spec["algorithms"] if modes else []:
+        entry = pretraining_for(spec, a)
+        if entry is None:
+            raise ConfigError(f"spec field `train_guidance`: {modes} with algorithm {a!r} needs a `pretraining` "
+                              f"entry with `algo: {a}`; pretraining entries: {names or 'none'}")
+        missing = [s for s in spec["seeds"] if s not in entry["seeds"]]
+        if missing:
+            raise _err(f"pretraining[{names.index(entry['name'])}].seeds", entry["seeds"],
+                       f"a list containing every spec seed {spec['seeds']} (missing {missing})")
+
+
+def pretraining_for(spec: dict, algo: str) -> dict | None:
+    """The pretraining entry whose artifacts frozen/unfrozen trials of ``algo`` train against."""
+    return next((p for p in spec["pretraining"] if p["algo"] == algo), None)
+
+
+# ----- loading -------------------------------------------------------------------------------
+def packaged_specs() -> list[str]:
+    """Names of the specs shipped in ``sweeps/specs``."""
+    return sorted(p.name[:-5] for p in resources.files("sweeps").joinpath("specs").iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def load_spec(path_or_name: str | Path) -> dict:
+    """Load and validate a spec file, or a packaged spec by name (e.g. ``quickstart``)."""
+    p = Path(path_or_name)
+    if p.is_file():
+        text = p.read_text()
+    elif str(path_or_name) in packaged_specs():
+        text = resources.files("sweeps").joinpath("specs", f"{path_or_name}.yaml").read_text()
+    else:
+        raise ConfigError(f"spec {str(path_or_name)!r} is neither a file nor a packaged spec; "
+                          f"packaged specs: {packaged_specs()}")
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"spec {str(path_or_name)!r} is not valid YAML: {exc}") from None
+    return validate_spec(raw)
+
+
+def resolve(spec: dict, scale: str) -> dict:
+    """The spec with ``scale`` applied: adds ``scale`` and the chosen ``budget``."""
+    out = copy.deepcopy(spec)
+    out["scale"] = _choice(scale, "--scale", SCALES)
+    out["budget"] = out["budgets"][scale]
+    return out
+
+
+# ----- expansion -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a sweep: ``name`` in STAGES and its items (trial or job descriptions)."""
+
+    name: str
+    items: list[dict] = field(default_factory=list)
+
+
+def expand(spec: dict) -> list[Stage]:
+    """Expand a resolved spec into its non-empty stages, in run order.
+
+    pretrain items: {name, task, algo, kind, seed, steps, batch_size, save_every, guidance_config};
+    train items: {task, algo, train_guidance, seed, pretrained (name or None), steps, eval_every,
+    batch_size, log_every, episodes, algo_config, inference}; recombine items: the recombination
+    entries with ``task`` set (one per task); report items: the comparisons.
+    """
+    b = spec["budget"]
+    pre_needed = {pretraining_for(spec, a)["name"] for a in spec["algorithms"]
+                  if any(m in PRETRAINED_MODES for m in spec["train_guidance"])}
+    pre_needed |= {r["guidance"]["pretrained"] for r in spec["recombination"] if "pretrained" in r["guidance"]}
+    pre = [{"name": p["name"], "task": t, "algo": p["algo"], "kind": p["kind"], "seed": s,
+            "steps": b["pretrain_steps"], "batch_size": b["batch_size"], "log_every": b["log_every"],
+            "save_every": p["save_every"], "guidance_config": p["guidance_config"]}
+           for t in spec["tasks"] for p in spec["pretraining"] if p["name"] in pre_needed for s in p["seeds"]]
+    train = [{"task": t, "algo": a, "train_guidance": m, "seed": s,
+              "pretrained": pretraining_for(spec, a)["name"] if m in PRETRAINED_MODES else None,
+              "steps": b["steps"], "eval_every": b["eval_every"], "batch_size": b["batch_size"],
+              "log_every": b["log_every"], "episodes": b["episodes"], "algo_config": spec["algo_config"][a],
+              "inference": inference_for(spec["eval"]["inference"][a], t)}
+             for t in spec["tasks"] for a in spec["algorithms"] for m in spec["train_guidance"] for s in spec["seeds"]]
+    recombine = [dict(r, task=t, inference=inference_for(r["inference"], t))
+                 for t in spec["tasks"] for r in spec["recombination"]]
+    stages = [Stage("pretrain", pre), Stage("train", train), Stage("recombine", recombine),
+              Stage("report", list(spec["report"]["comparisons"]))]
+    return [s for s in stages if s.items or s.name == "report"]
+
+
+def dump_spec(spec: dict) -> str:
+    """YAML text of a (resolved) spec, as written to ``RUN_DIR/spec.yaml``."""
+    return yaml.safe_dump(spec, sort_keys=False)
