@@ -1,0 +1,83 @@
+"""PyBullet locomotion environments (pybullet-envs-gymnasium 0.6.0) behind one constructor.
+
+``make_env`` registers the ``*BulletEnv-v0`` ids on first use and hides pybullet's C-level stdout
+chatter ("pybullet build time ...", "argv[0]=") printed when the module is imported and when an
+env opens its physics client (at its first ``reset``). All envs use their own DIRECT client, so
+several live in one process; an episode depends only on the ``reset`` seed and the actions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import gymnasium
+
+from rl_core.errors import DatasetError
+
+TASK_ENVS: dict[str, str] = {
+    "hopper": "HopperBulletEnv-v0",
+    "halfcheetah": "HalfCheetahBulletEnv-v0",
+    "walker2d": "Walker2DBulletEnv-v0",
+    "ant": "AntBulletEnv-v0",
+}
+
+
+@contextlib.contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """Redirect the process-level stdout (fd 1) to /dev/null, catching prints from C code."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _register() -> None:
+    if "HopperBulletEnv-v0" not in gymnasium.registry:
+        with quiet_stdout():
+            import pybullet_envs_gymnasium  # noqa: F401  (registers the *BulletEnv-v0 ids)
+
+
+class QuietReset(gymnasium.Wrapper):
+    """Silences the physics-client connection message printed during the first ``reset``."""
+
+    def reset(self, **kw: Any) -> tuple[Any, dict]:
+        if getattr(self.env.unwrapped, "physicsClientId", 0) < 0:
+            with quiet_stdout():
+                return self.env.reset(**kw)
+        return self.env.reset(**kw)
+
+
+def env_id_for(name: str) -> str:
+    """Env id for a task prefix ("hopper") or an env id itself; DatasetError otherwise."""
+    if name in TASK_ENVS:
+        return TASK_ENVS[name]
+    if name in TASK_ENVS.values():
+        return name
+    raise DatasetError(f"unknown environment '{name}'; known: {', '.join(TASK_ENVS)} ({', '.join(TASK_ENVS.values())})")
+
+
+def make_env(env_id: str, **kw: Any) -> gymnasium.Env:
+    """``gymnasium.make(env_id, **kw)`` for a PyBullet env id (or task prefix), with a 1000-step TimeLimit."""
+    _register()
+    return QuietReset(gymnasium.make(env_id_for(env_id), **kw))
+
+
+def make_vector_env(env_id: str, n: int) -> gymnasium.vector.VectorEnv:
+    """``n`` envs stepped in lockstep in this process (``SyncVectorEnv``, one DIRECT client each).
+
+    ``reset(seed=s)`` seeds sub-env i with s + i. Observations (n, obs_dim), actions (n, act_dim).
+    Finished sub-envs auto-reset on the next step (gymnasium's default NEXT_STEP mode).
+    """
+    if n < 1:
+        raise DatasetError(f"make_vector_env: n must be >= 1, got {n}")
+    return gymnasium.vector.SyncVectorEnv([lambda: make_env(env_id) for _ in range(n)])
