@@ -39,8 +39,11 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from rl_core import diffusion as D
+from rl_core import guidance as G
 from rl_core.algos import TRAIN_GUIDANCE_MODES
 from rl_core.errors import ConfigError
+from rl_core.types import Batch
 
 SCHEDULES = ("cosine", "vp", "linear")
 PREDICTS = ("eps", "x0")
@@ -92,6 +95,7 @@ class DiffusionConfig(ConfigMixin):
     ema_every: int = 5  # EMA update interval (gradient steps)
     ema_start: int = 1000  # first step with an EMA update
     ema_warmup: str = "hold"  # before ema_start: hold = EMA stays at init (CD, official DQL); copy = EMA tracks the online net
+    train_temperature: float = 1.0  # initial-noise temperature of training-time samples (a_new, target a')
     n_candidates: int = 50  # inference default: candidates per observation
     eval_temperature: float = 0.5  # inference default: initial-noise temperature x_T = temp * N(0, I)
 
@@ -109,18 +113,29 @@ class DiffusionConfig(ConfigMixin):
         check_range("ema_start", self.ema_start, 0)
         check_range("n_candidates", self.n_candidates, 1)
         check_range("eval_temperature", self.eval_temperature, 0.0)
+        check_range("train_temperature", self.train_temperature, 0.0)
         if self.lr_anneal_steps is not None:
             check_range("lr_anneal_steps", self.lr_anneal_steps, 1)
         if self.grad_clip is not None:
             check_range("grad_clip", self.grad_clip, 0.0)
 
 
-def q_policy_loss(q_heads: Tensor, pick: int) -> Tensor:
-    """Normalised Q term of DQL / EDP: L_q = −Q_i.mean() / stopgrad(|Q_j|.mean()), j = 1 − i.
+def bc_loss(net: nn.Module, batch: Batch, cfg: DiffusionConfig, generator: torch.Generator) -> Tensor:
+    """L_bc = E_{k, ε} ‖ε_θ(α_k a + σ_k ε, k, s) − ε‖² (or the x₀-MSE when cfg.predict = "x0"). Scalar.
 
-    q_heads: (2, B) the twin heads Q_1, Q_2 at (s, a_new); pick: i ∈ {0, 1}. Scalar output.
+    batch.act (B, act_dim) are the dataset actions, batch.obs (B, obs_dim) the condition.
     """
-    return -q_heads[pick].mean() / q_heads[1 - pick].abs().mean().detach()
+    return D.diffusion_loss(net, batch.act, batch.obs, make_schedule(cfg.schedule, cfg.T), predict=cfg.predict,
+                            generator=generator)
+
+
+def q_policy_loss(q_heads: Tensor, i: int, j: int) -> Tensor:
+    """Normalised Q term of DQL / EDP: L_q = −Q_i.mean() / stopgrad(|Q_j|.mean()).
+
+    q_heads: (H, B) the critic heads at (s, a_new); CD uses j = 1 − i (the other head), official EDP
+    j = i (and weight α = 2). Scalar output.
+    """
+    return -q_heads[i].mean() / q_heads[j].abs().mean().detach()
 
 
 @contextlib.contextmanager
@@ -183,8 +198,6 @@ class DiffusionAlgorithm:
 
     def _attach_guidance(self, guidance: Any | None, seed: int) -> Any | None:
         """Check (and if needed build) the critic for ``guidance_mode``; freeze it where the mode says."""
-        from rl_core import guidance as G  # lazy: guidance.py is optional for acting-only users
-
         mode = self.guidance_mode
         if guidance is None and mode in ("frozen", "unfrozen"):
             raise ConfigError(f"guidance_mode={mode!r} needs a pretrained guidance artifact "
@@ -194,6 +207,9 @@ class DiffusionAlgorithm:
             guidance = G.make_guidance(G.GuidanceConfig(kind=kind), self.obs_dim, self.act_dim, seed)
         if guidance is None:
             return None
+        if (guidance.obs_dim, guidance.act_dim) != (self.obs_dim, self.act_dim):
+            raise ConfigError(f"guidance shapes (obs_dim, act_dim): expected={(self.obs_dim, self.act_dim)}, "
+                              f"actual={(guidance.obs_dim, guidance.act_dim)}")
         if mode == "noise" and guidance.kind != "random":
             raise ConfigError(f"guidance_mode='noise' needs a random critic: expected kind='random', "
                               f"actual kind={guidance.kind!r}")
@@ -203,17 +219,24 @@ class DiffusionAlgorithm:
                 f"{self.name} in guidance_mode={mode!r} needs guidance providing {sorted(self.requires)}: "
                 f"expected={sorted(self.requires)}, actual={sorted(guidance.provides)} (kind={guidance.kind!r})")
         guidance.freeze() if mode in ("frozen", "noise") else guidance.unfreeze()
-        return guidance
+        return guidance.to(self.device)
 
-    @contextlib.contextmanager
-    def _critic_as_function(self) -> Iterator[None]:
-        """Within the block the critic's parameters take no gradient (only ∇_a Q is computed)."""
-        params = list(self.guidance.parameters()) if self.guidance is not None else []
+    def _critic_step(self, batch: Batch, generator: torch.Generator) -> dict[str, float]:
+        """Update the critic; a TD critic gets a' ~ π_EMA(· | s') (no grad, ``train_temperature``)."""
+        next_act = None
+        if self.guidance.kind == "td":
+            with torch.no_grad():
+                next_act = self.sample(batch.next_obs, generator, temperature=self.cfg.train_temperature)[:, 0]
+        return self.guidance.update(batch, next_act)
+
+    def _q_heads(self, obs_n: Tensor, act: Tensor) -> Tensor:
+        """(2, B) twin heads at (s, a) as a function of ``act``: ∇ reaches act, never the critic."""
+        params = list(self.guidance.parameters())
         flags = [p.requires_grad for p in params]
         for p in params:
             p.requires_grad_(False)
         try:
-            yield
+            return self.guidance.q_heads(obs_n, act)
         finally:
             for p, f in zip(params, flags):
                 p.requires_grad_(f)
@@ -272,8 +295,6 @@ class DiffusionAlgorithm:
         All B·n chains run in one batched sampler call (obs repeated n times, row-major);
         ``denoiser.x_dim`` is the sampled dimension (see ``build_denoiser``).
         """
-        from rl_core import diffusion as D
-
         B, x_dim = obs_n.shape[0], int(denoiser.x_dim)
         cond = obs_n.repeat_interleave(n, dim=0)
         x = D.sample(denoiser, cond, (B * n, x_dim), make_schedule(cfg.schedule, cfg.T), solver=cfg.solver,
@@ -308,6 +329,4 @@ class DiffusionAlgorithm:
 @functools.lru_cache(maxsize=None)
 def make_schedule(kind: str, T: int) -> Any:
     """The (cached, CPU) NoiseSchedule of kind and T; the samplers move what they need."""
-    from rl_core import diffusion as D
-
     return D.make_schedule(kind, T)  # type: ignore[arg-type]
