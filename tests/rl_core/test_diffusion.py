@@ -1,0 +1,202 @@
+"""Schedules and samplers: table values, the Gaussian analytic oracle, DDIM agreement, guidance, gradients."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from rl_core.diffusion import SOLVERS, add_noise, diffusion_loss, make_schedule, one_step_x0, sample, step_indices
+from rl_core.errors import ConfigError, MdptError
+from rl_core.nets import DQLMlp
+
+M, S = 0.4, 0.3  # 1-D data N(M, S^2)
+
+
+def oracle_eps(sched, m: float = M, s: float = S):
+    """Optimal eps-predictor for N(m, s^2) data: eps* = sigma (x - alpha m) / (alpha^2 s^2 + sigma^2)."""
+
+    def fn(x, k, cond):
+        a, sg = sched.alphas[k.long()][:, None], sched.sigmas[k.long()][:, None]
+        return sg * (x - a * m) / (a**2 * s**2 + sg**2)
+
+    return fn
+
+
+def oracle_x0(sched, m: float = M, s: float = S):
+    """Optimal x0-predictor E[x0 | x_k] = m + alpha s^2 (x - alpha m) / (alpha^2 s^2 + sigma^2)."""
+
+    def fn(x, k, cond):
+        a, sg = sched.alphas[k.long()][:, None], sched.sigmas[k.long()][:, None]
+        return m + a * s**2 * (x - a * m) / (a**2 * s**2 + sg**2)
+
+    return fn
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_schedule_values_match_reference_tables():
+    cos = make_schedule("cosine", 5)
+    assert torch.allclose(cos.alphas, torch.tensor([1.000, 0.920, 0.702, 0.379, 0.008]), atol=2e-3)
+    assert torch.allclose(cos.sigmas, torch.tensor([0.006, 0.392, 0.712, 0.925, 1.000]), atol=2e-3)
+    vp = make_schedule("vp", 5)
+    assert torch.allclose(vp.betas, torch.tensor([0.196, 0.459, 0.636, 0.755, 0.835]), atol=2e-3)
+    assert torch.allclose(vp.alphabar, torch.tensor([0.804, 0.435, 0.159, 0.039, 0.0064]), atol=1e-3)
+    vp15 = make_schedule("vp", 15).alphabar
+    ref15 = [0.972, 0.904, 0.804, 0.685, 0.558, 0.435, 0.325, 0.232, 0.159, 0.104, 0.065, 0.039, 0.022, 0.012, 0.0064]
+    assert torch.allclose(vp15, torch.tensor(ref15), atol=1.5e-3)
+    lin = make_schedule("linear", 100)
+    assert lin.betas[0].item() == pytest.approx(1e-3, rel=1e-4) and lin.betas[-1].item() == pytest.approx(0.2, rel=1e-4)
+    for sch in (cos, vp, lin):
+        assert torch.allclose(sch.alphas**2 + sch.sigmas**2, torch.ones(sch.T), atol=1e-6)
+        assert bool((sch.alphas[1:] < sch.alphas[:-1]).all())  # k = 0 is the least noisy
+
+
+def test_bad_arguments_raise_mdpt_errors_naming_allowed_values():
+    with pytest.raises(ConfigError, match="cosine, vp, linear"):
+        make_schedule("sigmoid", 5)
+    with pytest.raises(ConfigError, match="T > 20"):
+        make_schedule("linear", 5)
+    sched = make_schedule("cosine", 5)
+    with pytest.raises(ConfigError, match="ddpm, dpm_solver_1, dpm_solver_2m"):
+        sample(oracle_eps(sched), torch.zeros(2, 1), (2, 1), sched, solver="euler", generator=gen())
+    with pytest.raises(MdptError, match="steps"):
+        sample(oracle_eps(sched), torch.zeros(2, 1), (2, 1), sched, steps=6, generator=gen())
+    with pytest.raises(ConfigError, match="eps, x0"):
+        diffusion_loss(oracle_eps(sched), torch.zeros(2, 1), torch.zeros(2, 1), sched, predict="v", generator=gen())
+
+
+def test_step_indices_descend_to_zero():
+    assert step_indices(5, 5) == [4, 3, 2, 1, 0]
+    ks = step_indices(50, 15)
+    assert len(ks) == 15 and ks[0] == 49 and ks[-1] == 0 and all(a > b for a, b in zip(ks, ks[1:]))
+    assert step_indices(50, 1) == [49]
+
+
+def test_add_noise_formula():
+    sched = make_schedule("vp", 5)
+    x0, eps, k = torch.randn(6, 2, generator=gen(1)), torch.randn(6, 2, generator=gen(2)), torch.tensor([0, 1, 2, 3, 4, 0])
+    expected = sched.alphas[k][:, None] * x0 + sched.sigmas[k][:, None] * eps
+    assert torch.allclose(add_noise(x0, eps, k, sched), expected)
+
+
+@pytest.mark.parametrize(("solver", "kind", "T", "steps"), [("ddpm", "cosine", 200, None), ("ddpm", "vp", 100, None), ("dpm_solver_2m", "cosine", 200, 20)])
+def test_sampler_recovers_gaussian_with_oracle(solver, kind, T, steps):
+    sched = make_schedule(kind, T)
+    n = 20_000
+    x = sample(oracle_eps(sched), torch.zeros(n, 1), (n, 1), sched, solver=solver, steps=steps, generator=gen(), clip=None)
+    assert x.mean().item() == pytest.approx(M, abs=0.02)
+    assert x.std().item() == pytest.approx(S, abs=0.02)
+
+
+def test_deterministic_solvers_follow_the_exact_probability_flow():
+    """For N(m, s^2) the PF-ODE keeps u = (x - alpha m)/sqrt(alpha^2 s^2 + sigma^2) constant, so x_0 = m + s u(x_T)."""
+    sched = make_schedule("cosine", 200)
+    x_T = torch.linspace(-2, 2, 9)[:, None]
+    a, sg = sched.alphas[-1].item(), sched.sigmas[-1].item()
+    exact = M + S * (x_T - a * M) / math.sqrt(a**2 * S**2 + sg**2)
+    kw = dict(generator=gen(), clip=None, x_T=x_T, steps=20)
+    err1 = (sample(oracle_eps(sched), torch.zeros(9, 1), (9, 1), sched, solver="dpm_solver_1", **kw) - exact).abs().max()
+    err2 = (sample(oracle_eps(sched), torch.zeros(9, 1), (9, 1), sched, solver="dpm_solver_2m", **kw) - exact).abs().max()
+    assert err2 < 0.03 and err2 < err1 / 2  # second order beats first order at the same 20 steps
+    # x0-prediction is the same model in another parametrisation -> same samples
+    x0_pred = sample(oracle_x0(sched), torch.zeros(9, 1), (9, 1), sched, solver="dpm_solver_2m", predict="x0", **kw)
+    assert torch.allclose(x0_pred, sample(oracle_eps(sched), torch.zeros(9, 1), (9, 1), sched, solver="dpm_solver_2m", **kw), atol=1e-4)
+
+
+def test_first_order_dpm_solver_equals_independent_ddim():
+    sched = make_schedule("cosine", 50)
+    net = DQLMlp(3, 2, hidden=32, emb_dim=8).double()  # float64: x0_hat = (x - sigma eps)/alpha amplifies by 1/alpha_49 ~ 120
+    obs, x_T = torch.randn(4, 3, generator=gen(1), dtype=torch.float64), torch.randn(4, 2, generator=gen(2), dtype=torch.float64)
+    with torch.no_grad():
+        got = sample(net, obs, (4, 2), sched, solver="dpm_solver_1", steps=7, generator=gen(), x_T=x_T, clip=None)
+        x, ks = x_T.clone(), [49, 41, 33, 24, 16, 8, 0]  # round(linspace(49, 0, 7)), half to even
+        for i, k in enumerate(ks):
+            a, s = sched.alphas[k].item(), sched.sigmas[k].item()
+            a1, s1 = (sched.alphas[ks[i + 1]].item(), sched.sigmas[ks[i + 1]].item()) if i + 1 < len(ks) else (1.0, 0.0)
+            eps = net(x, torch.full((4,), float(k), dtype=torch.float64), obs)
+            x = a1 * (x - s * eps) / a + s1 * eps  # DDIM (eta = 0)
+    assert torch.allclose(got, x, rtol=1e-10, atol=1e-10)
+
+
+def test_same_generator_same_samples_and_clip_to_bounds():
+    sched = make_schedule("cosine", 5)
+    net = DQLMlp(3, 2, hidden=32, emb_dim=8)
+    obs = torch.randn(16, 3, generator=gen(1))
+    with torch.no_grad():
+        for solver in SOLVERS:
+            a = sample(net, obs, (16, 2), sched, solver=solver, generator=gen(7), temperature=3.0)
+            b = sample(net, obs, (16, 2), sched, solver=solver, generator=gen(7), temperature=3.0)
+            c = sample(net, obs, (16, 2), sched, solver=solver, generator=gen(8), temperature=3.0)
+            assert torch.equal(a, b) and not torch.equal(a, c)
+            assert a.abs().max() <= 1.0
+        half = sample(net, obs, (16, 2), sched, generator=gen(7), clip=(-0.5, 0.5))
+        assert half.abs().max() <= 0.5
+
+
+def test_temperature_zero_and_given_x_T():
+    sched = make_schedule("cosine", 5)
+    net = DQLMlp(3, 2, hidden=32, emb_dim=8)
+    obs = torch.randn(4, 3, generator=gen(1))
+    with torch.no_grad():
+        t0 = sample(net, obs, (4, 2), sched, solver="dpm_solver_1", generator=gen(1), temperature=0.0)
+        xz = sample(net, obs, (4, 2), sched, solver="dpm_solver_1", generator=gen(2), x_T=torch.zeros(4, 2))
+    assert torch.equal(t0, xz)
+
+
+def test_guidance_scale_zero_is_unguided_and_constant_guidance_shifts_up():
+    sched = make_schedule("cosine", 20)
+    n = 4000
+    up = lambda x, k: torch.ones_like(x)  # d log h / dx = +1: prefer larger x
+    base = sample(oracle_eps(sched), torch.zeros(n, 1), (n, 1), sched, generator=gen(3), clip=None)
+    zero = sample(oracle_eps(sched), torch.zeros(n, 1), (n, 1), sched, generator=gen(3), clip=None, guidance=up, guidance_scale=0.0)
+    assert torch.equal(base, zero)
+    for scale, sign in ((0.5, 1), (-0.5, -1)):
+        guided = sample(oracle_eps(sched), torch.zeros(n, 1), (n, 1), sched, generator=gen(3), clip=None, guidance=up, guidance_scale=scale)
+        assert sign * (guided.mean() - base.mean()).item() > 0.05
+
+
+def test_prediction_clip_is_switchable():
+    sched = make_schedule("cosine", 5)
+    far = lambda x, k, c: torch.full_like(x, 3.0)  # x0-model predicting outside the bounds
+    kw = dict(predict="x0", generator=gen(), solver="dpm_solver_1", x_T=torch.zeros(2, 1))
+    clipped = sample(far, torch.zeros(2, 1), (2, 1), sched, clip=(-1.0, 1.0), **kw)
+    assert torch.allclose(clipped, torch.ones(2, 1))
+    unclipped = sample(far, torch.zeros(2, 1), (2, 1), sched, clip=(-5.0, 5.0), clip_x0=False, **kw)
+    assert torch.allclose(unclipped, torch.full((2, 1), 3.0), atol=1e-4)
+
+
+def test_gradients_flow_through_the_chain_to_all_parameters():
+    sched = make_schedule("cosine", 5)
+    net = DQLMlp(3, 2, hidden=32, emb_dim=8)
+    act = sample(net, torch.randn(32, 3, generator=gen(1)), (32, 2), sched, generator=gen(2), clip=None, clip_x0=False)
+    act.pow(2).sum().backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_diffusion_loss_targets_and_weights():
+    sched = make_schedule("cosine", 5)
+    x0 = torch.full((8, 2), 0.3)
+    perfect_x0 = lambda x, k, c: torch.full_like(x, 0.3)
+    assert diffusion_loss(perfect_x0, x0, torch.zeros(8, 1), sched, predict="x0", generator=gen()).item() == pytest.approx(0.0, abs=1e-12)
+    zero = lambda x, k, c: torch.zeros_like(x)  # eps-MSE of a zero predictor = E[eps^2] ~ 1
+    big = torch.zeros(4096, 2)
+    assert diffusion_loss(zero, big, torch.zeros(4096, 1), sched, predict="eps", generator=gen()).item() == pytest.approx(1.0, abs=0.05)
+    unweighted = diffusion_loss(zero, x0, torch.zeros(8, 1), sched, predict="eps", generator=gen(5))
+    ones = diffusion_loss(zero, x0, torch.zeros(8, 1), sched, predict="eps", generator=gen(5), weights=torch.ones(8))
+    zeros = diffusion_loss(zero, x0, torch.zeros(8, 1), sched, predict="eps", generator=gen(5), weights=torch.zeros(8))
+    assert torch.allclose(unweighted, ones) and zeros.item() == 0.0
+
+
+def test_one_step_x0_recovers_point_mass_and_clips():
+    sched = make_schedule("cosine", 50)
+    x0 = torch.full((64, 1), 0.7)
+    x0_hat, k = one_step_x0(oracle_eps(sched, m=0.7, s=0.0), x0, torch.zeros(64, 1), sched, predict="eps", generator=gen())
+    assert k.dtype == torch.long and k.shape == (64,) and int(k.min()) >= 0 and int(k.max()) <= 49 and len(k.unique()) > 10
+    assert torch.allclose(x0_hat, x0, atol=1e-4)
+    far, _ = one_step_x0(lambda x, k, c: torch.full_like(x, 2.0), x0, torch.zeros(64, 1), sched, predict="x0", generator=gen(), clip=(-1, 1))
+    assert torch.equal(far, torch.ones(64, 1))

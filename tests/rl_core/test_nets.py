@@ -1,0 +1,90 @@
+"""Networks: shapes, dtypes, time embedding, architecture switches, critics."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rl_core.errors import ConfigError
+from rl_core.nets import MLP, DQLMlp, LNResNet, TimeEmbedding, TwinQ, ValueNet
+
+B, OBS, ACT = 5, 7, 3
+
+
+def inputs(x_dim: int = ACT):
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(B, x_dim, generator=g), torch.arange(B, dtype=torch.float32), torch.randn(B, OBS, generator=g)
+
+
+def test_time_embedding_distinct_for_float_steps():
+    emb = TimeEmbedding(dim=16, hidden=32)
+    k = torch.tensor([0.0, 0.5, 1.0, 4.0, 48.0])
+    e = emb(k)
+    assert e.shape == (5, 16) and e.dtype == torch.float32
+    assert torch.cdist(e, e).add(torch.eye(5)).min() > 1e-4  # all pairwise distinct, including k = 0 vs 0.5
+    # the raw sinusoids separate k and k + 44 (CleanDiffuser's integer-frequency quirk nearly aliases them)
+    raw = lambda m, k: torch.cat([(k[:, None] * m.freqs).cos(), (k[:, None] * m.freqs).sin()], -1)
+    pair = torch.tensor([3.0, 47.0])
+    assert (raw(emb, pair)[0] - raw(emb, pair)[1]).norm() > 1.0
+    quirk = TimeEmbedding(dim=16, hidden=32, integer_freqs=True)
+    assert quirk.freqs.tolist() == [1.0] + [0.0] * 7
+    assert (raw(quirk, pair)[0] - raw(quirk, pair)[1]).norm() < 0.05
+
+
+@pytest.mark.parametrize("final_act", [False, True])
+def test_denoisers_shapes_and_dtypes(final_act):
+    x, k, obs = inputs()
+    for net in (DQLMlp(OBS, ACT, hidden=32, emb_dim=8), LNResNet(OBS, ACT, hidden=32, emb_dim=8, final_act=final_act)):
+        out = net(x, k, obs)
+        assert out.shape == (B, ACT) and out.dtype == torch.float32 and torch.isfinite(out).all()
+        assert not torch.equal(net(x, k + 1, obs), out)  # depends on the step
+    resnet = LNResNet(OBS, ACT, hidden=32, emb_dim=8, final_act=final_act)
+    assert isinstance(resnet.out[0], torch.nn.Mish) == final_act
+
+
+def test_default_architectures_match_reference_sizes():
+    dql = DQLMlp(OBS, ACT)
+    linears = [m for m in dql.mlp if isinstance(m, torch.nn.Linear)]
+    assert [(l.in_features, l.out_features) for l in linears] == [(ACT + 64 + OBS, 256), (256, 256), (256, 256), (256, ACT)]
+    res = LNResNet(OBS, ACT)
+    assert len(res.blocks) == 3 and res.blocks[0].net[2].out_features == 1024 and res.blocks[0].net[0].p == 0.1
+    cd = TwinQ.cd_dql(OBS, ACT)
+    names = [type(m).__name__ for m in cd.q1]
+    assert names == ["Linear", "LayerNorm", "Tanh", "Linear", "LayerNorm", "Mish", "Linear", "LayerNorm", "Mish", "Linear"]
+
+
+def test_lnresnet_extra_head_for_swg():
+    x, k, obs = inputs(ACT + 1)
+    net = LNResNet(OBS, ACT, hidden=32, emb_dim=8, out_extra_head=True)
+    assert net(x, k, obs).shape == (B, ACT + 1)
+    with pytest.raises(ConfigError, match="n_blocks"):
+        LNResNet(OBS, ACT, n_blocks=1, out_extra_head=True)
+
+
+def test_dropout_only_in_train_mode():
+    x, k, obs = inputs()
+    net = LNResNet(OBS, ACT, hidden=32, emb_dim=8, dropout=0.5).eval()
+    assert torch.equal(net(x, k, obs), net(x, k, obs))
+    net.train()
+    assert not torch.equal(net(x, k, obs), net(x, k, obs))
+
+
+def test_critics_shapes_heads_independent_and_min():
+    _, _, obs = inputs()
+    act = torch.rand(B, ACT) * 2 - 1
+    q = TwinQ(OBS, ACT, hidden=32, n_layers=2)
+    q1, q2 = q(obs, act)
+    assert q1.shape == q2.shape == (B,) and not torch.equal(q1, q2)
+    assert torch.equal(q.q_min(obs, act), torch.minimum(q1, q2))
+    q2.sum().backward()
+    assert all(p.grad is None for p in q.q1.parameters())  # heads share nothing
+    v = ValueNet(OBS, hidden=32, input_layer_norm=True)
+    assert v(obs).shape == (B,) and isinstance(v.net[0], torch.nn.LayerNorm)
+
+
+def test_mlp_options_and_bad_activation():
+    m = MLP(4, 2, hidden=8, n_layers=3, activation="relu", layer_norm=True, first_activation="tanh")
+    assert [type(x).__name__ for x in m][:3] == ["Linear", "LayerNorm", "Tanh"] and type(m[5]).__name__ == "ReLU"
+    assert m(torch.zeros(6, 4)).shape == (6, 2)
+    with pytest.raises(ConfigError, match="mish, relu"):
+        MLP(4, 2, activation="swishy")
