@@ -41,6 +41,14 @@ class EpisodeResult:
     length: int  # env steps until termination, truncation or max_steps
 
 
+def eval_seed_for(trial_seed: int, step: int) -> int:
+    """Env seed of episode 0 when evaluating snapshot ``step`` of a trial seeded ``trial_seed``.
+
+    Distinct per (trial seed, step) and reproducible, so checkpoints are scored on fresh episodes.
+    """
+    return int(np.random.SeedSequence([trial_seed, step]).generate_state(1)[0] % 2**31)
+
+
 def _fresh_env(env_id: str):
     env = make_env(env_id)
     env.reset()  # build the scene (see module docstring)

@@ -1,9 +1,270 @@
-"""`mdpt` subcommands: placeholder until its issue lands (see sweeps/cli.py)."""
+"""`mdpt pretrain-guidance`, `mdpt train`, `mdpt evaluate`: one trial at a time, in this process, no Ray.
+
+`mdpt train --out DIR` writes the same run directory as a sweep (docs/interfaces.md "Run directory
+layout"): result tables under DIR/results (eval rows for every snapshot, logged training metrics,
+one trials row), snapshots under DIR/snapshots/<trial_id>/. Each snapshot is evaluated right away,
+in-process, with the lockstep evaluator. `mdpt pretrain-guidance --out DIR` writes guidance
+artifacts under DIR/guidance/<trial_id>/ (step_XXXXXXXX.pt every --save-every steps, final.pt).
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+INFER_METHODS = ("none", "softmax", "argmax", "gradient", "swg")
+GUIDANCE_MODES = ("joint", "none", "noise", "frozen", "unfrozen")
+ALGOS = ("dql", "idql", "edp", "swg")
+FMT = argparse.ArgumentDefaultsHelpFormatter
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    pass
+    p = sub.add_parser("pretrain-guidance", formatter_class=FMT,
+                       help="train a guidance module (critic) from a dataset alone (GFDT stage 1)",
+                       description="Train a critic from the dataset alone and save guidance artifacts to "
+                                   "OUT/guidance/<trial_id>/ (step_XXXXXXXX.pt every --save-every steps, and final.pt). "
+                                   "kind iql: expectile V and Q to V(s'); kind td: SARSA with the dataset's next actions.")
+    p.add_argument("--task", required=True, default=argparse.SUPPRESS, help="dataset: a task name (e.g. hopper-medium) or a dataset path")
+    p.add_argument("--kind", choices=("td", "iql"), default="iql", help="critic kind (td for DQL/EDP, iql for IDQL/SWG)")
+    _loop_args(p, steps=5000)
+    p.add_argument("--save-every", type=int, default=None, help="also save step-matched artifacts every K steps")
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("train", formatter_class=FMT, help="train one diffusion policy and evaluate every snapshot (no Ray)",
+                       description="Train one (task, algorithm, training-guidance mode, seed) trial, evaluating each "
+                                   "snapshot in-process; writes OUT/results/{evals,train,trials} like a sweep.")
+    p.add_argument("--task", required=True, default=argparse.SUPPRESS, help="dataset: a task name (e.g. hopper-medium) or a dataset path")
+    p.add_argument("--algo", choices=ALGOS, default="dql", help="algorithm")
+    p.add_argument("--guidance", choices=GUIDANCE_MODES, default="joint",
+                   help="training-guidance mode (frozen/unfrozen need --guidance-artifact)")
+    p.add_argument("--guidance-artifact", default=None, help="pretrained guidance artifact (from `mdpt pretrain-guidance`)")
+    _loop_args(p, steps=2000)
+    p.add_argument("--eval-every", type=int, default=400, help="snapshot + evaluation interval, gradient steps")
+    p.add_argument("--algo-config", default=None, help="JSON object of algorithm config overrides, e.g. '{\"eta\": 0.5}'")
+    p.add_argument("--trial-id", default=None, help="trial id; None = <algo>-<guidance>-s<seed>")
+    _eval_args(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", formatter_class=FMT, help="evaluate a saved snapshot, optionally with another critic",
+                       description="Roll out a snapshot in its dataset's environment; --guidance-artifact plugs in "
+                                   "another critic (double guidance, cross-algorithm guidance).")
+    p.add_argument("snapshot", help="snapshot file (OUT/snapshots/<trial_id>/step_XXXXXXXX.pt)")
+    p.add_argument("--guidance-artifact", default=None, help="guidance artifact to use instead of the snapshot's own critic")
+    p.add_argument("--seed", type=int, default=0, help="episode i uses env seed SEED + i")
+    _eval_args(p)
+    p.set_defaults(func=cmd_evaluate)
+
+
+def _loop_args(p: argparse.ArgumentParser, steps: int) -> None:
+    p.add_argument("--seed", type=int, default=0, help="training seed")
+    p.add_argument("--steps", type=int, default=steps, help="gradient steps")
+    p.add_argument("--batch-size", type=int, default=256, help="minibatch size")
+    p.add_argument("--log-every", type=int, default=100, help="metric logging interval")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads; None = torch's choice")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--out", type=Path, required=True, default=argparse.SUPPRESS, help="run directory")
+
+
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--episodes", type=int, default=10, help="evaluation episodes per snapshot")
+    p.add_argument("--method", choices=INFER_METHODS, default=None,
+                   help="inference guidance; None = swg for SWG, softmax when a critic is present, else none")
+    p.add_argument("--scale", type=float, default=None, help="inference scale: softmax inverse temperature, gradient lambda, SWG s "
+                   "(None = InferenceConfig's default)")
+    p.add_argument("--candidates", type=int, default=None, help="candidate actions per state; None = the algorithm config's n_candidates")
+    p.add_argument("--max-steps", type=int, default=1000, help="episode step cap")
+
+
+def _inference(args: argparse.Namespace, algo: str, algo_cfg: dict, has_guidance: bool) -> Any:
+    """InferenceConfig from the CLI flags, defaulting per algorithm and to 'none' without a critic."""
+    from rl_core.inference import InferenceConfig
+
+    method = args.method or ("swg" if algo == "swg" else "softmax" if has_guidance else "none")
+    kw: dict[str, Any] = {"method": method}
+    if args.scale is not None:
+        kw["scale"] = args.scale
+    candidates = args.candidates or algo_cfg.get("n_candidates")
+    if candidates:
+        kw["n_candidates"] = candidates
+    if "eval_temperature" in algo_cfg:
+        kw["temperature"] = algo_cfg["eval_temperature"]
+    return InferenceConfig(**kw)
+
+
+def _infer_scale(inference: Any) -> float:
+    return math.nan if inference.method == "none" else float(inference.scale)
+
+
+def _print_scores(results: list, prefix: str = "") -> float:
+    import numpy as np
+
+    scores = np.array([r.normalized_score for r in results])
+    print(f"{prefix}normalized score {scores.mean():.1f} ± {scores.std():.1f} over {len(scores)} episodes "
+          f"(return {np.mean([r.ret for r in results]):.1f}, length {np.mean([r.length for r in results]):.0f})", flush=True)
+    return float(scores.mean())
+
+
+def _write_run_json(out: Path, name: str) -> None:
+    path = out / "run.json"
+    if not path.exists():
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"sweep": name, "scale": None, "comparisons": [], "created": time.time()}, indent=2))
+
+
+def _trial_row(sweep: str, trial_id: str, stage: str, task: str, algo: str, guidance: str, seed: int,
+               config: dict, status: str, reason: str = "") -> dict:
+    return {"sweep": sweep, "trial_id": trial_id, "stage": stage, "task": task, "algo": algo,
+            "train_guidance": guidance, "seed": seed, "config_json": json.dumps(config, sort_keys=True),
+            "status": status, "failure_reason": reason, "restored_from": -1, "num_failures": 0,
+            "updated_at": time.time()}
+
+
+def _progress(m: dict[str, float], total: int, extra: str = "") -> None:
+    losses = " ".join(f"{k} {v:.4g}" for k, v in m.items() if k.startswith("loss/"))
+    print(f"step {int(m['step'])}/{total} | {losses} | {m['time/steps_per_s']:.1f} steps/s{extra}", flush=True)
+
+
+class _TrainRows:
+    """Buffers logged metrics as long-format `train` rows; written at each snapshot and at the end."""
+
+    def __init__(self, store: Any, ident: dict) -> None:
+        self.store, self.ident, self.rows = store, ident, []
+
+    def add(self, m: dict[str, float]) -> None:
+        step = int(m["step"])
+        self.rows += [{**self.ident, "step": step, "metric": k, "value": float(v)} for k, v in m.items() if k != "step"]
+
+    def flush(self) -> None:
+        self.store.write_train(self.rows)
+        self.rows = []
+
+
+def _run_trial(out: Path, trial_id: str, stage: str, task: str, algo: str, guidance: str, seed: int,
+               config: dict, body: Any) -> int:
+    """Record the trial as RUNNING, run ``body()``, then TERMINATED (or ERROR with the reason, re-raised)."""
+    from trainables.results import ResultStore
+
+    store = ResultStore(out)
+    _write_run_json(out, out.name)
+    row = lambda status, reason="": _trial_row(out.name, trial_id, stage, task, algo, guidance, seed, config, status, reason)  # noqa: E731
+    store.write_trial(row("RUNNING"))
+    try:
+        body(store)
+    except BaseException as exc:
+        store.write_trial(row("ERROR", f"{type(exc).__name__}: {exc}"))
+        raise
+    store.write_trial(row("TERMINATED"))
+    return 0
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from rl_core.data_io import load_dataset
+    from rl_core.train import PretrainConfig, run_pretraining
+
+    ds = load_dataset(args.task)
+    cfg = PretrainConfig(task=args.task, kind=args.kind, seed=args.seed, steps=args.steps, batch_size=args.batch_size,
+                         save_every=args.save_every, log_every=args.log_every, device=args.device, threads=args.threads)
+    trial_id = f"guidance-{args.kind}-s{args.seed}"
+    workdir = args.out / "guidance" / trial_id
+
+    def body(store: Any) -> None:
+        rows = _TrainRows(store, {"sweep": args.out.name, "trial_id": trial_id, "task": args.task,
+                                  "algo": f"pretrain-{args.kind}", "train_guidance": "", "seed": args.seed})
+
+        def report(m: dict[str, float]) -> None:
+            rows.add(m)
+            _progress(m, cfg.steps)
+
+        final = run_pretraining(cfg, ds, workdir=workdir, report=report,
+                                on_artifact=lambda step, path: print(f"saved guidance artifact {path}", flush=True))
+        rows.flush()
+        print(f"final guidance artifact: {final}")
+
+    return _run_trial(args.out, trial_id, "pretrain", args.task, f"pretrain-{args.kind}", "", args.seed,
+                      {"pretrain": cfg.to_dict()}, body)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rl_core.algos import get_algorithm
+    from rl_core.data_io import load_dataset
+    from rl_core.evaluation import eval_seed_for, evaluate_snapshot
+    from rl_core.train import TrainConfig, run_training
+
+    ds = load_dataset(args.task)
+    algo_config = json.loads(args.algo_config) if args.algo_config else {}
+    cfg = TrainConfig(task=args.task, algo=args.algo, algo_config=algo_config, train_guidance=args.guidance,
+                      guidance_artifact=args.guidance_artifact, seed=args.seed, steps=args.steps,
+                      batch_size=args.batch_size, eval_every=args.eval_every, log_every=args.log_every,
+                      device=args.device, threads=args.threads)
+    resolved = get_algorithm(args.algo).Config.from_dict(algo_config).to_dict()
+    inference = _inference(args, args.algo, resolved, has_guidance=args.guidance != "none")
+    trial_id = args.trial_id or f"{args.algo}-{args.guidance}-s{args.seed}"
+    guidance_seed = _guidance_seed(cfg)
+    ident = {"sweep": args.out.name, "trial_id": trial_id, "task": args.task, "algo": args.algo,
+             "train_guidance": args.guidance}
+    print(f"trial {trial_id}: {args.algo} on {args.task} ({ds.n_transitions} transitions), guidance {args.guidance}, "
+          f"inference {inference.method}; writing to {args.out}", flush=True)
+
+    def body(store: Any) -> None:
+        rows, latest = _TrainRows(store, {**ident, "seed": args.seed}), {"score": math.nan}
+
+        def report(m: dict[str, float]) -> None:
+            rows.add(m)
+            _progress(m, cfg.steps, f" | latest score {latest['score']:.1f}")
+
+        def on_snapshot(step: int, path: Path) -> None:
+            t0, eval_seed = time.perf_counter(), eval_seed_for(args.seed, step)
+            results = evaluate_snapshot(path, inference, args.episodes, eval_seed, max_steps=args.max_steps)
+            wall = time.perf_counter() - t0
+            store.write_eval_job([{**ident, "infer_source": "self", "infer_method": inference.method,
+                                   "infer_scale": _infer_scale(inference), "diffusion_seed": args.seed,
+                                   "guidance_seed": guidance_seed, "step": step, "episode": r.episode,
+                                   "eval_seed": r.eval_seed, "return": r.ret, "normalized_score": r.normalized_score,
+                                   "length": r.length, "wall_s": wall} for r in results])
+            rows.flush()
+            latest["score"] = _print_scores(results, f"eval @ step {step}: ")
+
+        run_training(cfg, ds, workdir=args.out / "snapshots" / trial_id, report=report, on_snapshot=on_snapshot)
+        rows.flush()
+
+    return _run_trial(args.out, trial_id, "train", args.task, args.algo, args.guidance, args.seed,
+                      {"train": cfg.to_dict(), "inference": dataclasses.asdict(inference), "episodes": args.episodes}, body)
+
+
+def _guidance_seed(cfg: Any) -> int:
+    """Seed of the training critic: the trial seed for fresh critics, the artifact's for pretrained ones, -1 for none."""
+    if cfg.train_guidance == "none":
+        return -1
+    if cfg.guidance_artifact is None:
+        return cfg.seed
+    from rl_core.guidance import load_artifact
+
+    return int(load_artifact(cfg.guidance_artifact)[1]["seed"])
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from rl_core.evaluation import evaluate_snapshot
+    from rl_core.snapshot import load_snapshot
+
+    snap = load_snapshot(args.snapshot)
+    has_guidance = snap.guidance is not None or args.guidance_artifact is not None
+    inference = _inference(args, snap.algo, _algo_defaults(snap), has_guidance)
+    results = evaluate_snapshot(args.snapshot, inference, args.episodes, args.seed, args.guidance_artifact,
+                                max_steps=args.max_steps)
+    for r in results:
+        print(f"episode {r.episode} (env seed {r.eval_seed}): return {r.ret:.1f}, normalized score "
+              f"{r.normalized_score:.1f}, length {r.length}")
+    source = args.guidance_artifact or "own critic"
+    _print_scores(results, f"{snap.algo} step {snap.step}, {inference.method} ({source}): ")
+    return 0
+
+
+def _algo_defaults(snap: Any) -> dict:
+    from rl_core.algos import get_algorithm
+
+    return get_algorithm(snap.algo).Config.from_dict(snap.config.get("algo_config", {})).to_dict()
