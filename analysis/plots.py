@@ -1,0 +1,120 @@
+"""PNG plots of computed report outputs (matplotlib's object API with the Agg canvas; no pyplot state).
+
+Every function takes already-computed arrays (nothing here reads results or computes statistics)
+and writes one PNG. Scores are normalized scores x100; every axis says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+SCORE = "normalized score (×100)"
+STEP = "gradient step"
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One variant's line on one task: steps (K,), center (K,), band lo/hi (K,) (NaN = no band)."""
+
+    label: str
+    steps: np.ndarray
+    center: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    color: str | None = None  # a matplotlib color; None = the i-th default color
+
+
+def _grid(n: int, ncols: int, w: float = 5.2, h: float = 3.6) -> tuple[Figure, list]:
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig = Figure(figsize=(w * ncols, h * nrows + 0.6), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, list(axes[:n])
+
+
+def _lines(ax, curves: list[Curve], marker: str = "o") -> None:
+    for i, c in enumerate(curves):
+        color = c.color or f"C{i % 10}"
+        ax.plot(c.steps, c.center, marker=marker, ms=3.5, lw=1.6, color=color, label=c.label)
+        if np.any(~np.isnan(c.lo)):
+            ax.fill_between(c.steps, c.lo, c.hi, color=color, alpha=0.2, lw=0)
+    ax.grid(alpha=0.3)
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def learning_curves(by_task: dict[str, list[Curve]], path: Path, band: str) -> Path:
+    """One panel per task: seed-mean score per checkpoint with a band (described by ``band``)."""
+    fig, axes = _grid(len(by_task), 2)
+    for ax, (task, curves) in zip(axes, by_task.items()):
+        _lines(ax, curves)
+        ax.set(title=task, xlabel=STEP, ylabel=SCORE)
+        ax.legend(fontsize=8, title=f"mean over seeds, band = {band}", title_fontsize=8)
+    fig.suptitle("Learning curves")
+    return _save(fig, path)
+
+
+def variance_curves(by_task: dict[str, tuple[list[Curve], list[Curve]]], path: Path) -> Path:
+    """Per task, two panels: within-run (across-episode) variance and across-seed variance per checkpoint."""
+    fig, axes = _grid(2 * len(by_task), 2)
+    for i, (task, pair) in enumerate(by_task.items()):
+        for ax, curves, what in zip(axes[2 * i:2 * i + 2], pair, ("within run (across episodes)", "across seeds")):
+            _lines(ax, curves)
+            ax.set(title=f"{task}: variance {what}", xlabel=STEP, ylabel="variance of score (×100²)")
+            ax.legend(fontsize=8)
+    fig.suptitle("Per-checkpoint variance")
+    return _save(fig, path)
+
+
+def interval_estimates(labels: list[str], metrics: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+                       path: Path, note: str, colors: list[str] | None = None) -> Path:
+    """One panel per aggregate metric: point estimate and 95 % CI per variant (horizontal).
+
+    ``metrics``: name -> (point, lo, hi), each (num_variants,) in the order of ``labels``.
+    """
+    colors = colors or [f"C{i % 10}" for i in range(len(labels))]
+    fig, axes = _grid(len(metrics), len(metrics), w=4.6, h=0.9 + 0.45 * len(labels))
+    for j, (ax, (name, (point, lo, hi))) in enumerate(zip(axes, metrics.items())):
+        y = np.arange(len(labels))
+        for i in y:
+            ax.plot([lo[i], hi[i]], [i, i], color=colors[i], lw=7, alpha=0.35, solid_capstyle="butt")
+            ax.plot([point[i]], [i], "|", color=colors[i], ms=16, mew=2.5)
+        ax.set_yticks(y, labels if j == 0 else [""] * len(labels))
+        ax.set_ylim(-0.7, len(labels) - 0.3)
+        ax.set(title=name, xlabel=SCORE)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"Aggregate scores with 95 % stratified-bootstrap CIs ({note})")
+    return _save(fig, path)
+
+
+def performance_profiles(curves: list[Curve], path: Path, note: str) -> Path:
+    """Score distributions: fraction of runs with score > tau, with bootstrap CI bands."""
+    fig, (ax,) = _grid(1, 1, w=6.4, h=4.2)
+    _lines(ax, curves, marker="")
+    ax.set(xlabel=f"threshold τ, {SCORE}", ylabel="fraction of runs with score > τ", ylim=(-0.02, 1.02),
+           title=f"Performance profiles ({note})")
+    ax.legend(fontsize=8, title="band = 95 % CI", title_fontsize=8)
+    return _save(fig, path)
+
+
+def score_vs_scale(by_task: dict[str, list[Curve]], path: Path, xlabel: str) -> Path:
+    """Per task: final score (mean ± std over seeds) against the guidance scale."""
+    fig, axes = _grid(len(by_task), 2)
+    for ax, (task, curves) in zip(axes, by_task.items()):
+        for i, c in enumerate(curves):
+            ax.errorbar(c.steps, c.center, yerr=[c.center - c.lo, c.hi - c.center], marker="o", capsize=3,
+                        color=c.color or f"C{i % 10}", label=c.label)
+        ax.set(title=task, xlabel=xlabel, ylabel=f"final {SCORE}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, title="mean ± std over seeds", title_fontsize=8)
+    fig.suptitle("Score vs guidance scale")
+    return _save(fig, path)

@@ -1,0 +1,243 @@
+"""The report's tables, in the papers' layout, as pyarrow Tables (one row per comparison x task).
+
+Input is `checkpoint_stats` output (one row per run x checkpoint: ``task, algo, train_guidance,
+infer_source, infer_method, infer_scale, trial_id, diffusion_seed, step, mean, var, n``) and the
+trials table. Scores are x100 and every score column says so (``_x100``; variances ``_x100sq``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from analysis import aggregate as agg
+from analysis import metrics as mt
+from analysis.errors import MissingBaselineError
+from analysis.load import Comparison, select, selector_label
+from analysis.stats import can_reach, holm, levene_median, mann_whitney
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Both arms of one comparison on one task, truncated to their common horizon."""
+
+    comparison: Comparison
+    task: str
+    method: mt.Curves
+    baseline: mt.Curves
+    horizon: int
+    truncated: bool  # an arm had checkpoints beyond the common horizon
+
+
+def pair_curves(ckpt: pa.Table, comparisons: list[Comparison], horizon: int | None = None,
+                strict: bool = True) -> tuple[list[Pair], list[str]]:
+    """The (comparison, task) pairs with rows for both arms, and a note per comparison left out.
+
+    A comparison whose method or baseline selects nothing on every task raises
+    `MissingBaselineError` when ``strict``, else it is left out with a note.
+    """
+    pairs, notes = [], []
+    for comp in comparisons:
+        m_rows, b_rows = select(ckpt, comp.method), select(ckpt, comp.baseline)
+        tasks = sorted(set(m_rows.column("task").to_pylist()) & set(b_rows.column("task").to_pylist()))
+        if not tasks:
+            arm, sel = ("method", comp.method) if m_rows.num_rows == 0 else ("baseline", comp.baseline)
+            have = sorted({selector_label(r) for r in ckpt.select(["algo", "train_guidance", "infer_source"]).to_pylist()})
+            msg = (f"comparison {comp.name!r}: its {arm} {selector_label(sel)} has no evaluation rows"
+                   + ("" if m_rows.num_rows == 0 or b_rows.num_rows == 0 else " on the method's tasks")
+                   + f"; the run has {have}")
+            if strict:
+                raise MissingBaselineError(msg)
+            notes.append(msg)
+            continue
+        for task in tasks:
+            what = f"comparison {comp.name!r} on {task}"
+            m = mt.curves_from_checkpoints(select(m_rows, {"task": task}), f"{what} (method)")
+            b = mt.curves_from_checkpoints(select(b_rows, {"task": task}), f"{what} (baseline)")
+            h = mt.common_horizon(m.steps, b.steps, horizon)
+            pairs.append(Pair(comp, task, mt.truncate(m, h), mt.truncate(b, h), h,
+                              bool(m.steps.max() > h or b.steps.max() > h)))
+    return pairs, notes
+
+
+def _row_id(p: Pair) -> dict:
+    return {"comparison": p.comparison.name, "kind": p.comparison.kind, "task": p.task,
+            "method": selector_label(p.comparison.method), "baseline": selector_label(p.comparison.baseline)}
+
+
+def comparison_table(pairs: list[Pair], early_frac: float = 0.2, alpha: float = 0.05) -> pa.Table:
+    """Peak / AUC / Early gains with tests, one row per pair (the GFDT table layout).
+
+    Tests (two-sided Mann-Whitney, Holm-corrected within each column family over all rows):
+    ``mwu_*`` on the checkpoint means m̄_k within the horizon (paper protocol; checkpoints are
+    autocorrelated, so descriptive), ``early_mwu_*`` on the early window, ``seed_mwu_*`` on one
+    AUC per run (the inferential test; its ``p_min`` depends on the number of seeds).
+    ``levene_*``: Brown-Forsythe on the m̄_k. ``significant``: ``mwu_p_holm < alpha`` (the † mark).
+    """
+    rows = []
+    for p in pairs:
+        g = mt.curve_gains(p.method, p.baseline, p.horizon, early_frac)
+        cm, cb = mt.seed_mean(p.method), mt.seed_mean(p.baseline)
+        em, eb = (mt.early_window(c.steps, p.horizon, early_frac) for c in (p.method, p.baseline))
+        ck, ea = mann_whitney(cm, cb), mann_whitney(cm[em], cb[eb])
+        sd = mann_whitney(mt.per_run_auc(p.method), mt.per_run_auc(p.baseline))
+        w, wp = levene_median(cm, cb)
+        rows.append({**_row_id(p), "runs_m": len(p.method.runs), "runs_b": len(p.baseline.runs),
+                     "horizon_step": p.horizon, "t_early_step": g.t_early,
+                     "checkpoints_m": len(p.method.steps), "checkpoints_b": len(p.baseline.steps),
+                     "peak_m_x100": g.peak_m, "peak_b_x100": g.peak_b, "peak_gain_pct": g.peak_gain_pct,
+                     "auc_m_x100": g.auc_m, "auc_b_x100": g.auc_b, "auc_gain_pct": g.auc_gain_pct,
+                     "early_m_x100": g.early_m, "early_b_x100": g.early_b, "early_gain_x100": g.early_gain,
+                     "early_gain_pct": g.early_gain_pct,
+                     "mwu_u": ck.u1, "mwu_p": ck.pvalue, "mwu_method": ck.method, "mwu_p_min": ck.p_min,
+                     "mwu_cles": ck.cles, "mwu_rank_biserial": ck.rank_biserial,
+                     "early_mwu_p": ea.pvalue, "early_mwu_p_min": ea.p_min,
+                     "seed_mwu_u": sd.u1, "seed_mwu_p": sd.pvalue, "seed_mwu_method": sd.method,
+                     "seed_mwu_p_min": sd.p_min, "seed_mwu_cles": sd.cles,
+                     "levene_w": w, "levene_p": wp})
+    for key in ("mwu", "early_mwu", "seed_mwu"):
+        adj = holm(np.array([r[f"{key}_p"] for r in rows]))
+        family = int(np.sum(~np.isnan([r[f"{key}_p"] for r in rows])))
+        for r, a in zip(rows, adj):
+            r[f"{key}_p_holm"] = float(a)
+            r[f"{key}_can_reach_alpha"] = can_reach(r[f"{key}_p_min"], family, alpha)
+    for r in rows:
+        r["significant"] = bool(r["mwu_p_holm"] < alpha)
+    return pa.Table.from_pylist(rows)
+
+
+def variance_table(pairs: list[Pair]) -> pa.Table:
+    """The double-guidance variance table: one row per pair and level.
+
+    Level ``within-run``: the series v̄_k (across-episode variance, mean over runs); level
+    ``across-seed``: v^seed_k (variance over runs of m_k, ddof 1). For each statistic S in
+    median, IQR, max, CV: S of both arms and ``*_reduction_pct`` = 100 (S_B - S_M) / S_B.
+    ``curve_cv``: std/mean of the seed-mean curve m̄_k.
+    """
+    rows = []
+    for p in pairs:
+        for level, f in (("within-run", mt.within_run_var), ("across-seed", mt.across_seed_var)):
+            sm, sb = mt.variance_summary(f(p.method)), mt.variance_summary(f(p.baseline))
+            row = {**_row_id(p), "level": level, "checkpoints": min(len(p.method.steps), len(p.baseline.steps))}
+            for s in mt.VARIANCE_STATS:
+                unit = "" if s == "cv" else "_x100sq"
+                row |= {f"{s}_m{unit}": sm[s], f"{s}_b{unit}": sb[s], f"{s}_reduction_pct": mt.reduction_pct(sm[s], sb[s])}
+            cm, cb = mt.seed_mean(p.method), mt.seed_mean(p.baseline)
+            row |= {"curve_cv_m": float(np.nanstd(cm) / np.nanmean(cm)), "curve_cv_b": float(np.nanstd(cb) / np.nanmean(cb))}
+            rows.append(row)
+    return pa.Table.from_pylist(rows)
+
+
+def steps_to_reach(c: mt.Curves, target: float) -> float:
+    """First step at which the seed-mean curve m̄_k reaches ``target`` (NaN if never)."""
+    hit = np.flatnonzero(mt.seed_mean(c) >= target)
+    return float(c.steps[hit[0]]) if hit.size else float("nan")
+
+
+def plug_and_play_table(pairs: list[Pair], early_frac: float = 0.2) -> pa.Table:
+    """Final score ± std over runs and early convergence, for pairs of kind ``plug_and_play``.
+
+    ``final``: each run's score at its last checkpoint within the horizon; ``steps_to_90pct``:
+    first step where an arm's m̄_k reaches 90 % of the baseline's Peak.
+    """
+    rows = []
+    for p in (p for p in pairs if p.comparison.kind == "plug_and_play"):
+        fm, fb = mt.per_run_final(p.method), mt.per_run_final(p.baseline)
+        g = mt.curve_gains(p.method, p.baseline, p.horizon, early_frac)
+        target = 0.9 * g.peak_b
+        rows.append({**_row_id(p), "runs_m": len(fm), "runs_b": len(fb), "horizon_step": p.horizon,
+                     "final_m_x100": float(np.mean(fm)), "final_m_std_x100": _std(fm),
+                     "final_b_x100": float(np.mean(fb)), "final_b_std_x100": _std(fb),
+                     "final_diff_x100": float(np.mean(fm) - np.mean(fb)),
+                     "early_m_x100": g.early_m, "early_b_x100": g.early_b, "early_gain_x100": g.early_gain,
+                     "steps_to_90pct_m": steps_to_reach(p.method, target),
+                     "steps_to_90pct_b": steps_to_reach(p.baseline, target)})
+    return pa.Table.from_pylist(rows)
+
+
+def _std(x: np.ndarray) -> float:
+    return float(np.std(x, ddof=1)) if len(x) > 1 else float("nan")
+
+
+def swg_scale_table(ckpt: pa.Table) -> pa.Table:
+    """SWG guidance scales: rows of ``ckpt`` with ``infer_method == "swg"``, one row per
+    (task, algo, train_guidance, infer_source, infer_scale) with final score mean ± std over runs
+    and the Peak of the seed-mean curve."""
+    rows = []
+    swg = select(ckpt, {"infer_method": "swg"})
+    keys = ("task", "algo", "train_guidance", "infer_source", "infer_scale")
+    for g in sorted({tuple(r[k] for k in keys) for r in swg.select(list(keys)).to_pylist()}, key=str):
+        c = mt.curves_from_checkpoints(select(swg, dict(zip(keys, g))), f"SWG scale {g}")
+        final = mt.per_run_final(c)
+        rows.append({**dict(zip(keys, g)), "runs": len(final), "last_step": int(c.steps.max()),
+                     "final_x100": float(np.mean(final)), "final_std_x100": _std(final),
+                     "peak_x100": mt.peak(mt.seed_mean(c))})
+    return pa.Table.from_pylist(rows)
+
+
+def run_health_table(trials: pa.Table) -> pa.Table:
+    """Trials that did not finish cleanly: status other than TERMINATED, failures, or restored from a checkpoint."""
+    keep = [r for r in trials.to_pylist()
+            if r["status"] != "TERMINATED" or (r["restored_from"] or -1) >= 0 or (r["num_failures"] or 0) > 0]
+    cols = ("trial_id", "stage", "task", "algo", "train_guidance", "seed", "status", "failure_reason",
+            "restored_from", "num_failures")
+    return pa.Table.from_pylist([{c: r[c] for c in cols} for r in keep]) if keep else pa.table({c: [] for c in cols})
+
+
+# ----- aggregates across tasks -----------------------------------------------------------------
+def score_matrices(pairs: list[Pair]) -> tuple[dict[str, np.ndarray], list[str], list[str]]:
+    """Final scores as (``num_runs`` x ``num_tasks``) matrices per variant label, on the tasks
+    every variant of ``pairs`` has; runs beyond the smallest per-task count are dropped.
+
+    Returns (matrices, tasks, notes). The final score of a run is its m_k at the last checkpoint
+    within its pair's horizon (the common horizon of a task is the smallest over its pairs).
+    """
+    finals: dict[str, dict[str, np.ndarray]] = {}
+    horizon = {t: min(p.horizon for p in pairs if p.task == t) for t in {p.task for p in pairs}}
+    for p in pairs:
+        for sel, c in ((p.comparison.method, p.method), (p.comparison.baseline, p.baseline)):
+            finals.setdefault(selector_label(sel), {})[p.task] = mt.per_run_final(mt.truncate(c, horizon[p.task]))
+    tasks = sorted(set.intersection(*(set(v) for v in finals.values()))) if finals else []
+    notes, out = [], {}
+    for label, by_task in finals.items():
+        if set(by_task) - set(tasks):
+            notes.append(f"{label}: tasks {sorted(set(by_task) - set(tasks))} left out (not run by every variant)")
+        if not tasks:
+            continue
+        n = min(len(by_task[t]) for t in tasks)
+        if any(len(by_task[t]) > n for t in tasks):
+            notes.append(f"{label}: {n} runs per task used (the smallest count over tasks)")
+        out[label] = np.stack([by_task[t][:n] for t in tasks], axis=1)
+    return out, tasks, notes
+
+
+def aggregate_table(matrices: dict[str, np.ndarray], rng: np.random.Generator, reps: int = 2000) -> pa.Table:
+    """IQM, mean, median and optimality gap (gamma = 100) with stratified-bootstrap 95 % CIs per variant."""
+    def stats4(s: np.ndarray) -> np.ndarray:
+        return np.array([agg.aggregate_iqm(s), agg.aggregate_mean(s), agg.aggregate_median(s), agg.optimality_gap(s)])
+
+    rows = []
+    for label, s in matrices.items():
+        ci = agg.bootstrap_ci(s, stats4, rng, reps)
+        row = {"variant": label, "runs": s.shape[0], "tasks": s.shape[1]}
+        for i, name in enumerate(("iqm", "mean", "median", "optimality_gap")):
+            row |= {f"{name}_x100": float(ci.point[i]), f"{name}_lo": float(ci.lower[i]), f"{name}_hi": float(ci.upper[i])}
+        rows.append(row)
+    return pa.Table.from_pylist(rows)
+
+
+def improvement_table(pairs: list[Pair], matrices: dict[str, np.ndarray], rng: np.random.Generator,
+                      reps: int = 2000) -> pa.Table:
+    """Probability of improvement P(method > baseline) over tasks, with a 95 % CI, per comparison."""
+    rows, seen = [], set()
+    for p in pairs:
+        m, b = selector_label(p.comparison.method), selector_label(p.comparison.baseline)
+        if (m, b) in seen or m not in matrices or b not in matrices:
+            continue
+        seen.add((m, b))
+        ci = agg.bootstrap_ci_pair(matrices[m], matrices[b], agg.probability_of_improvement, rng, reps)
+        rows.append({"comparison": p.comparison.name, "method": m, "baseline": b, "tasks": matrices[m].shape[1],
+                     "p_improvement": float(ci.point), "lo": float(ci.lower), "hi": float(ci.upper)})
+    return pa.Table.from_pylist(rows)

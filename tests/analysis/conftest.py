@@ -1,0 +1,59 @@
+"""Fixtures: small run directories written in the result schema by trainables.results.ResultStore."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+
+from trainables.results import ResultStore
+
+# score(task, algo, train_guidance, infer_source, seed, step) -> mean normalized score (x100)
+ScoreFn = Callable[[str, str, str, str, int, int], float]
+
+
+def default_score(task: str, algo: str, tg: str, src: str, seed: int, step: int) -> float:
+    """Rising curves; frozen guidance learns faster than joint."""
+    rate = {"joint": 1.0, "frozen": 1.6, "none": 0.5}.get(tg, 1.0) * (1.2 if src != "self" else 1.0)
+    return 80 * (1 - math.exp(-rate * step / 1200)) + 2 * seed
+
+
+def write_run(run_dir: Path, *, tasks=("hopper-medium",), arms=(("dql", "joint", "self"), ("dql", "frozen", "self")),
+              seeds=(0, 1, 2), steps=(400, 800, 1200, 1600), episodes=4, score: ScoreFn = default_score,
+              noise: float = 3.0, infer=("softmax", 100.0), run_json: dict | None = None, rng_seed: int = 0,
+              trial_status: dict[str, dict] | None = None) -> Path:
+    """Write evals + trials for every (task, arm, seed, step); episodes ~ N(score, noise^2)."""
+    rng = np.random.default_rng(rng_seed)
+    store = ResultStore(run_dir)
+    for task in tasks:
+        for algo, tg, src in arms:
+            for seed in seeds:
+                trial = f"{task}_{algo}_{tg}_s{seed}"
+                for step in steps:
+                    mu = score(task, algo, tg, src, seed, step)
+                    store.write_eval_job([
+                        {"sweep": "test", "trial_id": trial, "task": task, "algo": algo, "train_guidance": tg,
+                         "infer_source": src, "infer_method": infer[0], "infer_scale": infer[1],
+                         "diffusion_seed": seed, "guidance_seed": seed if src == "self" else seed + 100,
+                         "step": step, "episode": e, "eval_seed": 1000 * step + e,
+                         "return": 30 * (mu + noise * z), "normalized_score": mu + noise * z,
+                         "length": 1000, "wall_s": 1.0}
+                        for e, z in enumerate(rng.standard_normal(episodes))])
+                if src == "self":
+                    row = {"sweep": "test", "trial_id": trial, "stage": "train", "task": task, "algo": algo,
+                           "train_guidance": tg, "seed": seed, "config_json": "{}", "status": "TERMINATED",
+                           "failure_reason": None, "restored_from": -1, "num_failures": 0, "updated_at": 0.0}
+                    store.write_trial({**row, **(trial_status or {}).get(trial, {})})
+    if run_json is not None:
+        (run_dir / "run.json").write_text(json.dumps(run_json))
+    return run_dir
+
+
+@pytest.fixture
+def small_run(tmp_path: Path) -> Path:
+    """The quickstart shape: 1 task, DQL joint vs frozen, 3 seeds, 4 checkpoints, 4 episodes each."""
+    return write_run(tmp_path / "run")
