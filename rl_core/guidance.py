@@ -480,7 +480,7 @@ def load_artifact(path: str | Path, *, expect_fingerprint: str | None = None, ob
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         version, meta = payload["format_version"], payload["meta"]
-    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same user-facing error
+    except Exception as e:  # any unreadable file (pickle, zip, key errors) gets one user-facing error
         raise ArtifactError(f"guidance artifact {path} is corrupt or not a guidance artifact "
                             f"({type(e).__name__}: {e}); delete it and {RETRAIN_HINT}") from e
     if version != FORMAT_VERSION:
