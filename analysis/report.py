@@ -70,21 +70,23 @@ def _variant_curves(ckpt: pa.Table, selectors: list[dict]) -> dict[str, list[tup
         for sel in selectors:
             rows = select(ckpt, {**sel, "task": task})
             if rows.num_rows:
-                c = mt.curves_from_checkpoints(rows, f"{task}: {selector_label(sel)}")
-                out.setdefault(task, []).append((f"{selector_label(sel)} (n={len(c.runs)})", c))
+                out.setdefault(task, []).append(
+                    (selector_label(sel), mt.curves_from_checkpoints(rows, f"{task}: {selector_label(sel)}")))
     return out
 
 
-def _band(label: str, steps, center, spread) -> plots.Curve:
-    return plots.Curve(label, steps, center, center - spread, center + spread)
+def _band(label: str, steps, center, spread, color: str | None = None) -> plots.Curve:
+    return plots.Curve(label, steps, center, center - spread, center + spread, color)
 
 
-def _plot_curves(by_task: dict[str, list[tuple[str, mt.Curves]]], out: Path) -> list[Path]:
-    lc = {t: [_band(lab, c.steps, mt.seed_mean(c), np.sqrt(mt.across_seed_var(c))) for lab, c in cs]
+def _plot_curves(by_task: dict[str, list[tuple[str, mt.Curves]]], out: Path, palette: dict[str, str]) -> list[Path]:
+    def line(lab: str, c: mt.Curves, y: np.ndarray, spread: np.ndarray | None = None) -> plots.Curve:
+        return _band(f"{lab} (n={len(c.runs)})", c.steps, y, np.full(y.shape, np.nan) if spread is None else spread,
+                     palette[lab])
+
+    lc = {t: [line(lab, c, mt.seed_mean(c), np.sqrt(mt.across_seed_var(c))) for lab, c in cs]
           for t, cs in by_task.items()}
-    nan = lambda c: np.full(c.steps.shape, np.nan)  # noqa: E731
-    var = {t: ([plots.Curve(lab, c.steps, mt.within_run_var(c), nan(c), nan(c)) for lab, c in cs],
-               [plots.Curve(lab, c.steps, mt.across_seed_var(c), nan(c), nan(c)) for lab, c in cs])
+    var = {t: ([line(lab, c, mt.within_run_var(c)) for lab, c in cs], [line(lab, c, mt.across_seed_var(c)) for lab, c in cs])
            for t, cs in by_task.items()}
     return [plots.learning_curves(lc, out / "learning_curves.png", "± 1 std across seeds"),
             plots.variance_curves(var, out / "variance.png")]
@@ -102,12 +104,12 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, compare
     ``reps`` bootstrap replications, seeded by ``seed``; ``early_frac`` of the horizon is "Early".
     """
     run = load_run(run_dir)
-    out = Path(out_dir) if out_dir else run.run_dir / "report"
-    out.mkdir(parents=True, exist_ok=True)
     rng_agg, rng_poi, rng_prof = np.random.default_rng(seed).spawn(3)
     comps = comparisons_for(run, compare)
     ckpt = mt.checkpoint_stats(run.evals)
     pairs, skipped = tb.pair_curves(ckpt, comps, horizon, strict=bool(compare))
+    out = Path(out_dir) if out_dir else run.run_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
     source = "--compare" if compare else "the sweep spec (report.comparisons)" if run.spec.get("comparisons") else \
         "the defaults (every training-guidance mode vs joint within an algorithm; recombined guidance vs own)"
 
@@ -119,13 +121,14 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, compare
     if pairs:
         blocks += _comparison_sections(pairs, out, early_frac, alpha)
     selectors = _plotted_selectors(pairs, ckpt)
+    palette = {selector_label(sel): f"C{i % 10}" for i, sel in enumerate(selectors)}
     blocks += [Block("h2", "Learning curves and variance")]
     blocks += [Block("img", cap, image=p) for p, cap in zip(
-        _plot_curves(_variant_curves(ckpt, selectors), out),
+        _plot_curves(_variant_curves(ckpt, selectors), out, palette),
         ("Seed-mean normalized score per checkpoint; band = ± 1 std across seeds.",
          "Per-checkpoint variance within runs (across evaluation episodes, mean over seeds) and across seeds."))]
     if pairs:
-        blocks += _aggregate_section(pairs, out, reps, rng_agg, rng_poi, rng_prof)
+        blocks += _aggregate_section(pairs, out, reps, palette, rng_agg, rng_poi, rng_prof)
     blocks += _swg_section(run, ckpt, out)
     blocks += _definitions(early_frac, alpha, reps, seed)
     md = out / "report.md"
@@ -234,7 +237,9 @@ def _seed_warnings(rows: list[dict], alpha: float) -> list[str]:
     return out
 
 
-def _aggregate_section(pairs, out: Path, reps: int, rng_agg, rng_poi, rng_prof) -> list[Block]:
+def _aggregate_section(pairs: list[tb.Pair], out: Path, reps: int, palette: dict[str, str],
+                       rng_agg: np.random.Generator, rng_poi: np.random.Generator,
+                       rng_prof: np.random.Generator) -> list[Block]:
     mats, tasks, notes = tb.score_matrices(pairs)
     blocks = [Block("h2", "Aggregates across tasks (rliable protocol)")]
     if not mats:
@@ -243,16 +248,17 @@ def _aggregate_section(pairs, out: Path, reps: int, rng_agg, rng_poi, rng_prof) 
     poi = tb.improvement_table(pairs, mats, rng_poi, reps)
     _write_csv(aggt, out / "aggregates.csv")
     _write_csv(poi, out / "improvement.csv")
-    labels = list(mats)
+    labels = [lab for lab in palette if lab in mats]
+    mats = {lab: mats[lab] for lab in labels}
     note = f"{len(tasks)} task(s), final scores"
     r = aggt.to_pylist()
     metrics = {f"{n} (×100)": tuple(np.array([x[f"{k}{s}"] for x in r]) for s in ("_x100", "_lo", "_hi"))
                for k, n in (("iqm", "IQM"), ("mean", "Mean"), ("median", "Median"))}
     allv = np.concatenate([m.ravel() for m in mats.values()])
     taus = np.linspace(min(0.0, allv.min()), max(100.0, allv.max()), 81)
-    prof = [plots.Curve(lab, taus, *(lambda ci: (ci.point, ci.lower, ci.upper))(
-        agg.bootstrap_ci(mats[lab], lambda s: agg.score_distribution(s, taus), rng_prof, max(200, reps // 10))))
-        for lab in labels]
+    cis = {lab: agg.bootstrap_ci(mats[lab], lambda s: agg.score_distribution(s, taus), rng_prof, max(200, reps // 10))
+           for lab in labels}
+    prof = [plots.Curve(lab, taus, ci.point, ci.lower, ci.upper, palette[lab]) for lab, ci in cis.items()]
     fmt = lambda k: (lambda x: f"{_fmt(x[k + '_x100'])} [{_fmt(x[k + '_lo'])}, {_fmt(x[k + '_hi'])}]")  # noqa: E731
     view = pa.Table.from_pylist([{**x, **{k: fmt(k)(x) for k in ("iqm", "mean", "median", "optimality_gap")}} for x in r])
     blocks += [Block("p", f"Per run, the final score (last checkpoint within the horizon); score matrices are "
@@ -263,7 +269,8 @@ def _aggregate_section(pairs, out: Path, reps: int, rng_agg, rng_poi, rng_prof) 
                                                 ("median", "Median [95% CI]"),
                                                 ("optimality_gap", "Optimality gap (γ=100) [95% CI]")])),
                Block("img", "IQM, mean and median of final scores with 95 % CIs.",
-                     image=plots.interval_estimates(labels, metrics, out / "aggregates.png", note)),
+                     image=plots.interval_estimates(labels, metrics, out / "aggregates.png", note,
+                                                   [palette[lab] for lab in labels])),
                Block("img", "Performance profiles: fraction of (run, task) final scores above τ.",
                      image=plots.performance_profiles(prof, out / "performance_profiles.png", note))]
     if poi.num_rows:
