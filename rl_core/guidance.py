@@ -55,6 +55,7 @@ import torch
 from torch import Tensor, nn
 
 from rl_core.errors import ArtifactMismatchError, ConfigError, MdptError
+from rl_core.nets import ACTIVATIONS, TwinQ, ValueNet
 from rl_core.types import Batch, Normalizer
 
 __all__ = [
@@ -68,8 +69,6 @@ KINDS = ("td", "iql", "random")
 VARIANTS = ("auto", "dql", "iql")
 TARGET_UPDATES = ("polyak", "cd_swapped")
 V_LOSSES = ("expectile", "quantile", "exponential")
-ACTIVATIONS: dict[str, type[nn.Module]] = {"mish": nn.Mish, "relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU,
-                                           "tanh": nn.Tanh}
 META_REQUIRED = ("algo", "seed", "steps", "dataset_fingerprint", "task", "normalizer")
 RETRAIN_HINT = "retrain guidance on this dataset with `mdpt pretrain-guidance --task <task>`"
 
@@ -97,8 +96,8 @@ class GuidanceConfig:
     """
 
     kind: Literal["td", "iql", "random"] = "iql"  # critic kind; see module docstring
-    variant: Literal["auto", "dql", "iql"] = "auto"  # "dql": CD DQLCritic, first layer Linear–LN–Tanh,
-    #   then Linear–LN–activation; "iql": CD IQL TwinQ/V, Linear–LN–activation throughout;
+    variant: Literal["auto", "dql", "iql"] = "auto"  # Q heads. "dql": CD DQLCritic, first layer Linear–LN–Tanh,
+    #   then Linear–LN–activation; "iql": CD IQL TwinQ, Linear–LN–activation throughout (V always this form);
     #   "auto": "iql" for kind iql, "dql" for td / random
     hidden: int = 256  # width of every hidden layer
     n_layers: int | None = None  # hidden layers per head; None: 3 for variant dql, 2 for variant iql
@@ -156,39 +155,12 @@ def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"guidance.{name} = {value!r} is not allowed; allowed: {', '.join(allowed)}")
 
 
-# ----- networks and pure functions --------------------------------------------------------------
+# ----- networks (rl_core.nets) and pure functions -----------------------------------------------
 
-def _mlp(in_dim: int, cfg: GuidanceConfig) -> nn.Sequential:
-    """in_dim → n_layers × (Linear(hidden) [– LayerNorm] – act) → Linear(1); variant dql: first act Tanh."""
-    layers: list[nn.Module] = []
-    for i in range(cfg.n_layers or 1):
-        act = nn.Tanh() if i == 0 and cfg.variant == "dql" else ACTIVATIONS[cfg.activation]()
-        norm = [nn.LayerNorm(cfg.hidden)] if cfg.layer_norm else []
-        layers += [nn.Linear(in_dim if i == 0 else cfg.hidden, cfg.hidden), *norm, act]
-    return nn.Sequential(*layers, nn.Linear(cfg.hidden, 1))
-
-
-class _TwinQ(nn.Module):
-    """Two independent Q heads on concat[obs_n, act]: (B, obs_dim), (B, act_dim) → (2, B)."""
-
-    def __init__(self, obs_dim: int, act_dim: int, cfg: GuidanceConfig) -> None:
-        super().__init__()
-        self.heads = nn.ModuleList([_mlp(obs_dim + act_dim, cfg) for _ in range(2)])
-
-    def forward(self, obs_n: Tensor, act: Tensor) -> Tensor:
-        x = torch.cat([obs_n, act], dim=-1)
-        return torch.stack([h(x).squeeze(-1) for h in self.heads])
-
-
-class _ValueNet(nn.Module):
-    """V(s): (B, obs_dim) → (B,)."""
-
-    def __init__(self, obs_dim: int, cfg: GuidanceConfig) -> None:
-        super().__init__()
-        self.net = _mlp(obs_dim, cfg)
-
-    def forward(self, obs_n: Tensor) -> Tensor:
-        return self.net(obs_n).squeeze(-1)
+def _twin_q(obs_dim: int, act_dim: int, cfg: GuidanceConfig) -> TwinQ:
+    """Twin Q of the config's variant (dql: first hidden layer Tanh, CD ``DQLCritic``)."""
+    return TwinQ(obs_dim, act_dim, cfg.hidden, cfg.n_layers or 1, cfg.layer_norm, cfg.activation,
+                 first_activation="tanh" if cfg.variant == "dql" else None)
 
 
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
@@ -253,14 +225,14 @@ class _Critic:
 
     def __init__(self, cfg: GuidanceConfig, obs_dim: int, act_dim: int) -> None:
         self.cfg, self.obs_dim, self.act_dim = cfg.resolved(), obs_dim, act_dim
-        self.nets = nn.ModuleDict({"q": _TwinQ(obs_dim, act_dim, self.cfg)})
+        self.nets = nn.ModuleDict({"q": _twin_q(obs_dim, act_dim, self.cfg)})
         self.optims: dict[str, torch.optim.Optimizer] = {}
         self.steps = 0  # completed update() calls; drives target_every
         self.frozen = False
 
     def q_heads(self, obs_n: Tensor, act: Tensor, *, target: bool = False) -> Tensor:
         """Both heads Q_1, Q_2: obs_n (B, obs_dim), act (B, act_dim) → (2, B); target=True reads Q'."""
-        return self.nets["q_target" if target and "q_target" in self.nets else "q"](obs_n, act)
+        return torch.stack(self.nets["q_target" if target and "q_target" in self.nets else "q"](obs_n, act))
 
     def q(self, obs_n: Tensor, act: Tensor, *, target: bool = False) -> Tensor:
         """Pessimistic min_i Q_i(s, a), (B,); differentiable in ``act`` even when frozen."""
@@ -332,7 +304,7 @@ class _Critic:
         self.steps += 1
 
     def _q_step(self, batch: Batch, y: Tensor) -> dict[str, float]:
-        qs = self.nets["q"](batch.obs, batch.act)
+        qs = self.q_heads(batch.obs, batch.act)
         loss = critic_loss(qs, y)
         gn = self._step("q", loss)
         self._update_target()
@@ -375,7 +347,8 @@ class IQLCritic(_TrainedCritic):
 
     def __init__(self, cfg: GuidanceConfig, obs_dim: int, act_dim: int) -> None:
         super().__init__(cfg, obs_dim, act_dim)
-        self.nets["v"] = _ValueNet(obs_dim, self.cfg)
+        c = self.cfg
+        self.nets["v"] = ValueNet(obs_dim, c.hidden, c.n_layers or 1, c.layer_norm, c.activation)
         self.optims["v"] = torch.optim.Adam(self.nets["v"].parameters(), lr=cfg.lr)
 
     def v(self, obs_n: Tensor) -> Tensor:
