@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 from rl_core.algos import ALGORITHM_PATHS, TRAIN_GUIDANCE_MODES, get_algorithm
-from rl_core.datasets import OfflineDataset
+from rl_core.datasets import FIELDS, OfflineDataset
 from rl_core.errors import ArtifactMismatchError, ConfigError, DivergenceError
 from rl_core.types import Batch, Normalizer
 
@@ -367,22 +367,22 @@ def sarsa_next_actions(dataset: OfflineDataset) -> tuple[np.ndarray, np.ndarray]
 
 
 class _SarsaSampler:
-    """Uniform minibatches of (Batch, next_act) over the transitions with a known next action."""
+    """Uniform minibatches of (Batch, next_act (B, act_dim)) over the transitions with a known next action."""
 
     def __init__(self, dataset: OfflineDataset, normalizer: Normalizer, device: str) -> None:
+        from rl_core.buffer import TensorBuffer
+
         keep, next_act = sarsa_next_actions(dataset)
         if len(keep) == 0:
             raise ConfigError("kind='td' pretraining: the dataset has no transition with a known next action")
-        t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=device)  # noqa: E731
-        self.obs = t(normalizer.normalize_obs(dataset.observations[keep]))
-        self.next_obs = t(normalizer.normalize_obs(dataset.next_observations[keep]))
-        self.act, self.next_act = t(dataset.actions[keep]), t(next_act)
-        self.rew = t(dataset.rewards[keep] * normalizer.reward_scale)
-        self.terminal = t(dataset.terminals[keep])
+        subset = OfflineDataset(**{f: getattr(dataset, f)[keep] for f in FIELDS}, metadata=dict(dataset.metadata))
+        self.buffer = TensorBuffer.from_dataset(subset, normalizer, device=device)
+        self.next_act = torch.as_tensor(next_act, device=device)
 
     def sample(self, batch_size: int, generator: torch.Generator) -> tuple[Batch, torch.Tensor]:
-        idx = torch.randint(len(self.obs), (batch_size,), generator=generator, device=generator.device)
-        return Batch(self.obs[idx], self.act[idx], self.rew[idx], self.next_obs[idx], self.terminal[idx]), self.next_act[idx]
+        b = self.buffer
+        idx = torch.randint(0, len(b), (batch_size,), generator=generator, device=generator.device).to(b.obs.device)
+        return Batch(b.obs[idx], b.act[idx], b.rew[idx], b.next_obs[idx], b.terminal[idx]), self.next_act[idx]
 
 
 def run_pretraining(cfg: PretrainConfig, dataset: OfflineDataset, *, workdir: Path,
