@@ -1,9 +1,118 @@
-"""`mdpt` subcommands: placeholder until its issue lands (see sweeps/cli.py)."""
+"""`mdpt sweep SPEC` (run a sweep on Ray) and `mdpt status RUN_DIR` (where a run stands)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import time
+from pathlib import Path
+
+from rl_core.errors import ConfigError
+
+FMT = argparse.ArgumentDefaultsHelpFormatter
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    pass
+    p = sub.add_parser(
+        "sweep", formatter_class=FMT, help="run an experiment spec on Ray (pretrain, train, recombine, report)",
+        description="Validate SPEC (a YAML file or a packaged spec name: quickstart, gfdt, double_guidance, "
+                    "cross_algorithm), then run its stages on Ray: guidance pretraining, diffusion training with "
+                    "every checkpoint evaluated by the evaluator pool, recombination, and the report. Without "
+                    "--address an embedded single-machine Ray is started.")
+    p.add_argument("spec", nargs="?", help="spec file or packaged spec name (not needed with --resume)")
+    p.add_argument("--scale", choices=("quick", "paper"), default="quick", help="budget of the spec to use")
+    p.add_argument("--address", default=None, help="Ray cluster: auto or HOST:PORT; default: embedded local Ray")
+    p.add_argument("--out", type=Path, default=None, help="run directory; default ./runs/<spec name>")
+    p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                   help="continue an interrupted sweep in RUN_DIR (spec and scale are read from it)")
+    p.add_argument("--no-report", action="store_true", help="skip the report stage")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("status", help="trials done / running / failed and latest scores of a run directory")
+    p.add_argument("run_dir", type=Path, help="run directory written by `mdpt sweep`")
+    p.set_defaults(func=cmd_status)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from sweeps.run import read_run_dir, run_sweep
+    from sweeps.spec import load_spec, resolve
+
+    t0 = time.perf_counter()
+    if args.resume:
+        run_dir, resume = args.resume, True
+        spec = read_run_dir(run_dir)
+        print(f"resuming sweep {spec['name']!r} ({spec['scale']}) in {run_dir}", flush=True)
+    elif args.spec:
+        spec = resolve(load_spec(args.spec), args.scale)
+        run_dir, resume = args.out or Path("runs") / spec["name"], False
+        if (run_dir / "spec.yaml").exists():
+            raise ConfigError(f"{run_dir} already holds a sweep; continue it with `mdpt sweep --resume {run_dir}` "
+                              "or choose another --out")
+    else:
+        raise ConfigError("give a SPEC (file or packaged name) or --resume RUN_DIR")
+    return finish(run_sweep(spec, run_dir, address=args.address, resume=resume, report=not args.no_report,
+                            printer=lambda s: print(s, flush=True)), t0)
+
+
+def finish(summary: dict, t0: float | None) -> int:
+    """Print where the results and the report are, and the time breakdown; exit status 1 if trials failed."""
+    print(f"results: {summary['results']}")
+    if "report" in summary:
+        print(f"report:  {summary['report']}")
+    failed = 0
+    for name, s in summary["stages"].items():
+        if "trials" in s:
+            failed += s["errors"]
+            print(f"stage {name}: {s['trials']} trials, {s['errors']} failed, {s['wall_s']:.0f} s wall; "
+                  f"trials ran {s['trial_s']:.0f} s, of which {s['eval_wait_s']:.0f} s waiting on evaluations")
+        elif "jobs" in s:
+            print(f"stage {name}: {s['jobs']} evaluation jobs, {s['failed']} failed, {s['wall_s']:.0f} s wall")
+    ev = summary.get("evaluators", {})
+    if ev:
+        print(f"evaluators: {ev['jobs']} jobs ({ev['skipped']} already done), busy {ev['busy_s']:.0f} s, "
+              f"{ev['replaced']} replaced")
+    if t0 is not None:
+        print(f"total wall time: {time.perf_counter() - t0:.0f} s")
+    print(f"status: mdpt status {summary['run_dir']}")
+    return 1 if failed else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    print(status_text(args.run_dir))
+    return 0
+
+
+def status_text(run_dir: Path) -> str:
+    """A plain-text summary of a run directory: trials per stage and status, failures, latest scores."""
+    from trainables.results import read_table
+
+    if not (run_dir / "run.json").exists():
+        raise ConfigError(f"{run_dir} has no run.json; is it a run directory written by `mdpt sweep`?")
+    run = json.loads((run_dir / "run.json").read_text())
+    trials = read_table(run_dir, "trials").to_pylist()
+    evals = read_table(run_dir, "evals").to_pylist()
+    lines = [f"run {run_dir}: sweep {run['sweep']!r}, scale {run['scale']}"]
+    for stage in ("pretrain", "train"):
+        rows = [t for t in trials if t["stage"] == stage]
+        if rows:
+            counts = {s: sum(t["status"] == s for t in rows) for s in sorted({t["status"] for t in rows})}
+            lines.append(f"{stage}: {len(rows)} trials: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    for t in trials:
+        if t["status"] == "ERROR" or t["num_failures"]:
+            lines.append(f"  {t['trial_id']} {t['algo']}/{t['train_guidance']} s{t['seed']}: {t['status']}, "
+                         f"{t['num_failures']} failure(s), restored from step {t['restored_from']}: {t['failure_reason']}")
+    latest: dict[tuple, tuple[int, list[float]]] = {}
+    for r in evals:
+        key = (r["task"], r["algo"], r["train_guidance"], r["infer_source"], r["diffusion_seed"])
+        step, scores = latest.get(key, (-1, []))
+        if r["step"] > step:
+            latest[key] = (r["step"], [r["normalized_score"]])
+        elif r["step"] == step:
+            scores.append(r["normalized_score"])
+    lines.append(f"evals: {len(evals)} episode rows")
+    for (task, algo, mode, source, seed), (step, scores) in sorted(latest.items()):
+        lines.append(f"  {task} {algo}/{mode} [{source}] seed {seed}: step {step}, "
+                     f"score {sum(scores) / len(scores):.1f} over {len(scores)} episodes")
+    report = run_dir / "report" / "report.md"
+    lines.append(f"report: {report}" if report.exists() else "report: not yet written (mdpt report RUN_DIR)")
+    return "\n".join(lines)

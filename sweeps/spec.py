@@ -184,7 +184,7 @@ def _run_selector(d: Any, path: str, algos: list[str], modes: list[str]) -> dict
 
 
 def _recombination(d: Any, path: str, spec: dict) -> dict:
-    keys = ("name", "kind", "diffusion", "guidance", "match", "seed_shift", "inference")
+    keys = ("name", "kind", "diffusion", "guidance", "guidance_algo", "match", "seed_shift", "inference")
     d = _mapping(d, path, keys, required=("name", "kind", "diffusion", "guidance"))
     kind = _choice(d["kind"], f"{path}.kind", RECOMBINATION_KINDS)
     diffusion = _run_selector(d["diffusion"], f"{path}.diffusion", spec["algorithms"], spec["train_guidance"])
@@ -210,9 +210,20 @@ def _recombination(d: Any, path: str, spec: dict) -> dict:
     name = d["name"]
     if not isinstance(name, str) or not name:
         raise _err(f"{path}.name", name, "a non-empty string")
-    return {"name": name, "kind": kind, "diffusion": diffusion, "guidance": guidance,
+    return {"name": name, "kind": kind, "diffusion": diffusion, "guidance": guidance, "guidance_algo": g_algo,
             "match": _choice(d.get("match", "final"), f"{path}.match", MATCH_MODES), "seed_shift": shift,
             "inference": _inference(d.get("inference", {}), f"{path}.inference", base)}
+
+
+def infer_source(entry: dict) -> str:
+    """The ``infer_source`` of a recombination's eval rows, the same for every seed so that comparisons
+    select all seeds by equality: ``seed:+<shift>`` (double guidance) or ``algo:<algo>`` (cross-algorithm),
+    with ``-final`` when the guidance is the source run's final critic rather than the step-matched one.
+    The absolute guidance seed is in the ``guidance_seed`` column."""
+    ref = f"seed:+{entry['seed_shift']}" if entry["kind"] == "double_guidance" else f"algo:{entry['guidance_algo']}"
+    if entry["kind"] == "cross_algorithm" and entry["seed_shift"]:
+        ref += f"+{entry['seed_shift']}"
+    return ref + ("-final" if entry["match"] == "final" else "")
 
 
 def _selector(d: Any, path: str) -> dict:
@@ -248,10 +259,9 @@ def validate_spec(raw: Any) -> dict:
                                 lambda v, p: _pretraining(v, p, spec["seeds"]), nonempty=False)
     budgets = _mapping(d["budgets"], "budgets", SCALES, required=SCALES)
     spec["budgets"] = {s: _budget(budgets[s], f"budgets.{s}") for s in SCALES}
-    ev = _mapping(d.get("eval", {}), "eval", ("seed", "max_episode_steps", "inference"))
+    ev = _mapping(d.get("eval", {}), "eval", ("max_episode_steps", "inference"))
     inf = _mapping(ev.get("inference", {}), "eval.inference", ALGORITHMS)
-    spec["eval"] = {"seed": _int(ev.get("seed", 10_000), "eval.seed"),
-                    "max_episode_steps": _int(ev.get("max_episode_steps", 1000), "eval.max_episode_steps", 1),
+    spec["eval"] = {"max_episode_steps": _int(ev.get("max_episode_steps", 1000), "eval.max_episode_steps", 1),
                     "inference": {a: _inference(inf.get(a, {}), f"eval.inference.{a}") for a in spec["algorithms"]}}
     ac = _mapping(d.get("algo_config", {}), "algo_config", ALGORITHMS)
     for a, v in ac.items():
@@ -263,6 +273,13 @@ def validate_spec(raw: Any) -> dict:
     _check_pretraining_covers(spec)
     spec["recombination"] = _list(d.get("recombination", []), "recombination",
                                   lambda v, p: _recombination(v, p, spec), nonempty=False)
+    seen: dict[tuple, int] = {}
+    for i, r in enumerate(spec["recombination"]):
+        key = (r["diffusion"]["algo"], r["diffusion"]["train_guidance"], infer_source(r))
+        if key in seen:
+            raise ConfigError(f"spec field `recombination[{i}]`: evaluates {key[0]}/{key[1]} with infer_source "
+                              f"{key[2]!r} like `recombination[{seen[key]}]`; change seed_shift, match or guidance")
+        seen[key] = i
     rep = _mapping(d.get("report", {}), "report", ("comparisons",))
     spec["report"] = {"comparisons": _list(rep.get("comparisons", []), "report.comparisons", _comparison,
                                            nonempty=False)}

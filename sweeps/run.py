@@ -1,0 +1,319 @@
+"""Run a sweep on Ray: the driver side of `mdpt sweep` (stage orchestration).
+
+Stages, in order (``sweeps.spec.expand``): guidance pretraining (Tune, ``pretrain_guidance``) ->
+diffusion training (Tune, ``train_policy``; frozen / unfrozen trials get the pretrained artifact of
+their seed) -> recombination (saved snapshots x other guidance, through the evaluator pool, no
+retraining) -> report (``analysis.report.build_report``). Each Tune stage is its own experiment
+under ``RUN_DIR/tune/<stage>``; a resumed driver restores an interrupted stage with
+``Tuner.restore`` (finished trials are kept, the others continue from their last checkpoint) after
+recreating the evaluator pool. Recombination jobs are idempotent, so a resumed stage skips the
+rows already written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+
+from rl_core.errors import ConfigError
+from sweeps.spec import PRETRAINED_MODES, Stage, dump_spec, expand, infer_source, validate_spec
+from trainables.callbacks import TrialsTableCallback
+from trainables.evaluator import coordinator_name, start_pool
+from trainables.results import ResultStore
+from trainables.train import pretrain_guidance, train_policy
+
+NAMESPACE = "mdpt"
+Printer = Callable[[str], None]
+
+
+# ----- run directory ---------------------------------------------------------------------------
+def write_run_dir(spec: dict, run_dir: Path) -> None:
+    """RUN_DIR/spec.yaml (resolved spec) and RUN_DIR/run.json (docs/interfaces.md)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "spec.yaml").write_text(dump_spec(spec))
+    (run_dir / "run.json").write_text(json.dumps({
+        "sweep": spec["name"], "scale": spec["scale"], "comparisons": spec["report"]["comparisons"],
+        "created": time.time()}, indent=2))
+
+
+def read_run_dir(run_dir: Path) -> dict:
+    """The resolved spec of an existing run directory (for --resume)."""
+    import yaml
+
+    path = run_dir / "spec.yaml"
+    if not path.exists():
+        raise ConfigError(f"--resume {run_dir}: no spec.yaml there; is it a directory written by `mdpt sweep`?")
+    return validate_spec(yaml.safe_load(path.read_text()))
+
+
+def init_ray(address: str | None) -> None:
+    """Connect to ``address`` (``auto`` or HOST:PORT), or start an embedded local Ray."""
+    if ray.is_initialized():
+        return
+    if address is None:
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private single-machine cluster
+        ray.init(namespace=NAMESPACE, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    else:
+        ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+
+
+# ----- trial configs ---------------------------------------------------------------------------
+def _common(spec: dict, run_dir: Path, stage: str, data_root: str | None) -> dict:
+    res = spec["resources"]["trial"]
+    return {"sweep": spec["name"], "run_dir": str(run_dir), "data_root": data_root,
+            "coordinator": coordinator_name(run_dir), "stage": stage, "threads": max(1, int(res["cpu"])),
+            "gpu": res["gpu"]}
+
+
+def pretrain_trial(item: dict) -> dict:
+    """The ``trial`` part of a pretraining trial's config."""
+    save_every = item["save_every"]
+    return {"identity": {"task": item["task"], "algo": item["algo"], "train_guidance": f"pretrain:{item['name']}",
+                         "seed": item["seed"], "guidance_seed": item["seed"]},
+            "pretrain": {"task": item["task"], "kind": item["kind"], "guidance_config": item["guidance_config"],
+                         "seed": item["seed"], "steps": item["steps"], "batch_size": item["batch_size"],
+                         "save_every": save_every, "log_every": item["log_every"],
+                         "checkpoint_every": save_every or item["eval_every"]}}
+
+
+def train_trial(item: dict, artifact: Path | None, max_steps: int) -> dict:
+    """The ``trial`` part of a training trial's config. Mode ``none`` trains no critic: inference ``none``."""
+    mode = item["train_guidance"]
+    inference = dict(item["inference"], method="none") if mode == "none" else item["inference"]
+    return {"identity": {"task": item["task"], "algo": item["algo"], "train_guidance": mode, "seed": item["seed"],
+                         "guidance_seed": -1 if mode == "none" else item["seed"]},
+            "train": {"task": item["task"], "algo": item["algo"], "algo_config": item["algo_config"],
+                      "train_guidance": mode, "guidance_artifact": str(artifact) if artifact else None,
+                      "seed": item["seed"], "steps": item["steps"], "batch_size": item["batch_size"],
+                      "eval_every": item["eval_every"], "log_every": item["log_every"]},
+            "eval": {"inference": inference, "episodes": item["episodes"], "max_steps": max_steps}}
+
+
+def _trial_dirname(trial) -> str:
+    return trial.trial_id
+
+
+# ----- progress ---------------------------------------------------------------------------------
+class Progress(tune.Callback):
+    """Prints trials done / running / failed and the latest eval scores, at most every ``every_s``."""
+
+    def __init__(self, stage: str, printer: Printer = print, every_s: float = 20.0) -> None:
+        self.stage, self.printer, self.every_s = stage, printer, every_s
+        self.latest: dict[str, str] = {}
+        self.last_print = 0.0
+
+    def _label(self, trial) -> str:
+        i = trial.config["trial"]["identity"]
+        return f"{i['task']} {i['algo']}/{i['train_guidance']} s{i['seed']}"
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        score = result.get("eval/score_mean")
+        text = f"step {int(result['step'])}" + (f" score {score:.1f}" if isinstance(score, float) and score == score
+                                                else "")
+        self.latest[self._label(trial)] = text
+
+    def on_step_end(self, iteration, trials, **info) -> None:
+        if time.time() - self.last_print >= self.every_s:
+            self.print_status(trials)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self.print_status(trials)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self.printer(f"[{self.stage}] trial {trial.trial_id} ({self._label(trial)}) failed")
+        self.print_status(trials)
+
+    def print_status(self, trials) -> None:
+        self.last_print = time.time()
+        counts = {s: sum(t.status == s for t in trials) for s in ("TERMINATED", "RUNNING", "ERROR", "PENDING")}
+        latest = "; ".join(f"{k}: {v}" for k, v in sorted(self.latest.items())[-4:])
+        self.printer(f"[{self.stage}] {counts['TERMINATED']}/{len(trials)} done, {counts['RUNNING']} running, "
+                     f"{counts['ERROR']} failed, {counts['PENDING']} pending" + (f" | {latest}" if latest else ""))
+
+
+# ----- stages -----------------------------------------------------------------------------------
+def run_tune_stage(stage: str, trainable, trials: list[dict], spec: dict, run_dir: Path, data_root: str | None,
+                   printer: Printer) -> tune.ResultGrid:
+    """Run (or restore and finish) one Tune experiment: a grid over the stage's trials."""
+    res = spec["resources"]
+    wrapped = tune.with_resources(trainable, {"cpu": res["trial"]["cpu"], "gpu": res["trial"]["gpu"]})
+    exp = run_dir / "tune" / stage
+    if tune.Tuner.can_restore(str(exp)):
+        printer(f"[{stage}] restoring {exp}")
+        tuner = tune.Tuner.restore(str(exp), wrapped, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            wrapped,
+            param_space={**_common(spec, run_dir, stage, data_root), "trial": tune.grid_search(trials)},
+            tune_config=tune.TuneConfig(max_concurrent_trials=res["max_concurrent_trials"],
+                                        trial_dirname_creator=_trial_dirname),
+            run_config=tune.RunConfig(
+                name=stage, storage_path=str(run_dir / "tune"), verbose=0,
+                failure_config=tune.FailureConfig(max_failures=spec["max_failures"]),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                callbacks=[TrialsTableCallback(str(run_dir)), Progress(stage, printer)]))
+    printer(f"[{stage}] {len(trials)} trial(s)")
+    return tuner.fit()
+
+
+def _terminated(run_dir: Path, stage: str) -> list[dict]:
+    """Trials rows of ``stage`` that finished (TERMINATED), with their config parsed."""
+    rows = ResultStore(run_dir).read("trials").to_pylist()
+    return [dict(r, config=json.loads(r["config_json"])) for r in rows if r["stage"] == stage and r["status"] == "TERMINATED"]
+
+
+def pretrained_artifacts(run_dir: Path) -> dict[tuple[str, str, int], Path]:
+    """(task, pretraining name, seed) -> RUN_DIR/guidance/<trial_id> of finished pretraining trials."""
+    out = {}
+    for r in _terminated(run_dir, "pretrain"):
+        name = r["train_guidance"].split(":", 1)[1]
+        out[(r["task"], name, r["seed"])] = run_dir / "guidance" / r["trial_id"]
+    return out
+
+
+def _steps(directory: Path) -> dict[int, Path]:
+    """step -> file for the step_XXXXXXXX.pt files of a snapshot or artifact directory."""
+    return {int(p.stem.split("_")[1]): p for p in directory.glob("step_*.pt")}
+
+
+def _pick(files: dict[int, Path], step: int, match: str) -> tuple[int, Path]:
+    """The final file, or the step-matched one (the latest at or before ``step``, else the first)."""
+    if match == "final":
+        k = max(files)
+    else:
+        k = max((s for s in files if s <= step), default=min(files))
+    return k, files[k]
+
+
+def recombination_jobs(spec: dict, items: list[dict], run_dir: Path, printer: Printer) -> list[dict]:
+    """Eval jobs of the recombination stage: every snapshot of each diffusion run x its paired guidance."""
+    trained = {(r["task"], r["algo"], r["train_guidance"], r["seed"]): r for r in _terminated(run_dir, "train")}
+    artifacts = pretrained_artifacts(run_dir)
+    seeds, jobs = spec["seeds"], []
+    for item in items:
+        d, g = item["diffusion"], item["guidance"]
+        for i, seed in enumerate(seeds):
+            g_seed = seeds[(i + item["seed_shift"]) % len(seeds)]
+            diff = trained.get((item["task"], d["algo"], d["train_guidance"], seed))
+            if "trained" in g:
+                src = trained.get((item["task"], g["trained"]["algo"], g["trained"]["train_guidance"], g_seed))
+                g_dir, fmt = (run_dir / "snapshots" / src["trial_id"] if src else None), "snapshot"
+            else:
+                g_dir, fmt = artifacts.get((item["task"], g["pretrained"], g_seed)), "artifact"
+            g_files = _steps(g_dir) if g_dir else {}
+            if diff is None or not g_files:
+                printer(f"[recombine] {item['name']} seed {seed}: skipped (diffusion or guidance run missing or failed)")
+                continue
+            ev = diff["config"]["trial"]["eval"]
+            for step, snap in sorted(_steps(run_dir / "snapshots" / diff["trial_id"]).items()):
+                jobs.append({"run_dir": str(run_dir), "snapshot": str(snap),
+                             "guidance": str(_pick(g_files, step, item["match"])[1]), "guidance_format": fmt,
+                             "inference": {k: v for k, v in item["inference"].items()},
+                             "episodes": ev["episodes"], "eval_seed": _eval_seed(seed, step),
+                             "max_steps": ev["max_steps"], "sweep": spec["name"], "trial_id": diff["trial_id"],
+                             "task": item["task"], "algo": d["algo"], "train_guidance": d["train_guidance"],
+                             "infer_source": infer_source(item), "diffusion_seed": seed, "guidance_seed": g_seed,
+                             "step": step})
+    return jobs
+
+
+def _eval_seed(seed: int, step: int) -> int:
+    from rl_core.evaluation import eval_seed_for
+
+    return eval_seed_for(seed, step)
+
+
+def run_recombination(coord, jobs: list[dict], printer: Printer) -> int:
+    """Evaluate the jobs through the pool; returns the number that failed (their reasons are printed)."""
+    refs = {coord.evaluate.remote(j): j for j in jobs}
+    done = failed = 0
+    printer(f"[recombine] {len(jobs)} evaluation job(s)")
+    pending = list(refs)
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        job = refs[ready[0]]
+        try:
+            ray.get(ready[0])
+            done += 1
+        except Exception as exc:  # noqa: BLE001 - one bad pairing must not stop the others
+            failed += 1
+            printer(f"[recombine] {job['infer_source']} on {job['snapshot']}: failed: {type(exc).__name__}: {exc}")
+        if (done + failed) % 10 == 0 or not pending:
+            printer(f"[recombine] {done + failed}/{len(jobs)} done, {failed} failed")
+    return failed
+
+
+def check_datasets(spec: dict, data_root: str | None) -> None:
+    """Fail early, naming `mdpt data make <task>`, when a task's dataset is missing."""
+    from rl_core.data_io import load_dataset
+
+    for task in spec["tasks"]:
+        load_dataset(task, root=Path(data_root) if data_root else None)
+
+
+def run_sweep(spec: dict, run_dir: Path, *, address: str | None = None, resume: bool = False,
+              printer: Printer = print, report: bool = True) -> dict[str, Any]:
+    """Run every stage of a resolved spec into ``run_dir``; returns a summary (paths, counts, timings)."""
+    run_dir = Path(run_dir).resolve()
+    if not resume:
+        write_run_dir(spec, run_dir)
+    data_root = os.environ.get("MDPT_DATA")
+    check_datasets(spec, data_root)
+    init_ray(address)
+    ev = spec["resources"]["evaluators"]
+    coord = start_pool(run_dir, ev["count"], ev["cpu"], ev["gpu"])
+    summary: dict[str, Any] = {"run_dir": str(run_dir), "results": str(run_dir / "results"), "stages": {}}
+    try:
+        for stage in expand(spec):
+            t0 = time.perf_counter()
+            summary["stages"][stage.name] = _run_stage(stage, spec, run_dir, data_root, coord, printer)
+            summary["stages"][stage.name]["wall_s"] = time.perf_counter() - t0
+        summary["evaluators"] = ray.get(coord.get_stats.remote())
+    finally:
+        ray.kill(coord)  # release the evaluators' CPUs / GPUs
+    if report:
+        from analysis.report import build_report
+
+        summary["report"] = str(build_report(run_dir))
+    return summary
+
+
+def _run_stage(stage: Stage, spec: dict, run_dir: Path, data_root: str | None, coord, printer: Printer) -> dict:
+    if stage.name == "pretrain":
+        items = [dict(i, eval_every=spec["budget"]["eval_every"]) for i in stage.items]
+        grid = run_tune_stage("pretrain", pretrain_guidance, [pretrain_trial(i) for i in items], spec, run_dir,
+                              data_root, printer)
+        return _grid_summary(grid)
+    if stage.name == "train":
+        artifacts = pretrained_artifacts(run_dir)
+        trials = []
+        for item in stage.items:
+            artifact = None
+            if item["train_guidance"] in PRETRAINED_MODES:
+                found = artifacts.get((item["task"], item["pretrained"], item["seed"]))
+                if found is None:
+                    printer(f"[train] {item['task']} {item['algo']}/{item['train_guidance']} s{item['seed']}: skipped, "
+                            f"its pretraining trial ({item['pretrained']}, seed {item['seed']}) did not finish")
+                    continue
+                artifact = found / "final.pt"
+            trials.append(train_trial(item, artifact, spec["eval"]["max_episode_steps"]))
+        return _grid_summary(run_tune_stage("train", train_policy, trials, spec, run_dir, data_root, printer))
+    if stage.name == "recombine":
+        jobs = recombination_jobs(spec, stage.items, run_dir, printer)
+        return {"jobs": len(jobs), "failed": run_recombination(coord, jobs, printer)}
+    return {"comparisons": len(stage.items)}
+
+
+def _grid_summary(grid: tune.ResultGrid) -> dict[str, Any]:
+    """Trial counts and, over trials, seconds spent in the trainable and waiting on evaluations."""
+    frame = [r.metrics or {} for r in grid]
+    return {"trials": len(grid), "errors": grid.num_errors,
+            "trial_s": sum(float(m.get("time_total_s", 0.0)) for m in frame),
+            "eval_wait_s": sum(float(m.get("time/eval_wait_s", 0.0)) for m in frame)}

@@ -1,0 +1,206 @@
+"""Tune function trainables: ``train_policy`` (diffusion training) and ``pretrain_guidance``.
+
+Thin adapters over ``rl_core.train``: every full-state checkpoint of the loop is reported with
+``tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(dir))`` (Tune copies it before
+returning), and a restarted trial resumes from ``tune.get_checkpoint()`` with every RNG state.
+``train_policy`` hands each eval snapshot (``RUN_DIR/snapshots/<trial_id>/step_X.pt``) to the
+evaluator pool without waiting: at most one evaluation stays outstanding, and the trial blocks
+only on the first and the final one, so every report carries a finite ``eval/score_mean``.
+Training rows go to the ``train`` table, the trial's state (status, failure reason,
+restored_from) to the ``trials`` table. An algorithm x training-guidance mode is a config.
+
+Trial config (built by ``sweeps/run.py``; one Tune ``grid_search`` over ``trial``)::
+
+    sweep, run_dir, data_root (None = the worker's default), coordinator (the pool's actor name),
+    stage ("pretrain" | "train"), threads, gpu (the trial's GPU request),
+    trial: {identity: {task, algo, train_guidance, seed, guidance_seed},
+            train: TrainConfig dict | pretrain: PretrainConfig dict,
+            eval (train only): {inference, episodes, max_steps}}
+
+Episode seeds come from ``rl_core.evaluation.eval_seed_for(diffusion_seed, step)``, as in
+``mdpt train``, and recombination evaluates a checkpoint on the same episodes (paired comparisons).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+from ray.exceptions import RayActorError
+
+from rl_core.errors import DivergenceError
+from trainables.evaluator import get_coordinator
+from trainables.results import ResultStore
+
+STATE_FILE = "mdpt_trial.json"  # written into each reported checkpoint: the step it holds
+
+
+class TrialRecord:
+    """The trial's rows in the result tables (trials row, buffered train rows)."""
+
+    def __init__(self, config: dict, trial_id: str) -> None:
+        self.store = ResultStore(config["run_dir"])
+        self.config, self.trial_id = config, trial_id
+        ident = config["trial"]["identity"]
+        self.ident = {"sweep": config["sweep"], "trial_id": trial_id, "task": ident["task"], "algo": ident["algo"],
+                      "train_guidance": ident["train_guidance"], "seed": ident["seed"]}
+        self.rows: list[dict[str, Any]] = []
+
+    def log(self, metrics: dict[str, float]) -> None:
+        step = int(metrics["step"])
+        self.rows += [dict(self.ident, step=step, metric=k, value=float(v)) for k, v in metrics.items() if k != "step"]
+
+    def flush(self) -> None:
+        self.store.write_train(self.rows)
+        self.rows = []
+
+    def mark(self, status: str, reason: str = "", restored_from: int | None = None) -> None:
+        """Write the trials row; keeps num_failures / restored_from written earlier (by the driver callback)."""
+        prev = self.store.read_trial(self.trial_id) or {}
+        self.store.write_trial(dict(self.ident, stage=self.config["stage"], config_json=json.dumps(self.config),
+                                    status=status, failure_reason=reason or prev.get("failure_reason", ""),
+                                    restored_from=prev.get("restored_from", -1) if restored_from is None else restored_from,
+                                    num_failures=prev.get("num_failures", 0), updated_at=time.time()))
+
+
+class EvalClient:
+    """Submits eval jobs to the coordinator; keeps at most one outstanding."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.coord = get_coordinator(name)
+        self.pending: list[tuple[dict, Any]] = []
+        self.latest: dict[str, Any] | None = None
+        self.wait_s = 0.0
+
+    def submit(self, job: dict, final: bool) -> None:
+        self.pending.append((job, self.coord.evaluate.remote(job)))
+        self.drain(0 if final or self.latest is None else 1)
+
+    def drain(self, keep: int = 0) -> None:
+        t0 = time.perf_counter()
+        while len(self.pending) > keep:
+            job, ref = self.pending[0]
+            try:
+                self.latest = ray.get(ref)
+            except RayActorError:  # the coordinator restarted: find it again and resubmit (jobs are idempotent)
+                self.coord = get_coordinator(self.name)
+                self.pending = [(j, self.coord.evaluate.remote(j)) for j, _ in self.pending]
+                continue
+            self.pending.pop(0)
+        self.wait_s += time.perf_counter() - t0
+
+    def metrics(self) -> dict[str, float]:
+        out = self.latest or {}
+        return {"eval/score_mean": float(out.get("score_mean", math.nan)),
+                "eval/return_mean": float(out.get("return_mean", math.nan)),
+                "eval/step": float(out.get("step", -1)), "time/eval_wait_s": self.wait_s}
+
+
+def _restore() -> tuple[Path | None, int]:
+    """(local copy of the checkpoint to resume from, its step) or (None, -1)."""
+    ckpt = tune.get_checkpoint()
+    if ckpt is None:
+        return None, -1
+    local = Path(tempfile.mkdtemp(prefix="mdpt_resume_"))
+    ckpt.to_directory(str(local))
+    return local, int(json.loads((local / STATE_FILE).read_text())["step"])
+
+
+def _runtime(config: dict) -> dict[str, Any]:
+    """Device (CUDA when this worker sees a GPU and the trial asked for one) and thread count."""
+    import torch
+
+    gpu = config.get("gpu", 0) > 0 and torch.cuda.is_available()
+    return {"device": "cuda" if gpu else "cpu", "threads": config["threads"]}
+
+
+def _reporter(record: TrialRecord, extra: dict[str, Any], latest: dict[str, float]):
+    """on_checkpoint callback: flush train rows, then report metrics with the checkpoint."""
+
+    def on_checkpoint(step: int, path: Path) -> None:
+        (path / STATE_FILE).write_text(json.dumps({"step": step}))
+        record.flush()
+        metrics = {**latest, **(extra["eval"].metrics() if "eval" in extra else {}), "step": float(step),
+                   "restored_from": float(extra["restored_from"]), "node_id": ray.get_runtime_context().get_node_id()}
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(path)))
+
+    return on_checkpoint
+
+
+def _logger(record: TrialRecord, latest: dict[str, float]):
+    def report(metrics: dict[str, float]) -> None:
+        record.log(metrics)
+        latest.update(metrics)
+
+    return report
+
+
+def _run(config: dict, body) -> None:
+    """Shared frame: trials row RUNNING -> TERMINATED; divergence ends the trial as ERROR, others re-raise."""
+    from rl_core.data_io import load_dataset
+
+    record = TrialRecord(config, tune.get_context().get_trial_id())
+    resume_from, restored_from = _restore()
+    record.mark("RUNNING", restored_from=restored_from)
+    root = Path(config["data_root"]) if config.get("data_root") else None
+    try:
+        body(record, load_dataset(config["trial"]["identity"]["task"], root=root), resume_from, restored_from)
+    except DivergenceError as exc:  # deterministic: retrying from the checkpoint would diverge again
+        record.flush()
+        record.mark("ERROR", reason=f"DivergenceError: {exc}")
+        return
+    except Exception as exc:
+        record.mark("ERROR", reason=f"{type(exc).__name__}: {exc}")
+        raise
+    record.mark("TERMINATED")
+
+
+def train_policy(config: dict) -> None:
+    """Tune trainable: train one diffusion policy, evaluating every snapshot through the pool."""
+    from rl_core.evaluation import eval_seed_for
+    from rl_core.train import TrainConfig, run_training
+
+    def body(record: TrialRecord, dataset, resume_from: Path | None, restored_from: int) -> None:
+        cfg = TrainConfig.from_dict({**config["trial"]["train"], **_runtime(config)})
+        ev, ident, client = config["trial"]["eval"], config["trial"]["identity"], EvalClient(config["coordinator"])
+        latest: dict[str, float] = {}
+
+        def on_snapshot(step: int, path: Path) -> None:
+            job = {"run_dir": config["run_dir"], "snapshot": str(path), "guidance": None, "inference": ev["inference"], "episodes": ev["episodes"],
+                   "eval_seed": eval_seed_for(ident["seed"], step), "max_steps": ev["max_steps"],
+                   "sweep": config["sweep"], "trial_id": record.trial_id, "task": ident["task"], "algo": ident["algo"],
+                   "train_guidance": ident["train_guidance"], "infer_source": "self", "diffusion_seed": ident["seed"],
+                   "guidance_seed": ident["guidance_seed"], "step": step}
+            client.submit(job, final=step >= cfg.steps)
+
+        extra = {"eval": client, "restored_from": restored_from}
+        workdir = Path(config["run_dir"]) / "snapshots" / record.trial_id
+        try:
+            run_training(cfg, dataset, workdir=workdir, report=_logger(record, latest), on_snapshot=on_snapshot,
+                         on_checkpoint=_reporter(record, extra, latest), resume_from=resume_from)
+        finally:
+            client.drain()  # snapshots written before a failure still get their rows
+
+    _run(config, body)
+
+
+def pretrain_guidance(config: dict) -> None:
+    """Tune trainable: pretrain one guidance module; artifacts under RUN_DIR/guidance/<trial_id>/."""
+    from rl_core.train import PretrainConfig, run_pretraining
+
+    def body(record: TrialRecord, dataset, resume_from: Path | None, restored_from: int) -> None:
+        cfg = PretrainConfig.from_dict({**config["trial"]["pretrain"], **_runtime(config)})
+        latest: dict[str, float] = {}
+        workdir = Path(config["run_dir"]) / "guidance" / record.trial_id
+        run_pretraining(cfg, dataset, workdir=workdir, report=_logger(record, latest),
+                        on_checkpoint=_reporter(record, {"restored_from": restored_from}, latest),
+                        resume_from=resume_from)
+
+    _run(config, body)
