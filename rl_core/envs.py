@@ -9,6 +9,7 @@ several live in one process; an episode depends only on the ``reset`` seed and t
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import sys
 from collections.abc import Iterator
@@ -25,19 +26,30 @@ TASK_ENVS: dict[str, str] = {
     "ant": "AntBulletEnv-v0",
 }
 
+_libc = ctypes.CDLL(None)
+
 
 @contextlib.contextmanager
 def quiet_stdout() -> Iterator[None]:
-    """Redirect the process-level stdout (fd 1) to /dev/null, catching prints from C code."""
+    """Redirect the process-level stdout and stderr (fds 1, 2) to /dev/null, catching C-level prints.
+
+    C stdio buffers its output when the stream is not a terminal, so it is flushed (``fflush(NULL)``)
+    before the fds are restored; otherwise the text would appear later, at exit. Python exceptions
+    raised inside still propagate and are reported after the fds are restored.
+    """
     sys.stdout.flush()
-    saved = os.dup(1)
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
         yield
     finally:
-        os.dup2(saved, 1)
-        os.close(saved)
+        _libc.fflush(None)
+        for fd, old in zip((1, 2), saved):
+            os.dup2(old, fd)
+            os.close(old)
         os.close(devnull)
 
 
@@ -69,7 +81,9 @@ def env_id_for(name: str) -> str:
 def make_env(env_id: str, **kw: Any) -> gymnasium.Env:
     """``gymnasium.make(env_id, **kw)`` for a PyBullet env id (or task prefix), with a 1000-step TimeLimit."""
     _register()
-    return QuietReset(gymnasium.make(env_id_for(env_id), **kw))
+    with quiet_stdout():  # the first make imports pybullet, which prints its build time
+        env = gymnasium.make(env_id_for(env_id), **kw)
+    return QuietReset(env)
 
 
 def make_vector_env(env_id: str, n: int) -> gymnasium.vector.VectorEnv:
