@@ -1,0 +1,264 @@
+"""SWG: Diffusion Self-Weighted Guidance (Tagle, Ruiz-del-Solar, Tobar; arXiv 2505.18345).
+
+Target policy pi(a|s) ∝ w(s, a) mu(a|s), w ∈ (0, 1] a fixed function of the advantage of an IQL
+critic (``rl_core/swg_weights.py``). One denoiser eps_theta(z_k, k, s) diffuses the joint
+z = (a, w) ∈ R^{|A|+1} with one VP schedule (alpha_k = sqrt(alphabar_k), sigma_k = sqrt(1 - alphabar_k)):
+
+    z_k = alpha_k z_0 + sigma_k eps,   k ~ U{0..T-1},  eps ~ N(0, I)                           (1)
+    L   = E_b [ sum_d (eps_theta(z_k, k, s) - eps)_d^2 ]   (action and weight dims weighted equally)  (2)
+
+Since the tilted joint w·p(z|s) has action marginal ∝ pi and both coordinates share the kernel,
+for every k  ∇ log pi_k(z_k) = ∇ log p_k(z_k) + ∇_{z_k} log E[W_0 | z_k]  (algorithms.md §7.1).
+The conditional mean comes from the same network by Tweedie's formula on the weight coordinate:
+
+    w0_hat(z_k) = clip((z_k[w] - sigma_k eps_theta(z_k)[w]) / alpha_k, w_min, 1)                (3)
+    g           = ∇_{z_k} log w0_hat(z_k)       (w.r.t. all of z_k; NaN -> 0; optional |g| clip)  (4)
+    eps_tilde   = eps_theta - s · sigma_k · g                                                   (5)
+
+followed by the DDPM step of SWG-J / IDQL (per-step beta_k = 1 - alphabar_k / alphabar_{k-1}):
+
+    z_{k-1} = (z_k - beta_k / sigma_k · eps_tilde) / sqrt(1 - beta_k) + 1[k > 0] sqrt(beta_k) · temp · xi   (6)
+
+with the action coordinates clipped to [-1, 1] and the weight to [w_min, 1] after every step;
+z_T = temp · N(0, I). s = 1 is exact guidance; s != 1 sharpens heuristically (p_k E[W_0|z_k]^s).
+s and temp are inference parameters (``self_guided_sample``), searchable without retraining.
+SWG-R draws n samples per state and keeps the best by the sampled weight coordinate or by Q
+(``self_guided_sample(..., return_weights=True)`` returns the weights; rl_core.inference selects).
+
+Training-guidance modes (critic -> weights -> actor, guidance-first by construction):
+- ``frozen``: a pretrained IQL artifact, frozen; w = weight_fn(Q(s,a) - V(s)) per minibatch. This is
+  deterministic given the critic, so it equals the dataset column ``swg_weights.weight_column``
+  (which the training loop may store beside the run with ``swg_weights.save_weight_column``).
+- ``joint``: the algorithm's own IQL critic is trained alone for the first ``critic_steps`` calls of
+  ``update`` (the denoiser does not move in this phase), then frozen; the diffusion phase follows.
+- ``unfrozen``: a pretrained IQL critic keeps training alongside; weights follow the current critic.
+- ``noise``: a random-init critic (frozen) gives the weights; ``none``: w ≡ 1 (behaviour cloning of
+  the joint; a critic, if given, is trained but unused).
+
+Deviations from the reference implementation (SWG-J ``atagle123/SWG-JAX``, SWG-P ``SWG-pytorch``):
+1. Tweedie factor 1/alpha_k = 1/sqrt(alphabar_k) on the weight coordinate (correct); SWG-J uses
+   1/sqrt(alpha_k) of the single step, SWG-P 1 with no clip (algorithms.md §7.7, §10.7).
+2. The sampler's ``temperature`` scales z_T and the injected noise of (6) (SWG-J); with temp = 0
+   all n SWG-R samples coincide, so SWG-R needs temp > 0 (SWG-J evaluates it with temp 0).
+3. Denoiser = ``nets.LNResNet(out_extra_head=True, final_act=True)``: sinusoidal float-step
+   embedding + MLP and Mish activations instead of SWG-J's learnable Fourier features (128-d) and
+   swish. The weight head MLP(hidden -> hidden -> 1) reads the output of the second-to-last
+   residual block (block 2 of 3, as SWG-J).
+4. Weights: exponential/linex divided by a fixed bound instead of dataset min-max (swg_weights.py).
+5. No 95/5 train/validation split; optional elementwise clip of g (``guidance_clip``, default off).
+6. LR: cosine annealing to 0 over ``lr_anneal_steps`` (SWG-J: 3M horizon, training stopped at 1M).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from rl_core import diffusion as D
+from rl_core.algos.base import DiffusionAlgorithm, DiffusionConfig, check_range, seeded_dropout
+from rl_core.errors import ConfigError
+from rl_core.nets import LNResNet
+from rl_core.swg_weights import WeightConfig, critic_weights
+from rl_core.types import Batch
+
+
+@dataclass(frozen=True)
+class SWGConfig(DiffusionConfig):
+    """SWG-J D4RL settings (algorithms.md §7.5-7.6) on top of the shared diffusion fields."""
+
+    lr: float = 3e-4  # AdamW learning rate (SWG-J)
+    weight_decay: float = 1e-4  # AdamW weight decay (SWG-J / SWG-P)
+    lr_anneal_steps: int | None = 3_000_000  # cosine horizon of SWG-J
+    T: int = 15  # diffusion steps (SWG)
+    schedule: str = "vp"  # VP schedule (SWG)
+    sampling_steps: int = 15  # SWG samples with its own DDPM over all T steps; must equal T
+    ema_rate: float = 0.999  # SWG-J EMA step 0.001
+    ema_every: int = 1
+    ema_start: int = 0
+    n_candidates: int = 1  # SWG = 1 sample; SWG-R = n_candidates > 1 samples, best kept
+    eval_temperature: float = 0.0  # SWG evaluation: z_T = 0, deterministic given s
+    hidden: int = 256  # LN-ResNet width
+    n_blocks: int = 3  # residual blocks; the weight head reads block n_blocks - 1
+    dropout: float = 0.1  # residual-block dropout
+    emb_dim: int = 64  # time-embedding width
+    expand: int = 4  # residual-block expansion (256 -> 1024)
+    critic_steps: int = 500_000  # joint mode only: IQL critic steps before the diffusion phase (SWG-J)
+    guidance_clip: float | None = None  # elementwise clip of g = ∇ log w0_hat; None = off (exact)
+    weights: WeightConfig = field(default_factory=WeightConfig)  # advantage -> weight
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.schedule != "vp" or self.predict != "eps" or self.solver != "ddpm" or self.sampling_steps != self.T:
+            raise ConfigError(f"SWG samples by eq. (6) over all T steps of a VP eps-model: need schedule='vp', "
+                              f"predict='eps', solver='ddpm', sampling_steps=T={self.T}; got schedule={self.schedule!r}, "
+                              f"predict={self.predict!r}, solver={self.solver!r}, sampling_steps={self.sampling_steps}")
+        check_range("critic_steps", self.critic_steps, 0)
+        check_range("n_blocks", self.n_blocks, 2)
+        if self.guidance_clip is not None:
+            check_range("guidance_clip", self.guidance_clip, 0.0)
+        if not isinstance(self.weights, WeightConfig):
+            raise ConfigError(f"weights must be a WeightConfig, got {type(self.weights).__name__}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SWGConfig":
+        d = dict(d)
+        if isinstance(d.get("weights"), dict):
+            d["weights"] = WeightConfig.from_dict(d["weights"])
+        return super().from_dict(d)
+
+
+def swg_loss(denoiser: nn.Module, obs_n: Tensor, act: Tensor, w: Tensor, sched: D.NoiseSchedule,
+             generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+    """Eq. (2) on z_0 = [act, w]: obs_n (B, obs_dim), act (B, A), w (B,) -> (scalar loss, metrics)."""
+    z0 = torch.cat([act, w[:, None]], dim=-1)
+    k = torch.randint(0, sched.T, (len(z0),), generator=generator, device=generator.device).to(z0.device)
+    eps = torch.randn(z0.shape, generator=generator, device=generator.device).to(z0)
+    err = (denoiser(D.add_noise(z0, eps, k, sched), k.to(z0.dtype), obs_n) - eps) ** 2
+    loss = err.sum(-1).mean()
+    return loss, {"loss/diffusion": loss.item(), "loss/action": err[:, :-1].sum(-1).mean().item(),
+                  "loss/weight": err[:, -1].mean().item()}
+
+
+def swg_sample(denoiser: nn.Module, obs_n: Tensor, generator: torch.Generator, sched: D.NoiseSchedule, *,
+               act_dim: int, temperature: float, scale: float, w_min: float, guidance_clip: float | None = None,
+               guidance_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
+               guidance_scale: float = 0.0) -> tuple[Tensor, Tensor]:
+    """Self-guided DDPM, eqs. (3)-(6): obs_n (M, obs_dim) -> (actions (M, act_dim), weights (M,)).
+
+    ``scale`` = s of eq. (5); s = 0 skips the gradient and is plain DDPM. ``guidance_fn(a_k (M, A),
+    k (M,))`` -> d log h / d a_k, if given, adds ``guidance_scale`` times that to g on the action
+    coordinates (critic-gradient guidance; 0 on the weight). Runs with grad only for g; returns
+    detached tensors.
+    """
+    M, dev = len(obs_n), obs_n.device
+    alphas, sigmas, betas = sched.alphas.tolist(), sched.sigmas.tolist(), sched.betas.tolist()
+    z = temperature * torch.randn((M, act_dim + 1), generator=generator, device=generator.device).to(obs_n)
+    lo = torch.tensor([-1.0] * act_dim + [w_min], device=dev)
+    hi = torch.ones(act_dim + 1, device=dev)
+    for k in reversed(range(sched.T)):
+        kk = torch.full((M,), float(k), device=dev, dtype=obs_n.dtype)
+        with torch.enable_grad():
+            z_in = z.detach().requires_grad_(scale != 0)
+            eps = denoiser(z_in, kk, obs_n)
+            g = torch.zeros_like(z)
+            if scale != 0:
+                w0 = ((z_in[:, -1] - sigmas[k] * eps[:, -1]) / alphas[k]).clamp(w_min, 1.0)
+                g = scale * torch.nan_to_num(torch.autograd.grad(w0.log().sum(), z_in)[0], nan=0.0, posinf=0.0, neginf=0.0)
+        if guidance_clip is not None:
+            g = g.clamp(-guidance_clip, guidance_clip)
+        if guidance_fn is not None and guidance_scale != 0:
+            g[:, :-1] += guidance_scale * guidance_fn(z[:, :-1], kk)
+        eps = eps.detach() - sigmas[k] * g
+        z = (z - betas[k] / sigmas[k] * eps) / (1.0 - betas[k]) ** 0.5
+        if k > 0:
+            z = z + temperature * betas[k] ** 0.5 * torch.randn(z.shape, generator=generator, device=generator.device).to(z)
+        z = torch.minimum(torch.maximum(z, lo), hi).detach()
+    return z[:, :-1], z[:, -1]
+
+
+class SWG(DiffusionAlgorithm):
+    """SWG: joint (action, weight) diffusion with self-guidance; weights from an IQL critic."""
+
+    name: ClassVar[str] = "swg"
+    Config: ClassVar[type] = SWGConfig
+    requires: ClassVar[frozenset[str]] = frozenset({"q", "v"})
+    default_guidance_kind: ClassVar[str] = "iql"
+
+    def __init__(self, cfg: SWGConfig, obs_dim: int, act_dim: int, *, guidance: Any | None, guidance_mode: str,
+                 seed: int, device: str | torch.device = "cpu") -> None:
+        super().__init__(cfg, obs_dim, act_dim, guidance=guidance, guidance_mode=guidance_mode, seed=seed, device=device)
+        self.critic_step = 0  # joint mode: IQL steps taken in the critic phase
+        if guidance_mode == "joint" and not self.in_critic_phase:
+            self.guidance.freeze()
+
+    @property
+    def in_critic_phase(self) -> bool:
+        """Joint mode before ``critic_steps`` critic updates: update() trains the critic only."""
+        return self.guidance_mode == "joint" and self.critic_step < self.cfg.critic_steps
+
+    def batch_weights(self, batch: Batch) -> Tensor:
+        """w(s, a) of the batch rows (B,): from the critic (Q - V), or 1 in mode 'none'."""
+        if self.guidance_mode == "none":
+            return torch.ones(len(batch.act), device=batch.act.device)
+        return critic_weights(self.guidance, batch.obs, batch.act, self.cfg.weights)
+
+    def update(self, batch: Batch, generator: torch.Generator) -> dict[str, float]:
+        """One step: an IQL step (joint critic phase, unfrozen, none-with-critic) and/or one diffusion step.
+
+        batch: obs (B, obs_dim), act (B, A), ... Returns slash-keyed metrics.
+        """
+        metrics: dict[str, float] = {}
+        if self.in_critic_phase or (self.trains_guidance and self.guidance_mode != "joint"):
+            metrics.update({f"guidance/{k}": v for k, v in self.guidance.update(batch).items()})
+        if self.in_critic_phase:
+            self.critic_step += 1
+            if self.critic_step == self.cfg.critic_steps:
+                self.guidance.freeze()
+            return {**metrics, "swg/critic_phase": 1.0}
+        w = self.batch_weights(batch)
+        return {**metrics, **self.diffusion_update(batch.obs, batch.act, w, generator),
+                "swg/critic_phase": 0.0, "swg/w_mean": w.mean().item(), "swg/w_std": w.std().item() if len(w) > 1 else 0.0}
+
+    def diffusion_update(self, obs_n: Tensor, act: Tensor, w: Tensor, generator: torch.Generator) -> dict[str, float]:
+        """One AdamW + EMA step of eq. (2) on given weights: obs_n (B, obs_dim), act (B, A), w (B,)."""
+        self.net.train()
+        with seeded_dropout(generator):
+            loss, metrics = swg_loss(self.net, obs_n, act, w, D.make_schedule("vp", self.cfg.T), generator)
+        return {**metrics, **self._actor_step(loss)}
+
+    # ----- acting -----------------------------------------------------------------------------
+    @classmethod
+    def build_denoiser(cls, cfg: SWGConfig, obs_dim: int, act_dim: int) -> nn.Module:
+        """LN-ResNet over z = (a, w): forward(z_k (B, A+1), k (B,) float, obs_n (B, obs_dim)) -> eps (B, A+1)."""
+        net = LNResNet(obs_dim, act_dim, hidden=cfg.hidden, n_blocks=cfg.n_blocks, dropout=cfg.dropout,
+                       out_extra_head=True, final_act=True, emb_dim=cfg.emb_dim, expand=cfg.expand)
+        net.x_dim = act_dim + 1  # the sampled dimension (base.build_denoiser contract)
+        return net
+
+    @classmethod
+    def self_guided_sample(cls, cfg: SWGConfig, denoiser: nn.Module, obs_n: Tensor, generator: torch.Generator, *,
+                           n: int, temperature: float, scale: float, return_weights: bool = False,
+                           guidance_fn: Callable | None = None, guidance_scale: float = 0.0) -> Tensor | tuple[Tensor, Tensor]:
+        """SWG / SWG-R samples: obs_n (B, obs_dim) -> actions (B, n, A) [, sampled weights (B, n)].
+
+        ``scale`` = s of eq. (5), ``temperature`` of z_T and of the DDPM noise. The B·n chains run
+        batched (obs repeated n times, row-major). Evaluation mode (dropout off) during sampling.
+        """
+        was_training = denoiser.training
+        denoiser.eval()
+        try:
+            B, act_dim = len(obs_n), int(denoiser.x_dim) - 1
+            a, w = swg_sample(denoiser, obs_n.repeat_interleave(n, dim=0), generator, D.make_schedule("vp", cfg.T),
+                              act_dim=act_dim, temperature=temperature, scale=scale, w_min=cfg.weights.w_min,
+                              guidance_clip=cfg.guidance_clip, guidance_fn=guidance_fn, guidance_scale=guidance_scale)
+        finally:
+            denoiser.train(was_training)
+        a, w = a.reshape(B, n, act_dim), w.reshape(B, n)
+        return (a, w) if return_weights else a
+
+    @classmethod
+    def sample_with(cls, cfg: SWGConfig, denoiser: nn.Module, obs_n: Tensor, generator: torch.Generator, *, n: int,
+                    temperature: float, guidance_fn: Callable | None = None, guidance_scale: float = 0.0) -> Tensor:
+        """Unguided (s = 0) samples of the action marginal, optionally with critic-gradient guidance: (B, n, A)."""
+        return cls.self_guided_sample(cfg, denoiser, obs_n, generator, n=n, temperature=temperature, scale=0.0,
+                                      guidance_fn=guidance_fn, guidance_scale=guidance_scale)
+
+    def guided_sample(self, obs_n: Tensor, generator: torch.Generator, *, n: int = 1, temperature: float,
+                      scale: float, ema: bool = True) -> Tensor:
+        """``self_guided_sample`` with this algorithm's (EMA) denoiser: (B, n, A)."""
+        return self.self_guided_sample(self.cfg, self.denoiser(ema), obs_n, generator, n=n,
+                                       temperature=temperature, scale=scale)
+
+    # ----- state ------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "critic_step": self.critic_step}
+
+    def load_state_dict(self, d: dict) -> None:
+        super().load_state_dict(d)
+        self.critic_step = int(d["critic_step"])
+        if self.guidance_mode == "joint" and not self.in_critic_phase:
+            self.guidance.freeze()
