@@ -228,12 +228,15 @@ def _comparison_sections(pairs: list[tb.Pair], out: Path, early_frac: float, alp
 def _seed_warnings(rows: list[dict], alpha: float) -> list[str]:
     """One sentence per distinct seed count whose per-seed test cannot reach significance."""
     out = []
+    m = len(rows)
     for nm, nb, pmin in sorted({(r["runs_m"], r["runs_b"], r["seed_mwu_p_min"]) for r in rows
                                 if not r["seed_mwu_can_reach_alpha"]}):
+        why = (f"so the per-seed test cannot reach p < {alpha} even before correction" if pmin >= alpha else
+               f"so after Holm correction over {m} comparisons (which needs p < {alpha}/{m} = {_fmt(alpha / m, 'p')} "
+               "for the smallest p) the per-seed test cannot be significant")
         out.append(f"**Too few seeds for significance:** with {nm} vs {nb} seeds the smallest attainable two-sided "
-                   f"Mann-Whitney p-value is {_fmt(pmin, 'p')}, so the per-seed test cannot reach p < {alpha} "
-                   f"(after Holm over {len(rows)} comparisons); no difference between these arms can be called "
-                   "significant. Use ≥ 5 (better 10) seeds per arm.")
+                   f"Mann-Whitney p-value is {_fmt(pmin, 'p')}, {why}. Read these rows as descriptive; "
+                   "more seeds per arm (10 allow p ≈ 1e-5) or fewer comparisons are needed for a significant result.")
     return out
 
 
@@ -244,12 +247,12 @@ def _aggregate_section(pairs: list[tb.Pair], out: Path, reps: int, palette: dict
     blocks = [Block("h2", "Aggregates across tasks (rliable protocol)")]
     if not mats:
         return blocks + [Block("p", "No task is shared by every compared variant: no aggregate. " + " ".join(notes))]
+    labels = [lab for lab in palette if lab in mats]
+    mats = {lab: mats[lab] for lab in labels}
     aggt = tb.aggregate_table(mats, rng_agg, reps)
     poi = tb.improvement_table(pairs, mats, rng_poi, reps)
     _write_csv(aggt, out / "aggregates.csv")
     _write_csv(poi, out / "improvement.csv")
-    labels = [lab for lab in palette if lab in mats]
-    mats = {lab: mats[lab] for lab in labels}
     note = f"{len(tasks)} task(s), final scores"
     r = aggt.to_pylist()
     metrics = {f"{n} (×100)": tuple(np.array([x[f"{k}{s}"] for x in r]) for s in ("_x100", "_lo", "_hi"))
@@ -269,8 +272,8 @@ def _aggregate_section(pairs: list[tb.Pair], out: Path, reps: int, palette: dict
                                                 ("median", "Median [95% CI]"),
                                                 ("optimality_gap", "Optimality gap (γ=100) [95% CI]")])),
                Block("img", "IQM, mean and median of final scores with 95 % CIs.",
-                     image=plots.interval_estimates(labels, metrics, out / "aggregates.png", note,
-                                                   [palette[lab] for lab in labels])),
+                     image=plots.interval_estimates([x["variant"] for x in r], metrics, out / "aggregates.png", note,
+                                                   [palette[x["variant"]] for x in r])),
                Block("img", "Performance profiles: fraction of (run, task) final scores above τ.",
                      image=plots.performance_profiles(prof, out / "performance_profiles.png", note))]
     if poi.num_rows:

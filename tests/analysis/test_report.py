@@ -1,0 +1,113 @@
+"""End to end: reports of small run directories written in the result schema, and bad input."""
+
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from analysis.errors import HorizonMismatchError, MissingBaselineError
+from sweeps.cli import main
+from sweeps.cmd_report import make_report
+from tests.analysis.conftest import default_score, write_run
+
+REPS = 200
+
+
+def test_quickstart_shaped_report(small_run, tmp_path):
+    failed = {"hopper-medium_dql_frozen_s1": {"status": "ERROR", "failure_reason": "DivergenceError: NaN at step 900",
+                                              "num_failures": 1, "restored_from": 800}}
+    run = write_run(tmp_path / "run", trial_status=failed)
+    md = make_report(run, reps=REPS)
+    out = run / "report"
+    assert md == out / "report.md"
+    for name in ("report.html", "comparisons.csv", "variance.csv", "aggregates.csv", "improvement.csv",
+                 "checkpoints.csv", "run_health.csv", "learning_curves.png", "variance.png", "aggregates.png",
+                 "performance_profiles.png"):
+        assert (out / name).stat().st_size > 0, name
+    text = md.read_text()
+    for needle in ("GFDT (frozen pretrained guidance) vs baseline", "Variance table", "Aggregates across tasks",
+                   "Too few seeds for significance", "3 vs 3 seeds", "smallest attainable", "even before correction",
+                   "1 ERROR", "DivergenceError: NaN at step 900", "learning_curves.png", "performance_profiles.png"):
+        assert needle in text, needle
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 4 and "<img src=\"" not in html
+    comp = pacsv.read_csv(out / "comparisons.csv").to_pylist()
+    (row,) = comp
+    assert row["method"] == "dql/frozen" and row["peak_gain_pct"] > 0 and row["auc_gain_pct"] > 0
+    assert row["seed_mwu_p_min"] == pytest.approx(0.1) and row["seed_mwu_can_reach_alpha"] is False
+    assert row["runs_m"] == row["runs_b"] == 3 and row["horizon_step"] == 1600
+
+
+def test_report_is_deterministic_given_the_seed(small_run, tmp_path):
+    a = make_report(small_run, tmp_path / "a", reps=REPS, seed=3).parent
+    b = make_report(small_run, tmp_path / "b", reps=REPS, seed=3).parent
+    assert (a / "aggregates.csv").read_text() == (b / "aggregates.csv").read_text()
+    assert (a / "report.md").read_text().replace(str(a), "") == (b / "report.md").read_text().replace(str(b), "")
+
+
+def test_every_table_kind(tmp_path):
+    run = tmp_path / "run"
+    seeds = (0, 1, 2, 3, 4)
+    sel = lambda a, t, s="self": {"algo": a, "train_guidance": t, "infer_source": s}  # noqa: E731
+    comparisons = [
+        {"name": "GFDT DQL", "kind": "gfdt", "method": sel("dql", "frozen"), "baseline": sel("dql", "joint")},
+        {"name": "IDQL-guid + DQL-diff vs DQL", "kind": "plug_and_play", "method": sel("dql", "joint", "algo:idql"),
+         "baseline": sel("dql", "joint")},
+        {"name": "IDQL-guid + DQL-diff vs IDQL", "kind": "plug_and_play", "method": sel("dql", "joint", "algo:idql"),
+         "baseline": sel("idql", "joint")},
+        {"name": "Double guidance", "kind": "double_guidance", "method": sel("dql", "joint", "seed:1"),
+         "baseline": sel("dql", "joint")},
+        {"name": "EDP (not run)", "kind": "gfdt", "method": sel("edp", "frozen"), "baseline": sel("edp", "joint")},
+    ]
+    arms = (("dql", "joint", "self"), ("dql", "frozen", "self"), ("dql", "joint", "algo:idql"),
+            ("dql", "joint", "seed:1"), ("idql", "joint", "self"))
+    write_run(run, tasks=("hopper-medium", "walker2d-medium"), arms=arms, seeds=seeds, episodes=3,
+              run_json={"sweep": "full", "comparisons": comparisons})
+    for scale in (0.5, 1.0, 2.0):
+        write_run(run, arms=(("swg", "joint", "self"),), seeds=(0, 1, 2), episodes=2, infer=("swg", scale),
+                  score=lambda *a, s=scale: default_score(*a) - 10 * (s - 1.0) ** 2, rng_seed=int(10 * scale))
+    (run / "results" / "guidance_search").mkdir(parents=True)
+    pq.write_table(pa.table({"trial": [0, 1], "infer_scale": [0.7, 1.3], "objective": [61.0, 58.5]}),
+                   run / "results" / "guidance_search" / "study.parquet")
+    out = make_report(run, reps=REPS).parent
+    text = (out / "report.md").read_text()
+    for needle in ("GFDT (frozen", "Plug-and-play guidance", "Plug-and-play table", "Double guidance",
+                   "SWG guidance scale", "Guidance-scale search (Optuna)", "Left out: comparison 'EDP (not run)'",
+                   "swg_scale.png"):
+        assert needle in text, needle
+    for name in ("plug_and_play.csv", "swg_scale.csv", "guidance_search.csv", "swg_scale.png"):
+        assert (out / name).exists(), name
+    comp = pacsv.read_csv(out / "comparisons.csv")
+    assert comp.num_rows == 8 and set(comp.column("task").to_pylist()) == {"hopper-medium", "walker2d-medium"}
+    swg = pacsv.read_csv(out / "swg_scale.csv").to_pylist()
+    assert [r["infer_scale"] for r in swg] == [0.5, 1.0, 2.0] and max(swg, key=lambda r: r["final_x100"])["infer_scale"] == 1.0
+    aggs = pacsv.read_csv(out / "aggregates.csv").to_pylist()
+    assert {r["variant"] for r in aggs} == {"dql/joint", "dql/frozen", "dql/joint/algo:idql", "dql/joint/seed:1", "idql/joint"}
+    assert all(r["tasks"] == 2 and r["runs"] == 5 and r["iqm_lo"] <= r["iqm_x100"] <= r["iqm_hi"] for r in aggs)
+    iqm = {r["variant"]: r["iqm_x100"] for r in aggs}
+    assert iqm["dql/frozen"] > iqm["dql/joint"]  # frozen guidance learns faster in the fixture
+    assert "after Holm correction over 8 comparisons" in text
+
+
+def test_missing_baseline_is_a_clear_error(small_run, capsys):
+    with pytest.raises(MissingBaselineError, match=r"baseline dql/none has no evaluation rows; the run has \['dql/frozen', 'dql/joint'\]"):
+        make_report(small_run, compare=["dql/frozen:dql/none"], reps=REPS)
+    assert main(["report", str(small_run), "--compare", "edp/frozen:dql/joint"]) == 2
+    assert "method edp/frozen has no evaluation rows" in capsys.readouterr().err
+    assert not (small_run / "report").exists()
+
+
+def test_mismatched_horizons_and_empty_run(small_run, tmp_path, capsys):
+    with pytest.raises(HorizonMismatchError, match="horizon 2000 is beyond the last checkpoint"):
+        make_report(small_run, horizon=2000, reps=REPS)
+    assert main(["report", str(tmp_path / "empty")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_analysis_imports_neither_torch_nor_ray():
+    code = ("import sys, analysis.report, sweeps.cmd_report; "
+            "bad = [m for m in ('torch', 'ray', 'trainables') if m in sys.modules]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
