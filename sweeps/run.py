@@ -59,7 +59,8 @@ def init_ray(address: str | None) -> None:
         return
     if address is None:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private single-machine cluster
-        ray.init(namespace=NAMESPACE, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(address="local", namespace=NAMESPACE, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
     else:
         ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
 
@@ -91,6 +92,7 @@ def train_trial(item: dict, artifact: Path | None, max_steps: int) -> dict:
                          "guidance_seed": -1 if mode == "none" else item["seed"]},
             "train": {"task": item["task"], "algo": item["algo"], "algo_config": item["algo_config"],
                       "train_guidance": mode, "guidance_artifact": str(artifact) if artifact else None,
+                      "guidance_config": item["guidance_config"] if mode != "none" else None,
                       "seed": item["seed"], "steps": item["steps"], "batch_size": item["batch_size"],
                       "eval_every": item["eval_every"], "log_every": item["log_every"]},
             "eval": {"inference": inference, "episodes": item["episodes"], "max_steps": max_steps}}

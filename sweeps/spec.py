@@ -239,7 +239,7 @@ def _comparison(d: Any, path: str) -> dict:
 
 
 TOP_KEYS = ("name", "description", "tasks", "algorithms", "train_guidance", "seeds", "pretraining", "budgets",
-            "eval", "algo_config", "resources", "max_failures", "recombination", "report", "scale", "budget")
+            "eval", "algo_config", "guidance_config", "resources", "max_failures", "recombination", "report", "scale", "budget")
 
 
 def validate_spec(raw: Any) -> dict:
@@ -268,6 +268,11 @@ def validate_spec(raw: Any) -> dict:
         if not isinstance(v, dict):
             raise _err(f"algo_config.{a}", v, "a mapping of the algorithm's config fields")
     spec["algo_config"] = {a: dict(ac.get(a, {})) for a in spec["algorithms"]}
+    gc = _mapping(d.get("guidance_config", {}), "guidance_config", ALGORITHMS)
+    for a, v in gc.items():
+        if not isinstance(v, dict):
+            raise _err(f"guidance_config.{a}", v, "a mapping of GuidanceConfig fields (the joint / noise critic)")
+    spec["guidance_config"] = {a: dict(gc[a]) if a in gc else None for a in spec["algorithms"]}
     spec["resources"] = _resources(d.get("resources"), "resources")
     spec["max_failures"] = _int(d.get("max_failures", 2), "max_failures", -1)
     _check_pretraining_covers(spec)
@@ -357,7 +362,7 @@ def expand(spec: dict) -> list[Stage]:
 
     pretrain items: {name, task, algo, kind, seed, steps, batch_size, save_every, guidance_config};
     train items: {task, algo, train_guidance, seed, pretrained (name or None), steps, eval_every,
-    batch_size, log_every, episodes, algo_config, inference}; recombine items: the recombination
+    batch_size, log_every, episodes, algo_config, guidance_config, inference}; recombine items: the recombination
     entries with ``task`` set (one per task); report items: the comparisons.
     """
     b = spec["budget"]
@@ -372,6 +377,7 @@ def expand(spec: dict) -> list[Stage]:
               "pretrained": pretraining_for(spec, a)["name"] if m in PRETRAINED_MODES else None,
               "steps": b["steps"], "eval_every": b["eval_every"], "batch_size": b["batch_size"],
               "log_every": b["log_every"], "episodes": b["episodes"], "algo_config": spec["algo_config"][a],
+              "guidance_config": None if m in PRETRAINED_MODES else spec["guidance_config"][a],
               "inference": inference_for(spec["eval"]["inference"][a], t)}
              for t in spec["tasks"] for a in spec["algorithms"] for m in spec["train_guidance"] for s in spec["seeds"]]
     recombine = [dict(r, task=t, inference=inference_for(r["inference"], t))

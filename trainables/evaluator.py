@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -100,8 +101,9 @@ class Evaluator:
         torch.set_num_threads(max(1, threads))
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
 
-    def node_id(self) -> str:
-        return ray.get_runtime_context().get_node_id()
+    def where(self) -> dict[str, Any]:
+        """This evaluator's node id and process id."""
+        return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
 
     def evaluate(self, job: dict) -> dict[str, Any]:
         """Evaluate ``job`` unless its rows exist; returns the summary of its rows."""
@@ -112,7 +114,7 @@ class Evaluator:
             path = store.write_eval_job(run_job(job, self.device))
         import pyarrow.parquet as pq
 
-        return dict(summarize(pq.read_table(path).to_pylist()), skipped=skipped, node_id=self.node_id())
+        return dict(summarize(pq.read_table(path).to_pylist()), skipped=skipped, **self.where())
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
@@ -125,15 +127,15 @@ class EvalCoordinator:
         self.evaluators = [self._new() for _ in range(count)]
         for ev in self.evaluators:
             self.idle.put_nowait(ev)
-        self.stats = {"jobs": 0, "skipped": 0, "busy_s": 0.0, "replaced": 0}
+        self.stats: dict[str, Any] = {"jobs": 0, "skipped": 0, "busy_s": 0.0, "replaced": 0, "jobs_by_node": {}}
 
     def _new(self):
         return Evaluator.options(num_cpus=self.cpu, num_gpus=self.gpu, scheduling_strategy="SPREAD").remote(
             max(1, int(self.cpu)))
 
-    async def ready(self) -> list[str]:
-        """Waits until every evaluator is up; returns their node ids."""
-        return list(await asyncio.gather(*[ev.node_id.remote() for ev in self.evaluators]))
+    async def ready(self) -> list[dict[str, Any]]:
+        """Waits until every evaluator is up; returns where each runs (node id, pid)."""
+        return list(await asyncio.gather(*[ev.where.remote() for ev in self.evaluators]))
 
     async def evaluate(self, job: dict) -> dict[str, Any]:
         """Run ``job`` on an idle evaluator; on evaluator death replace it and retry."""
@@ -154,6 +156,8 @@ class EvalCoordinator:
             self.stats["jobs"] += 1
             self.stats["skipped"] += int(out["skipped"])
             self.stats["busy_s"] += 0.0 if out["skipped"] else out["wall_s"]
+            by_node = self.stats["jobs_by_node"]
+            by_node[out["node_id"]] = by_node.get(out["node_id"], 0) + 1
             return out
         raise AssertionError("unreachable")
 

@@ -1,0 +1,97 @@
+"""Sweeps on the session's embedded Ray: real Tune trials, real evaluator actors, tiny configs.
+
+* a 2-trial sweep end to end (800 steps, evaluation every 400): rows, reports, run directory, status;
+* fault tolerance: one trial's process dies after its first checkpoint (os._exit on a marker file)
+  and resumes from it, another diverges; every (trial, step, episode) row exists exactly once.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from sweeps.run import run_sweep, run_tune_stage, train_trial, write_run_dir
+from sweeps.spec import expand
+from tests.sweeps.sweep_helpers import eval_keys, tiny_spec, trials, tune_results
+from trainables.evaluator import start_pool
+
+pytestmark = pytest.mark.ray
+
+
+def test_two_trial_sweep_end_to_end(ray_session, tiny_data_root, tmp_path, monkeypatch):
+    from sweeps.cmd_sweep import status_text
+
+    monkeypatch.setenv("MDPT_DATA", str(tiny_data_root))
+    run_dir = tmp_path / "run"
+    summary = run_sweep(tiny_spec(), run_dir, printer=lambda s: None)
+
+    assert summary["stages"]["train"]["trials"] == 2 and summary["stages"]["train"]["errors"] == 0
+    keys = eval_keys(run_dir)
+    assert len(keys) == len(set(keys)) == 2 * 2 * 2  # trials x checkpoints (400, 800) x episodes
+    assert {k[1] for k in keys} == {400, 800}
+    rows = trials(run_dir)
+    assert {r["status"] for r in rows.values()} == {"TERMINATED"}
+    assert {r["restored_from"] for r in rows.values()} == {-1}
+    for trial_id, results in tune_results(run_dir, "train").items():
+        assert [r["step"] for r in results] == [400.0, 800.0]
+        assert all(math.isfinite(r["eval/score_mean"]) for r in results)  # first and final evals block
+        assert results[-1]["eval/step"] == 800.0
+        assert sorted(p.name for p in (run_dir / "snapshots" / trial_id).glob("step_*.pt")) == [
+            "step_00000400.pt", "step_00000800.pt"]
+    assert (run_dir / "spec.yaml").exists() and (run_dir / "run.json").exists()
+    assert Path(summary["report"]).exists()
+    assert summary["evaluators"]["jobs"] == 4 and summary["evaluators"]["replaced"] == 0
+    assert "train: 2 trials: 2 TERMINATED" in status_text(run_dir)
+
+
+def crash_once_after_first_checkpoint(config: dict) -> None:
+    """train_policy, but the process dies (os._exit) right after reporting its first checkpoint if the
+    run directory holds the marker file (deleted first, so the retry runs through)."""
+    from ray import tune
+
+    from trainables import train
+
+    marker = Path(config["run_dir"]) / "crash_marker"
+    report = tune.report
+
+    def report_then_die(metrics, *, checkpoint=None):
+        report(metrics, checkpoint=checkpoint)
+        if marker.exists():
+            marker.unlink()
+            os._exit(1)
+
+    train.tune.report = report_then_die
+    train.train_policy(config)
+
+
+def test_crash_recovery_and_divergence(ray_session, tiny_data_root, tmp_path):
+    spec = tiny_spec(steps=1200)
+    run_dir = tmp_path / "run"
+    write_run_dir(spec, run_dir)
+    items = expand(spec)[0].items  # train stage: seeds 0 and 1
+    good = train_trial(items[0], None, max_steps=20)
+    bad = train_trial(items[1], None, max_steps=20)
+    bad["train"]["algo_config"] = dict(bad["train"]["algo_config"], lr=1e30)  # NaN within a few steps
+    (run_dir / "crash_marker").write_text("")
+    ev = spec["resources"]["evaluators"]
+    coord = start_pool(run_dir, ev["count"], ev["cpu"], ev["gpu"])
+    try:
+        grid = run_tune_stage("train", crash_once_after_first_checkpoint, [good, bad], spec, run_dir,
+                              str(tiny_data_root), printer=lambda s: None)
+    finally:
+        ray_session.kill(coord)
+
+    assert not (run_dir / "crash_marker").exists() and grid.num_errors == 0
+    rows = trials(run_dir)
+    crashed = next(r for r in rows.values() if r["seed"] == 0)
+    diverged = next(r for r in rows.values() if r["seed"] == 1)
+    assert crashed["status"] == "TERMINATED" and crashed["num_failures"] == 1 and crashed["restored_from"] == 400
+    assert diverged["status"] == "ERROR" and diverged["failure_reason"].startswith("DivergenceError")
+    keys = eval_keys(run_dir)
+    assert Counter(keys).most_common(1)[0][1] == 1  # no duplicate row
+    expected = {(crashed["trial_id"], step, "self", ep) for step in (400, 800, 1200) for ep in range(2)}
+    assert set(keys) == expected  # none missing; the diverged trial wrote no checkpoint rows
