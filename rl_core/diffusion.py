@@ -249,7 +249,7 @@ def sample(
     if x_T is None:
         x_T = temperature * torch.randn(shape, generator=generator, device=generator.device)
     x = x_T.to(cond.device, cond.dtype)
-    k_in = {k: torch.full((shape[0],), float(k), device=x.device, dtype=x.dtype) for k in ks}
+    k_in = {k: torch.full((1,), float(k), device=x.device, dtype=x.dtype).expand(shape[0]) for k in ks}  # (B,), stride 0
     x0_prev = x  # x0_hat of the previous level (set before the first 2M use)
     for i, k in enumerate(ks):
         (a, s), (a1, s1) = levels[i], levels[i + 1]

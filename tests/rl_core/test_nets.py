@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rl_core.errors import ConfigError
-from rl_core.nets import MLP, DQLMlp, LNResNet, TimeEmbedding, TwinQ, ValueNet
+from rl_core.nets import MLP, DQLMlp, LNResNet, Mish, TimeEmbedding, TwinQ, ValueNet
 
 B, OBS, ACT = 5, 7, 3
 
@@ -39,7 +39,7 @@ def test_denoisers_shapes_and_dtypes(final_act):
         assert out.shape == (B, ACT) and out.dtype == torch.float32 and torch.isfinite(out).all()
         assert not torch.equal(net(x, k + 1, obs), out)  # depends on the step
     resnet = LNResNet(OBS, ACT, hidden=32, emb_dim=8, final_act=final_act)
-    assert isinstance(resnet.out[0], torch.nn.Mish) == final_act
+    assert isinstance(resnet.out[0], Mish) == final_act
 
 
 def test_default_architectures_match_reference_sizes():
@@ -88,3 +88,25 @@ def test_mlp_options_and_bad_activation():
     assert m(torch.zeros(6, 4)).shape == (6, 2)
     with pytest.raises(ConfigError, match="mish, relu"):
         MLP(4, 2, activation="swishy")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fast_mish_matches_torch_mish_and_its_gradient(dtype):
+    x = torch.cat([torch.linspace(-60, 60, 241), torch.randn(1000, generator=torch.Generator().manual_seed(0)) * 3]).to(dtype)
+    x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    y1, y2 = Mish()(x1), torch.nn.functional.mish(x2)
+    tol = 1e-6 if dtype == torch.float32 else 1e-12
+    assert torch.allclose(y1, y2, atol=tol * 10, rtol=tol)
+    g = torch.randn(x.shape, dtype=dtype, generator=torch.Generator().manual_seed(1))
+    y1.backward(g), y2.backward(g)
+    assert torch.allclose(x1.grad, x2.grad, atol=tol * 10, rtol=tol * 10)
+    assert torch.autograd.gradcheck(Mish(), (torch.randn(6, 4, dtype=torch.float64, requires_grad=True),))
+
+
+def test_time_embedding_of_a_broadcast_step_equals_the_full_batch():
+    emb = TimeEmbedding(dim=16, hidden=32)
+    full = emb(torch.full((6,), 3.0))
+    shared = emb(torch.full((1,), 3.0).expand(6))  # how the samplers pass k
+    assert torch.allclose(full, shared) and shared.shape == (6, 16)
+    shared.sum().backward()
+    assert all(p.grad is not None for p in emb.parameters())
