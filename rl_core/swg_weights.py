@@ -1,8 +1,8 @@
 """SWG weight functions: the advantage of a frozen IQL critic mapped to a weight w(s, a) in (0, 1].
 
 SWG (Tagle et al., arXiv 2505.18345) samples from pi(a|s) ∝ w(s, a) mu(a|s). The weight is a fixed
-function of the advantage A(s, a) = Q(s, a) - V(s) of an IQL critic (min over the twin Q heads,
-as ``Guidance.q`` returns it). Functions (algorithms.md §7.4):
+function of the advantage A(s, a) = min_i Q'_i(s, a) - V(s) of an IQL critic (target twin Q heads,
+as SWG-J). Functions (algorithms.md §7.4):
 
 - ``expectile`` (hard):   w = tau if A > 0 else 1 - tau
 - ``smooth_expectile``:   sig = sigmoid(k A);  w = sig tau + (1 - sig)(1 - tau)          (SWG-J, k = 3)
@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from rl_core.errors import ArtifactMismatchError, ConfigError
+from rl_core.guidance import GuidanceCapabilityError
 
 WeightFnName = Literal["expectile", "smooth_expectile", "exponential", "linex"]
 WEIGHT_FNS = ("expectile", "smooth_expectile", "exponential", "linex")
@@ -123,16 +124,16 @@ def compute_weights(adv: Tensor, cfg: WeightConfig) -> Tensor:
 
 @torch.no_grad()
 def critic_weights(guidance, obs_n: Tensor, act: Tensor, cfg: WeightConfig) -> Tensor:
-    """Weights from a critic with Q and V: compute_weights(q(s, a) - v(s)).
+    """Weights from an IQL critic: compute_weights(min_i Q'_i(s, a) - V(s)), target Q as SWG-J.
 
     obs_n (B, obs_dim), act (B, act_dim) -> (B,). Deterministic given the critic, so a minibatch
     gives exactly the rows of ``weight_column``.
     """
     if "v" not in guidance.provides:
-        raise ConfigError(
+        raise GuidanceCapabilityError(
             f"SWG weights need a critic with V (an IQL artifact, kind 'iql'); got kind "
             f"'{guidance.kind}' providing {sorted(guidance.provides)}. Pretrain with kind 'iql'.")
-    return compute_weights(guidance.q(obs_n, act) - guidance.v(obs_n), cfg)
+    return compute_weights(guidance.q(obs_n, act, target=True) - guidance.v(obs_n), cfg)
 
 
 def weight_column(guidance, obs_n: np.ndarray | Tensor, act: np.ndarray | Tensor, cfg: WeightConfig,

@@ -32,8 +32,8 @@ Training-guidance modes (critic -> weights -> actor, guidance-first by construct
 - ``joint``: the algorithm's own IQL critic is trained alone for the first ``critic_steps`` calls of
   ``update`` (the denoiser does not move in this phase), then frozen; the diffusion phase follows.
 - ``unfrozen``: a pretrained IQL critic keeps training alongside; weights follow the current critic.
-- ``noise``: a random-init critic (frozen) gives the weights; ``none``: w ≡ 1 (behaviour cloning of
-  the joint; a critic, if given, is trained but unused).
+- ``none``: w ≡ 1 (behaviour cloning of the joint; the no-guidance control).
+- ``noise`` is refused: the random critic of that mode has no V, so no advantage weight exists.
 
 Deviations from the reference implementation (SWG-J ``atagle123/SWG-JAX``, SWG-P ``SWG-pytorch``):
 1. Tweedie factor 1/alpha_k = 1/sqrt(alphabar_k) on the weight coordinate (correct); SWG-J uses
@@ -170,6 +170,9 @@ class SWG(DiffusionAlgorithm):
 
     def __init__(self, cfg: SWGConfig, obs_dim: int, act_dim: int, *, guidance: Any | None, guidance_mode: str,
                  seed: int, device: str | torch.device = "cpu") -> None:
+        if guidance_mode == "noise":
+            raise ConfigError("SWG has no guidance_mode 'noise': its weights need Q - V and the random critic has "
+                              "no V; use 'none' (w = 1) as the no-guidance control, or joint | frozen | unfrozen")
         super().__init__(cfg, obs_dim, act_dim, guidance=guidance, guidance_mode=guidance_mode, seed=seed, device=device)
         self.critic_step = 0  # joint mode: IQL steps taken in the critic phase
         if guidance_mode == "joint" and not self.in_critic_phase:

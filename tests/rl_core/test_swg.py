@@ -1,0 +1,268 @@
+"""SWG: weight functions, the joint (action, weight) model, self-guided sampling, and the algorithm
+contract (loss decreases, parameters move, frozen critic untouched, determinism, save/load)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from rl_core import diffusion as D
+from rl_core.algos import get_algorithm
+from rl_core.algos.swg import SWG, SWGConfig, swg_loss, swg_sample
+from rl_core.errors import ArtifactMismatchError, ConfigError
+from rl_core.guidance import GuidanceCapabilityError, GuidanceConfig, make_guidance
+from rl_core.swg_weights import (WeightConfig, compute_weights, critic_weights, load_weight_column,
+                                 save_weight_column, weight_column)
+from rl_core.types import Batch
+
+OBS, ACT = 3, 2
+TINY = SWGConfig(T=5, sampling_steps=5, hidden=16, n_blocks=2, emb_dim=8, critic_steps=2)
+GCFG = GuidanceConfig(kind="iql", hidden=16)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def make_batch(seed: int = 0, B: int = 32) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    obs = torch.randn(B, OBS, generator=g)
+    return Batch(obs, torch.rand(B, ACT, generator=g) * 2 - 1, torch.randn(B, generator=g),
+                 torch.randn(B, OBS, generator=g), torch.zeros(B))
+
+
+def critic(seed: int = 1):
+    return make_guidance(GCFG, OBS, ACT, seed)
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# ----- weight functions ------------------------------------------------------------------------
+@pytest.mark.parametrize("fn, adv, expected", [
+    ("expectile", [-1.0, 0.0, 2.0], [0.3, 0.3, 0.7]),
+    # sigmoid(3) = 0.952574: 0.952574 * 0.7 + 0.047426 * 0.3 = 0.681030
+    ("smooth_expectile", [0.0, 1.0, -1.0], [0.5, 0.681030, 0.318970]),
+    # exp(0)/10, exp(ln 5)/10, exp(4 -> clip 10)/10, exp(clip(-10) = -6)/10 = 2.4788e-4
+    ("exponential", [0.0, math.log(5.0), 10.0, -10.0], [0.1, 0.5, 1.0, 2.4788e-4]),
+    # tau = 0.7: f(A) = (e^{0.7 A} - 1)/A, f(0) = 0.7, f(4) = (e^{2.8} - 1)/4 = 3.861161, f(-2) = 0.376702
+    ("linex", [0.0, 4.0, -2.0, 9.0], [0.7 / 3.861161, 1.0, 0.376702 / 3.861161, 1.0]),
+])
+def test_weight_functions_match_hand_computed_values(fn, adv, expected):
+    w = compute_weights(torch.tensor(adv, dtype=torch.float64), WeightConfig(fn=fn))
+    np.testing.assert_allclose(w.numpy(), expected, rtol=1e-4)
+
+
+def test_weights_are_floored_and_nan_safe():
+    cfg = WeightConfig(fn="exponential", beta=2.0, exp_clip=(1e-6, 10.0))
+    w = compute_weights(torch.tensor([-6.0, float("nan")]), cfg)
+    assert w.tolist() == pytest.approx([1e-4, 1e-4])  # exp(-12)/10 = 6e-7 -> floor; NaN -> floor
+
+
+def test_weight_config_rejects_bad_values_and_round_trips():
+    with pytest.raises(ConfigError, match="fn"):
+        WeightConfig(fn="softmax")
+    with pytest.raises(ConfigError, match="tau"):
+        WeightConfig(tau=1.5)
+    cfg = WeightConfig(fn="linex", adv_clip=(-3.0, 2.0))
+    assert WeightConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_weight_column_equals_batch_weights_and_round_trips(tmp_path):
+    batch, q = make_batch(B=50), critic()
+    cfg = WeightConfig(fn="smooth_expectile")
+    col = weight_column(q, batch.obs.numpy(), batch.act.numpy(), cfg, batch_size=16)
+    assert col.shape == (50,) and col.dtype == np.float32
+    adv = q.q(batch.obs, batch.act, target=True) - q.v(batch.obs)
+    np.testing.assert_allclose(col, compute_weights(adv, cfg).detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(col[10:20], critic_weights(q, batch.obs[10:20], batch.act[10:20], cfg).numpy())
+    save_weight_column(tmp_path, col, {"dataset_fingerprint": "abc", "weights": cfg.to_dict()})
+    loaded, meta = load_weight_column(tmp_path, expect_fingerprint="abc")
+    np.testing.assert_array_equal(loaded, col)
+    assert meta["summary"]["n"] == 50
+    with pytest.raises(ArtifactMismatchError, match="fingerprint"):
+        load_weight_column(tmp_path, expect_fingerprint="other")
+
+
+def test_weights_need_a_critic_with_v():
+    td = make_guidance(GuidanceConfig(kind="td", hidden=16), OBS, ACT, 0)
+    with pytest.raises(GuidanceCapabilityError, match="iql"):
+        critic_weights(td, torch.zeros(2, OBS), torch.zeros(2, ACT), WeightConfig())
+
+
+# ----- model and sampling ----------------------------------------------------------------------
+def test_loss_reaches_the_weight_head_only_through_the_weight_coordinate():
+    net = SWG.build_denoiser(TINY, OBS, ACT)
+    batch = make_batch()
+    sched = D.make_schedule("vp", TINY.T)
+    loss, metrics = swg_loss(net, batch.obs, batch.act, torch.rand(32), sched, gen())
+    assert metrics["loss/diffusion"] == pytest.approx(metrics["loss/action"] + metrics["loss/weight"], rel=1e-5)
+    loss.backward()
+    head = list(net.extra.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head)
+    # the action part of the output does not depend on the weight head
+    net.zero_grad()
+    out = net(torch.randn(4, ACT + 1), torch.zeros(4), torch.randn(4, OBS))
+    out[:, :ACT].sum().backward()
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in head)
+
+
+def _oracle_ddpm(net, obs, z_T, noises, sched):
+    """Independent plain DDPM (IDQL ddpm_sampler) on z = (a, w), clipping a to [-1, 1], w to [w_min, 1]."""
+    ab = sched.alphas.double() ** 2
+    z = z_T
+    for k in range(sched.T - 1, -1, -1):
+        alpha_k = ab[k] / (ab[k - 1] if k > 0 else 1.0)
+        eps = net(z, torch.full((len(z),), float(k)), obs)
+        z = (z - (1 - alpha_k) / (1 - ab[k]).sqrt() * eps) / alpha_k.sqrt()
+        if k > 0:
+            z = z + (1 - alpha_k).sqrt() * noises[k]
+        z = torch.cat([z[:, :-1].clamp(-1, 1), z[:, -1:].clamp(1e-4, 1)], dim=1).float()
+    return z
+
+
+def test_scale_zero_is_plain_ddpm_and_tiny_scale_is_continuous():
+    net = SWG.build_denoiser(TINY, OBS, ACT).eval()
+    obs, sched = torch.randn(6, OBS), D.make_schedule("vp", TINY.T)
+    with torch.no_grad():
+        a0, w0 = swg_sample(net, obs, gen(3), sched, act_dim=ACT, temperature=1.0, scale=0.0, w_min=1e-4)
+        g = gen(3)  # the same draws, in the sampler's order: z_T, then one noise per step k = T-1..1
+        z_T = torch.randn(6, ACT + 1, generator=g)
+        noises = {k: torch.randn(6, ACT + 1, generator=g) for k in range(TINY.T - 1, 0, -1)}
+        z = _oracle_ddpm(net, obs, z_T, noises, sched)
+        a_tiny, _ = swg_sample(net, obs, gen(3), sched, act_dim=ACT, temperature=1.0, scale=1e-6, w_min=1e-4)
+        a5, _ = swg_sample(net, obs, gen(3), sched, act_dim=ACT, temperature=1.0, scale=5.0, w_min=1e-4)
+    torch.testing.assert_close(torch.cat([a0, w0[:, None]], 1), z, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(a_tiny, a0, atol=1e-4, rtol=0)
+    assert not torch.allclose(a5, a0, atol=1e-3)
+
+
+def test_guidance_raises_the_predicted_weight():
+    """Analytic oracle: a ~ N(0, 0.3^2 I), w = exp(a_0 - 1). The exact eps of a and a Tweedie weight
+    exp(E[a_0 | a_k] - 1) (log-gradient of the exact E[W_0 | a_k]) must give the tilted target
+    pi ∝ N(0, 0.09 I) e^{a_0} = N((0.09, 0), 0.09 I) at s = 1 and the behaviour at s = 0."""
+
+    class Oracle(torch.nn.Module):
+        def forward(self, z, k, obs):
+            ab = sched.alphas[k.long()] ** 2
+            a0_hat = z[:, :-1] * ab.sqrt()[:, None] * 0.09 / (ab[:, None] * 0.09 + 1 - ab[:, None])
+            eps_a = (z[:, :-1] - ab.sqrt()[:, None] * a0_hat) / (1 - ab[:, None]).sqrt()
+            w_hat = torch.exp(a0_hat[:, :1] - 1.0)
+            eps_w = (z[:, -1:] - ab.sqrt()[:, None] * w_hat) / (1 - ab[:, None]).sqrt()
+            return torch.cat([eps_a, eps_w], 1)
+
+    sched = D.make_schedule("vp", 15)
+    obs = torch.zeros(2000, 0)
+    out = {s: swg_sample(Oracle(), obs, gen(0), sched, act_dim=ACT, temperature=1.0, scale=s, w_min=1e-4)
+           for s in (0.0, 1.0)}
+    # unguided: mean of a_0 ~ 0; target ∝ N(0, 0.09) e^{a_0} has mean 0.09 along a_0, unchanged a_1
+    assert abs(out[0.0][0][:, 0].mean().item()) < 0.03
+    assert out[1.0][0][:, 0].mean().item() == pytest.approx(0.09, abs=0.02)  # T = 15 DDPM gives ~0.084
+    assert abs(out[1.0][0][:, 1].mean().item()) < 0.03
+    assert out[1.0][1].mean() > out[0.0][1].mean()
+
+
+def test_self_guided_sample_shapes_ranges_and_swg_r_weights():
+    algo = SWG(TINY, OBS, ACT, guidance=None, guidance_mode="none", seed=0)
+    obs = torch.randn(3, OBS)
+    a, w = SWG.self_guided_sample(TINY, algo.denoiser(), obs, gen(), n=4, temperature=1.0, scale=5.0,
+                                  return_weights=True)
+    assert a.shape == (3, 4, ACT) and w.shape == (3, 4)
+    assert a.abs().max() <= 1 and w.min() >= 1e-4 and w.max() <= 1
+    # temperature 0: deterministic and all n samples identical (why SWG-R needs temperature > 0)
+    a0 = SWG.self_guided_sample(TINY, algo.denoiser(), obs, gen(1), n=4, temperature=0.0, scale=5.0)
+    assert torch.equal(a0, SWG.self_guided_sample(TINY, algo.denoiser(), obs, gen(2), n=4, temperature=0.0, scale=5.0))
+    assert torch.allclose(a0[:, :1].expand_as(a0), a0)
+    assert SWG.sample_with(TINY, algo.denoiser(), obs, gen(), n=2, temperature=1.0).shape == (3, 2, ACT)
+
+
+# ----- config ----------------------------------------------------------------------------------
+def test_config_validation_and_json_round_trip():
+    cfg = SWGConfig(weights=WeightConfig(fn="exponential", beta=3.0), guidance_clip=10.0)
+    assert SWGConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    with pytest.raises(ConfigError, match="schedule"):
+        SWGConfig(schedule="cosine")
+    with pytest.raises(ConfigError, match="sampling_steps"):
+        SWGConfig(T=15, sampling_steps=5)
+    assert get_algorithm("swg") is SWG and SWG.requires == {"q", "v"}
+
+
+def test_noise_mode_is_refused_with_a_clear_message():
+    with pytest.raises(ConfigError, match="none"):
+        SWG(TINY, OBS, ACT, guidance=None, guidance_mode="noise", seed=0)
+
+
+# ----- algorithm contract ----------------------------------------------------------------------
+def test_update_lowers_the_loss_on_a_learnable_batch():
+    algo = SWG(replace(TINY, lr=3e-3, dropout=0.0), OBS, ACT, guidance=critic(),
+               guidance_mode="frozen", seed=0)
+    batch = make_batch()
+
+    def loss() -> float:
+        return sum(swg_loss(algo.net, batch.obs, batch.act, algo.batch_weights(batch), D.make_schedule("vp", 5),
+                            gen(s))[0].item() for s in range(8))
+
+    before = loss()
+    for i in range(60):
+        algo.update(batch, gen(i))
+    assert loss() < 0.7 * before
+
+
+def test_every_denoiser_parameter_moves_and_the_frozen_critic_does_not():
+    q = critic()
+    algo = SWG(replace(TINY, lr=1.0), OBS, ACT, guidance=q, guidance_mode="frozen", seed=0)
+    net0, q0 = copy.deepcopy(algo.net.state_dict()), copy.deepcopy(q.state_dict())
+    m = algo.update(make_batch(), gen())
+    assert all(math.isfinite(v) for v in m.values()) and {"loss/diffusion", "loss/weight", "swg/w_mean"} <= set(m)
+    for name, p in algo.net.state_dict().items():
+        assert not torch.equal(p, net0[name]), name
+    for name, p in q.nets.state_dict().items():
+        assert torch.equal(p, q0["nets"][name]), name
+
+
+def test_joint_mode_trains_the_critic_first_then_the_diffusion_model():
+    algo = SWG(TINY, OBS, ACT, guidance=critic(), guidance_mode="joint", seed=0)
+    net0 = copy.deepcopy(algo.net.state_dict())
+    v0 = copy.deepcopy(algo.guidance.nets["v"].state_dict())
+    for i in range(TINY.critic_steps):
+        m = algo.update(make_batch(i), gen(i))
+        assert m["swg/critic_phase"] == 1.0 and "guidance/loss/value" in m
+    assert all(torch.equal(p, net0[k]) for k, p in algo.net.state_dict().items())
+    assert algo.guidance.frozen and not torch.equal(algo.guidance.nets["v"].state_dict()["net.0.weight"],
+                                                    v0["net.0.weight"])
+    q_before = copy.deepcopy(algo.guidance.state_dict())
+    m = algo.update(make_batch(9), gen(9))
+    assert m["swg/critic_phase"] == 0.0 and "loss/diffusion" in m and "guidance/loss/value" not in m
+    assert all(torch.equal(p, q_before["nets"][k]) for k, p in algo.guidance.nets.state_dict().items())
+
+
+def test_same_seed_same_results_and_save_load_same_actions():
+    def run():
+        algo = SWG(TINY, OBS, ACT, guidance=critic(3), guidance_mode="joint", seed=7)
+        return algo, [algo.update(make_batch(i), gen(i)) for i in range(4)]
+
+    (a1, m1), (a2, m2) = run(), run()
+    assert m1 == m2
+    obs = torch.randn(5, OBS)
+    act1 = a1.guided_sample(obs, gen(5), n=3, temperature=0.5, scale=2.0)
+    b = SWG(TINY, OBS, ACT, guidance=critic(4), guidance_mode="joint", seed=123)
+    b.load_state_dict(a1.state_dict())
+    assert b.critic_step == a1.critic_step and b.guidance.frozen
+    assert torch.equal(act1, b.guided_sample(obs, gen(5), n=3, temperature=0.5, scale=2.0))
+    # snapshot path: a fresh denoiser + the EMA weights act identically through the classmethod
+    net = SWG.build_denoiser(TINY, OBS, ACT)
+    net.load_state_dict(a1.denoiser(ema=True).state_dict())
+    assert torch.equal(act1, SWG.self_guided_sample(TINY, net, obs, gen(5), n=3, temperature=0.5, scale=2.0))
+    # training continues identically after load
+    assert a1.update(make_batch(11), gen(11)) == b.update(make_batch(11), gen(11))
