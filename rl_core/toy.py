@@ -20,7 +20,9 @@ independent target samples of the same size (a parametric bootstrap): a model wh
 the target lies inside it is indistinguishable from the target at that sample size.
 
 ``run_toy`` fits an SWG model (rl_core.algos.swg) on (x, w_beta(x)) with no observation and
-compares samples at s = 1 (exact guidance) and s = 0 (unguided, = behaviour) with the target.
+compares samples at s = 1 (exact guidance) and s = 0 (unguided, = behaviour) with the target; the
+distance of the s = 0 samples to the behaviour (``d_fit``) tells how much of the remaining gap is
+model fit rather than guidance.
 """
 
 from __future__ import annotations
@@ -121,6 +123,7 @@ class ToyResult:
     d_unguided: float  # D^2(SWG at s = 0, target)
     floor_mean: float  # mean D^2 between two independent target samples
     floor_q95: float  # its 95th percentile
+    d_fit: float  # D^2(SWG at s = 0, fresh behaviour sample): how well the model fits mu (reference)
     guided: np.ndarray
     unguided: np.ndarray
     target: np.ndarray
@@ -148,5 +151,6 @@ def run_toy(cfg: ToyConfig) -> ToyResult:
                                          scale=s)[0].numpy() * DATA_SCALE for s in (0.0, 1.0)}
     target = target_samples(cfg.task, cfg.beta, cfg.n_eval, rng)
     floor_mean, floor_q95 = noise_floor(cfg.task, cfg.beta, cfg.n_eval, rng, cfg.n_boot)
+    fit = energy_distance(samples[0.0], behaviour_samples(cfg.task, cfg.n_eval, rng))
     return ToyResult(energy_distance(samples[1.0], target), energy_distance(samples[0.0], target), floor_mean,
-                     floor_q95, samples[1.0], samples[0.0], target, x[: cfg.n_eval])
+                     floor_q95, fit, samples[1.0], samples[0.0], target, x[: cfg.n_eval])
