@@ -180,7 +180,7 @@ class DiffusionAlgorithm:
             torch.manual_seed(seed)
             self.net = self.build_denoiser(cfg, obs_dim, act_dim).to(self.device)
         self.ema = copy.deepcopy(self.net).requires_grad_(False).eval()
-        self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+        self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
         self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.lr_anneal_steps)
                           if cfg.lr_anneal_steps else None)
         self.guidance = self._attach_guidance(guidance, seed)

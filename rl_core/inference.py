@@ -1,0 +1,160 @@
+"""Acting with a trained diffusion policy, with the inference guidance chosen independently of training.
+
+An ``Actor`` maps raw observations to actions (algorithms.md §6, §8.4–8.5):
+
+1. obs_n = (obs − μ) / σ with the snapshot's normaliser (the critic's own normaliser for a critic
+   from another artifact: double guidance, cross-algorithm plug-and-play);
+2. N candidates a_1..a_N ~ π_EMA(· | s) per observation, x_T = temperature · N(0, I), all B·N chains
+   in ONE batched sampler call;
+3. selection (``InferenceConfig.method``):
+   - ``softmax``: i ~ Categorical(softmax(w · Q(s, a_i))), or softmax(w · (Q(s, a_i) − V(s))) with
+     ``use_advantage`` (IDQL style; None = when the critic has V). Subtracting V(s) shifts all
+     candidates of one state equally, so both give the same distribution; the flag is kept so a
+     composition asking for V on a critic without V fails as it would in the reference code.
+   - ``argmax``: i = argmax_i Q(s, a_i) (official IDQL).
+   - ``gradient``: classifier-style guidance on every denoising step,
+     ε̂ ← ε̂ − λ σ_k ∇_{a_k} Q(s, a_k) (the sampler's guidance term, λ = ``scale``); Q is evaluated
+     on the noisy action a_k (DPS-style, not exact guidance, algorithms.md §9); then argmax Q over
+     the N candidates (N = 1: the one sample).
+   - ``swg``: the algorithm's own self-guided sampler (SWG) with scale s; N > 1 keeps the argmax Q
+     (SWG-R).
+   - ``none``: one unguided sample (N = 1).
+   Q is the pessimistic min of the twin heads, read from the target nets when ``q_target`` (CD).
+
+Methods that need Q on a snapshot without a critic, or V on a critic without V, raise
+``GuidanceCapabilityError`` when the actor is built (expected vs actual capabilities).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from rl_core.errors import ConfigError
+from rl_core.guidance import GuidanceCapabilityError
+from rl_core.types import Normalizer
+
+METHODS = ("none", "softmax", "argmax", "gradient", "swg")
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """How to act: candidate count, initial-noise temperature, selection method and its scale."""
+
+    method: Literal["none", "softmax", "argmax", "gradient", "swg"] = "softmax"
+    scale: float = 100.0  # softmax: inverse temperature w on Q (or Q − V); gradient: λ; swg: s
+    n_candidates: int = 50  # candidates per observation (forced to 1 for method none)
+    temperature: float = 0.5  # initial-noise temperature of the sampler (CD eval 0.5)
+    use_advantage: bool | None = None  # softmax over Q − V (IDQL); None = when the critic has V
+    q_target: bool = True  # score with the critic's target nets (CD resampling) | online nets
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"inference.method={self.method!r} is not allowed; allowed values: {list(METHODS)}")
+        if self.n_candidates < 1:
+            raise ConfigError(f"inference.n_candidates={self.n_candidates} is out of range; allowed: integer >= 1")
+        if self.temperature < 0:
+            raise ConfigError(f"inference.temperature={self.temperature} is out of range; allowed: >= 0")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> InferenceConfig:
+        names = {f.name for f in fields(cls)}
+        if set(d) - names:
+            raise ConfigError(f"inference: unknown field(s) {sorted(set(d) - names)}; allowed: {sorted(names)}")
+        return cls(**d)
+
+    @classmethod
+    def for_algorithm(cls, algo_cfg: Any, **overrides: Any) -> InferenceConfig:
+        """The algorithm config's inference defaults (n_candidates, eval_temperature, IDQL's select)."""
+        base = {"n_candidates": algo_cfg.n_candidates, "temperature": algo_cfg.eval_temperature,
+                "method": getattr(algo_cfg, "select", "softmax")}
+        return cls(**{**base, **overrides})
+
+
+def needed_capabilities(inference: InferenceConfig, provides: frozenset[str]) -> frozenset[str]:
+    """Critic capabilities ``inference`` needs, given what the critic ``provides``."""
+    needs_q = inference.method in ("softmax", "argmax", "gradient") or (
+        inference.method == "swg" and inference.n_candidates > 1)
+    if not needs_q:
+        return frozenset()
+    if inference.method == "softmax" and (inference.use_advantage or
+                                          (inference.use_advantage is None and "v" in provides)):
+        return frozenset({"q", "v"})
+    return frozenset({"q"})
+
+
+class Actor:
+    """Raw observations (B, obs_dim) → actions (B, act_dim) in [−1, 1]; see the module docstring."""
+
+    def __init__(self, algo_cls: type, algo_cfg: Any, denoiser: nn.Module, normalizer: Normalizer,
+                 inference: InferenceConfig, guidance: Any | None = None,
+                 guidance_normalizer: Normalizer | None = None, device: str | torch.device = "cpu") -> None:
+        provides = guidance.provides if guidance is not None else frozenset()
+        needed = needed_capabilities(inference, provides)
+        if not needed <= provides:
+            raise GuidanceCapabilityError(
+                f"inference method {inference.method!r} (use_advantage={inference.use_advantage}) needs a critic "
+                f"providing expected={sorted(needed)}, actual={sorted(provides)}"
+                + (" (the snapshot has no critic: pass one with make_actor(..., guidance=...))" if guidance is None
+                   else f" (kind {guidance.kind!r})"))
+        if inference.method == "swg" and not hasattr(algo_cls, "self_guided_sample"):
+            raise ConfigError(f"inference.method='swg' needs an SWG snapshot; this snapshot is {algo_cls.name!r}")
+        self.algo_cls, self.algo_cfg, self.denoiser = algo_cls, algo_cfg, denoiser.eval()
+        self.normalizer, self.inference, self.guidance = normalizer, inference, guidance
+        self.guidance_normalizer = guidance_normalizer or normalizer
+        self.use_v = "v" in needed
+        self.n = 1 if inference.method == "none" else inference.n_candidates
+        self.device = torch.device(device)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, generator: torch.Generator) -> np.ndarray:
+        """obs (B, obs_dim) raw → (B, act_dim) float32; all randomness from ``generator``."""
+        obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
+        obs_n = self.normalizer.normalize_obs(obs_t)
+        obs_g = self.guidance_normalizer.normalize_obs(obs_t) if self.guidance is not None else None
+        cand = self._candidates(obs_n, obs_g, generator)  # (B, N, act_dim)
+        if self.n == 1:
+            return cand[:, 0].cpu().numpy()
+        return self._select(obs_g, cand, generator).cpu().numpy()
+
+    def _candidates(self, obs_n: Tensor, obs_g: Tensor | None, generator: torch.Generator) -> Tensor:
+        """(B, N, act_dim) candidates from one batched sampler call."""
+        inf, cfg, n = self.inference, self.algo_cfg, self.n
+        if inf.method == "swg":
+            return self.algo_cls.self_guided_sample(cfg, self.denoiser, obs_n, generator, n=n,
+                                                    temperature=inf.temperature, scale=inf.scale)
+        guidance_fn = self._q_gradient(obs_g.repeat_interleave(n, dim=0)) if inf.method == "gradient" else None
+        return self.algo_cls.sample_with(cfg, self.denoiser, obs_n, generator, n=n, temperature=inf.temperature,
+                                         guidance_fn=guidance_fn, guidance_scale=inf.scale)
+
+    def _q_gradient(self, obs_rep: Tensor):
+        """guidance(x_k (B·N, d), k) = ∇_{x_k} Q(s, x_k[:, :act_dim]), evaluated with grad enabled."""
+        act_dim = self.guidance.act_dim
+
+        def grad_q(x: Tensor, k: Tensor) -> Tensor:
+            with torch.enable_grad():
+                x = x.detach().requires_grad_(True)
+                q = self.guidance.q(obs_rep, x[:, :act_dim], target=self.inference.q_target)
+                return torch.autograd.grad(q.sum(), x)[0]
+
+        return grad_q
+
+    def _select(self, obs_g: Tensor, cand: Tensor, generator: torch.Generator) -> Tensor:
+        """One action per observation from cand (B, N, act_dim) by softmax sampling or argmax Q."""
+        B, N, A = cand.shape
+        q = self.guidance.q(obs_g.repeat_interleave(N, dim=0), cand.reshape(B * N, A),
+                            target=self.inference.q_target).reshape(B, N)
+        if self.inference.method == "softmax":
+            score = q - self.guidance.v(obs_g)[:, None] if self.use_v else q
+            p = torch.softmax(self.inference.scale * score, dim=1).to(generator.device)
+            idx = torch.multinomial(p, 1, generator=generator)[:, 0].to(cand.device)
+        else:
+            idx = q.argmax(dim=1)
+        return cand[torch.arange(B, device=cand.device), idx]
