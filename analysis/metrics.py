@@ -62,12 +62,13 @@ def curves_from_checkpoints(ckpt: pa.Table, what: str = "selection") -> Curves:
                             "add task / infer_method / infer_scale to the selector")
     d = ckpt.to_pydict()
     steps = np.unique(d["step"])
-    runs = tuple(sorted(set(d["trial_id"]), key=lambda t: (d["diffusion_seed"][d["trial_id"].index(t)], t)))
+    seed_of = dict(zip(d["trial_id"], d["diffusion_seed"]))
+    runs = tuple(sorted(seed_of, key=lambda t: (seed_of[t], t)))
     mean, var, n = (np.full((len(runs), len(steps)), np.nan) for _ in range(3))
-    ri, si = [runs.index(t) for t in d["trial_id"]], np.searchsorted(steps, d["step"])
+    index = {t: i for i, t in enumerate(runs)}
+    ri, si = [index[t] for t in d["trial_id"]], np.searchsorted(steps, d["step"])
     mean[ri, si], var[ri, si], n[ri, si] = d["mean"], d["var"], d["n"]
-    seeds = np.array([d["diffusion_seed"][d["trial_id"].index(t)] for t in runs])
-    return Curves(steps, runs, seeds, mean, var, np.nan_to_num(n).astype(int))
+    return Curves(steps, runs, np.array([seed_of[t] for t in runs]), mean, var, np.nan_to_num(n).astype(int))
 
 
 def truncate(c: Curves, horizon: int) -> Curves:

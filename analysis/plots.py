@@ -41,7 +41,8 @@ def _grid(n: int, ncols: int, w: float = 5.2, h: float = 3.6) -> tuple[Figure, l
 def _lines(ax, curves: list[Curve], marker: str = "o") -> None:
     for i, c in enumerate(curves):
         color = c.color or f"C{i % 10}"
-        ax.plot(c.steps, c.center, marker=marker, ms=3.5, lw=1.6, color=color, label=c.label)
+        ax.plot(c.steps, c.center, marker=marker if len(c.steps) <= 30 else "", ms=3.5, lw=1.6, color=color,
+                label=c.label)
         if np.any(~np.isnan(c.lo)):
             ax.fill_between(c.steps, c.lo, c.hi, color=color, alpha=0.2, lw=0)
     ax.grid(alpha=0.3)

@@ -183,10 +183,11 @@ def _comparison_sections(pairs: list[tb.Pair], out: Path, early_frac: float, alp
             ("peak_gain_pct", "Peak gain %"), ("auc_gain_pct", "AUC gain %"), ("early_m_x100", "Early M (×100)"),
             ("early_b_x100", "Early B (×100)"), ("early_gain_x100", "Early gain (×100)"),
             ("levene_w", "Levene F"), ("levene_p", "Levene p"), ("mwu_p_holm", "MWU p (Holm)"),
-            ("mwu_cles", "CLES"), ("seed_mwu_p", "per-seed MWU p"), ("seed_mwu_p_min", "min attainable p")]
+            ("mwu_cles", "CLES"), ("seed_test", "per-seed MWU p (method)"), ("seed_mwu_p_min", "min attainable p")]
     rows = comp.to_pylist()
     view = pa.Table.from_pylist([{**r, "method_mark": r["method"] + (" †" if r["significant"] else ""),
-                                  "seeds": f"{r['runs_m']}/{r['runs_b']}"} for r in rows])
+                                  "seeds": f"{r['runs_m']}/{r['runs_b']}",
+                                  "seed_test": f"{_fmt(r['seed_mwu_p'], 'p')} ({r['seed_mwu_method']})"} for r in rows])
     blocks: list[Block] = []
     for kind, title in KIND_TITLES.items():
         sub = view.filter(pc.equal(view.column("kind"), kind))

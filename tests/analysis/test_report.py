@@ -38,6 +38,7 @@ def test_quickstart_shaped_report(small_run, tmp_path):
     (row,) = comp
     assert row["method"] == "dql/frozen" and row["peak_gain_pct"] > 0 and row["auc_gain_pct"] > 0
     assert row["seed_mwu_p_min"] == pytest.approx(0.1) and row["seed_mwu_can_reach_alpha"] is False
+    assert row["seed_mwu_method"] == "exact" and "| 0.1 (exact) | 0.1 |" in text
     assert row["runs_m"] == row["runs_b"] == 3 and row["horizon_step"] == 1600
 
 
@@ -90,6 +91,14 @@ def test_every_table_kind(tmp_path):
     iqm = {r["variant"]: r["iqm_x100"] for r in aggs}
     assert iqm["dql/frozen"] > iqm["dql/joint"]  # frozen guidance learns faster in the fixture
     assert "after Holm correction over 8 comparisons" in text
+
+
+def test_single_variant_run_has_curves_and_no_comparisons(tmp_path):
+    run = write_run(tmp_path / "run", arms=(("idql", "joint", "self"),), steps=(400, 800), episodes=2,
+                    run_json={"sweep": "one", "scale": None, "comparisons": []})
+    text = make_report(run, reps=REPS).read_text()
+    assert "0 comparison(s)" in text and "learning_curves.png" in text and "Aggregates" not in text
+    assert "(exact)" not in text
 
 
 def test_missing_baseline_is_a_clear_error(small_run, capsys):
