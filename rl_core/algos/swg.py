@@ -59,7 +59,7 @@ import torch
 from torch import Tensor, nn
 
 from rl_core import diffusion as D
-from rl_core.algos.base import DiffusionAlgorithm, DiffusionConfig, check_range, seeded_dropout
+from rl_core.algos.base import DiffusionAlgorithm, DiffusionConfig, check_choice, check_range, seeded_dropout
 from rl_core.errors import ConfigError
 from rl_core.nets import LNResNet
 from rl_core.swg_weights import WeightConfig, critic_weights
@@ -81,6 +81,7 @@ class SWGConfig(DiffusionConfig):
     ema_start: int = 0
     n_candidates: int = 1  # SWG = 1 sample; SWG-R = n_candidates > 1 samples, best kept
     eval_temperature: float = 0.0  # SWG evaluation: z_T = 0, deterministic given s
+    select: str = "swg"  # inference default method: swg (self-guided; SWG-R by Q if n_candidates > 1) | none
     hidden: int = 256  # LN-ResNet width
     n_blocks: int = 3  # residual blocks; the weight head reads block n_blocks - 1
     dropout: float = 0.1  # residual-block dropout
@@ -96,6 +97,7 @@ class SWGConfig(DiffusionConfig):
             raise ConfigError(f"SWG samples by eq. (6) over all T steps of a VP eps-model: need schedule='vp', "
                               f"predict='eps', solver='ddpm', sampling_steps=T={self.T}; got schedule={self.schedule!r}, "
                               f"predict={self.predict!r}, solver={self.solver!r}, sampling_steps={self.sampling_steps}")
+        check_choice("select", self.select, ("swg", "none"))
         check_range("critic_steps", self.critic_steps, 0)
         check_range("n_blocks", self.n_blocks, 2)
         if self.guidance_clip is not None:

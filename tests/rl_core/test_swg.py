@@ -266,3 +266,27 @@ def test_same_seed_same_results_and_save_load_same_actions():
     assert torch.equal(act1, SWG.self_guided_sample(TINY, net, obs, gen(5), n=3, temperature=0.5, scale=2.0))
     # training continues identically after load
     assert a1.update(make_batch(11), gen(11)) == b.update(make_batch(11), gen(11))
+
+
+def test_snapshot_actor_uses_self_guidance_at_the_requested_scale(tmp_path):
+    from rl_core.inference import InferenceConfig
+    from rl_core.snapshot import load_snapshot, make_actor, save_snapshot
+    from rl_core.types import Normalizer
+
+    algo = SWG(TINY, OBS, ACT, guidance=critic(), guidance_mode="frozen", seed=0)
+    for i in range(3):
+        algo.update(make_batch(i), gen(i))
+    norm = Normalizer.identity(OBS)
+    path = save_snapshot(tmp_path / "step_00000003.pt", algo, step=3, config={}, normalizer=norm,
+                         dataset_meta={}, guidance_meta=None)
+    snap = load_snapshot(path)
+    obs = torch.randn(4, OBS)
+    acts = {}
+    for s in (1.0, 5.0):
+        actor = make_actor(snap, InferenceConfig(method="swg", scale=s, n_candidates=1, temperature=0.5))
+        acts[s] = actor.act(obs.numpy(), gen(1))
+        direct = algo.guided_sample(obs, gen(1), n=1, temperature=0.5, scale=s)[:, 0]
+        np.testing.assert_allclose(acts[s], direct.numpy(), atol=1e-6)
+    assert not np.allclose(acts[1.0], acts[5.0])
+    swg_r = make_actor(snap, InferenceConfig(method="swg", scale=1.0, n_candidates=3, temperature=0.5))
+    assert swg_r.act(obs.numpy(), gen(2)).shape == (4, ACT)
