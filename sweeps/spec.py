@@ -41,7 +41,7 @@ TASK_LEVELS = ("random", "medium", "medium-replay", "expert", "medium-expert")
 STAGES = ("pretrain", "train", "recombine", "report")
 
 DEFAULT_INFERENCE = {"method": "softmax", "scale": 100.0, "n_candidates": 50, "temperature": 0.5,
-                     "use_advantage": None}
+                     "use_advantage": None, "q_target": True}  # rl_core.inference.InferenceConfig fields
 
 
 # ----- small validators ----------------------------------------------------------------------
@@ -130,6 +130,8 @@ def _inference(d: Any, path: str, base: dict | None = None) -> dict:
         out["temperature"] = _float(d["temperature"], f"{path}.temperature", 0.0)
     if "use_advantage" in d:
         out["use_advantage"] = _choice(d["use_advantage"], f"{path}.use_advantage", (True, False, None))
+    if "q_target" in d:
+        out["q_target"] = _choice(d["q_target"], f"{path}.q_target", (True, False))
     if "scale_by_task" in d:
         by_task = d["scale_by_task"]
         if not isinstance(by_task, dict):
@@ -270,9 +272,9 @@ def validate_spec(raw: Any) -> dict:
     spec["algo_config"] = {a: dict(ac.get(a, {})) for a in spec["algorithms"]}
     gc = _mapping(d.get("guidance_config", {}), "guidance_config", ALGORITHMS)
     for a, v in gc.items():
-        if not isinstance(v, dict):
-            raise _err(f"guidance_config.{a}", v, "a mapping of GuidanceConfig fields (the joint / noise critic)")
-    spec["guidance_config"] = {a: dict(gc[a]) if a in gc else None for a in spec["algorithms"]}
+        if v is not None and not isinstance(v, dict):
+            raise _err(f"guidance_config.{a}", v, "a mapping of GuidanceConfig fields (the joint / noise critic) or null")
+    spec["guidance_config"] = {a: dict(gc[a]) if gc.get(a) else None for a in spec["algorithms"]}
     spec["resources"] = _resources(d.get("resources"), "resources")
     spec["max_failures"] = _int(d.get("max_failures", 2), "max_failures", -1)
     _check_pretraining_covers(spec)

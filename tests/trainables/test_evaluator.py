@@ -32,7 +32,7 @@ def snapshot(tiny_data_root, tmp_path_factory):
 def _job(run_dir, snapshot, episodes: int = 2) -> dict:
     return {"run_dir": str(run_dir), "snapshot": str(snapshot), "guidance": None,
             "inference": {"method": "softmax", "scale": 10.0, "n_candidates": 4, "temperature": 0.5,
-                          "use_advantage": None},
+                          "use_advantage": None, "q_target": True},
             "episodes": episodes, "eval_seed": 123, "max_steps": 20, "sweep": "t", "trial_id": "trial0",
             "task": "hopper-medium", "algo": "dql", "train_guidance": "joint", "infer_source": "self",
             "diffusion_seed": 0, "guidance_seed": 0, "step": 20}
