@@ -10,7 +10,6 @@ artifacts under DIR/guidance/<trial_id>/ (step_XXXXXXXX.pt every --save-every st
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import time
@@ -21,6 +20,7 @@ INFER_METHODS = ("none", "softmax", "argmax", "gradient", "swg")
 GUIDANCE_MODES = ("joint", "none", "noise", "frozen", "unfrozen")
 ALGOS = ("dql", "idql", "edp", "swg")
 FMT = argparse.ArgumentDefaultsHelpFormatter
+DEFAULT_SCALES = {"gradient": 1.0, "swg": 1.0}  # softmax: InferenceConfig's inverse temperature (100)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -74,30 +74,28 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--episodes", type=int, default=10, help="evaluation episodes per snapshot")
     p.add_argument("--method", choices=INFER_METHODS, default=None,
                    help="inference guidance; None = swg for SWG, softmax when a critic is present, else none")
-    p.add_argument("--scale", type=float, default=None, help="inference scale: softmax inverse temperature, gradient lambda, SWG s "
-                   "(None = InferenceConfig's default)")
+    p.add_argument("--scale", type=float, default=None, help="inference scale: softmax inverse temperature (None = 100), "
+                   "gradient lambda (None = 1), SWG s (None = 1, exact guidance)")
     p.add_argument("--candidates", type=int, default=None, help="candidate actions per state; None = the algorithm config's n_candidates")
     p.add_argument("--max-steps", type=int, default=1000, help="episode step cap")
 
 
-def _inference(args: argparse.Namespace, algo: str, algo_cfg: dict, has_guidance: bool) -> Any:
-    """InferenceConfig from the CLI flags, defaulting per algorithm and to 'none' without a critic."""
+def _inference(args: argparse.Namespace, algo_cfg: Any, swg: bool, has_guidance: bool) -> Any:
+    """InferenceConfig from the CLI flags over the algorithm config's defaults; 'none' without a critic."""
     from rl_core.inference import InferenceConfig
 
-    method = args.method or ("swg" if algo == "swg" else "softmax" if has_guidance else "none")
-    kw: dict[str, Any] = {"method": method}
-    if args.scale is not None:
-        kw["scale"] = args.scale
-    candidates = args.candidates or algo_cfg.get("n_candidates")
-    if candidates:
-        kw["n_candidates"] = candidates
-    if "eval_temperature" in algo_cfg:
-        kw["temperature"] = algo_cfg["eval_temperature"]
-    return InferenceConfig(**kw)
+    kw: dict[str, Any] = {}
+    if args.method or swg or not has_guidance:
+        kw["method"] = args.method or ("swg" if swg else "none")
+    if args.scale is not None or kw.get("method") in DEFAULT_SCALES:
+        kw["scale"] = args.scale if args.scale is not None else DEFAULT_SCALES[kw["method"]]
+    if args.candidates:
+        kw["n_candidates"] = args.candidates
+    return InferenceConfig.for_algorithm(algo_cfg, **kw)
 
 
 def _infer_scale(inference: Any) -> float:
-    return math.nan if inference.method == "none" else float(inference.scale)
+    return float(inference.scale) if inference.method in ("softmax", "gradient", "swg") else math.nan
 
 
 def _print_scores(results: list, prefix: str = "") -> float:
@@ -201,8 +199,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                       guidance_artifact=args.guidance_artifact, seed=args.seed, steps=args.steps,
                       batch_size=args.batch_size, eval_every=args.eval_every, log_every=args.log_every,
                       device=args.device, threads=args.threads)
-    resolved = get_algorithm(args.algo).Config.from_dict(algo_config).to_dict()
-    inference = _inference(args, args.algo, resolved, has_guidance=args.guidance != "none")
+    algo_cfg = get_algorithm(args.algo).Config.from_dict(algo_config)
+    inference = _inference(args, algo_cfg, args.algo == "swg", has_guidance=args.guidance != "none")
     trial_id = args.trial_id or f"{args.algo}-{args.guidance}-s{args.seed}"
     guidance_seed = _guidance_seed(cfg)
     ident = {"sweep": args.out.name, "trial_id": trial_id, "task": args.task, "algo": args.algo,
@@ -233,7 +231,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         rows.flush()
 
     return _run_trial(args.out, trial_id, "train", args.task, args.algo, args.guidance, args.seed,
-                      {"train": cfg.to_dict(), "inference": dataclasses.asdict(inference), "episodes": args.episodes}, body)
+                      {"train": cfg.to_dict(), "inference": inference.to_dict(), "episodes": args.episodes}, body)
 
 
 def _guidance_seed(cfg: Any) -> int:
@@ -248,12 +246,14 @@ def _guidance_seed(cfg: Any) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from rl_core.algos import get_algorithm
     from rl_core.evaluation import evaluate_snapshot
     from rl_core.snapshot import load_snapshot
 
     snap = load_snapshot(args.snapshot)
     has_guidance = snap.guidance is not None or args.guidance_artifact is not None
-    inference = _inference(args, snap.algo, _algo_defaults(snap), has_guidance)
+    algo_cfg = get_algorithm(snap.algo).Config.from_dict(snap.algo_config)
+    inference = _inference(args, algo_cfg, snap.algo == "swg", has_guidance)
     results = evaluate_snapshot(args.snapshot, inference, args.episodes, args.seed, args.guidance_artifact,
                                 max_steps=args.max_steps)
     for r in results:
@@ -263,8 +263,3 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     _print_scores(results, f"{snap.algo} step {snap.step}, {inference.method} ({source}): ")
     return 0
 
-
-def _algo_defaults(snap: Any) -> dict:
-    from rl_core.algos import get_algorithm
-
-    return get_algorithm(snap.algo).Config.from_dict(snap.config.get("algo_config", {})).to_dict()
