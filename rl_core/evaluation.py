@@ -10,7 +10,9 @@ one env, one episode after the other (same seeds), one ``act`` call per env step
 PyBullet quirk: the first ``reset`` of a fresh env builds the scene and its rollout differs from
 every later reset with the same seed (measured: Hopper, seed 1, 35.487 vs 35.589). Every env here
 is therefore reset once before the seeded reset, so an episode depends only on its seed and the
-actions, whichever mode ran it and whatever ran before it in that env.
+actions, whichever mode ran it and whatever ran before it in that env. That makes envs reusable:
+they are kept in a per-process pool (``_ENV_POOL``, one list per env id, not thread-safe), so
+repeated evaluations (every snapshot of a run, an evaluator actor's jobs) do not rebuild the scenes.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import gymnasium
 import numpy as np
 import torch
 
@@ -49,10 +52,17 @@ def eval_seed_for(trial_seed: int, step: int) -> int:
     return int(np.random.SeedSequence([trial_seed, step]).generate_state(1)[0] % 2**31)
 
 
-def _fresh_env(env_id: str):
-    env = make_env(env_id)
-    env.reset()  # build the scene (see module docstring)
-    return env
+_ENV_POOL: dict[str, list[gymnasium.Env]] = {}
+
+
+def _pooled_envs(env_id: str, n: int) -> list[gymnasium.Env]:
+    """``n`` scene-built envs of ``env_id`` from the process pool (created and reset once on first use)."""
+    pool = _ENV_POOL.setdefault(env_id, [])
+    while len(pool) < n:
+        env = make_env(env_id)
+        env.reset()  # build the scene (see module docstring)
+        pool.append(env)
+    return pool[:n]
 
 
 def evaluate(actor: ActorLike, env_id: str, *, episodes: int, seed: int, ref_min: float, ref_max: float,
@@ -62,49 +72,39 @@ def evaluate(actor: ActorLike, env_id: str, *, episodes: int, seed: int, ref_min
         raise ValueError(f"episodes and max_steps must be >= 1, got {episodes}, {max_steps}")
     generator = torch.Generator().manual_seed(seed)
     if vectorized:
-        rets, lengths = _rollout_lockstep(actor, env_id, episodes, seed, max_steps, generator)
+        rets, lengths = _rollout_lockstep(actor, _pooled_envs(env_id, episodes), seed, max_steps, generator)
     else:
-        env = _fresh_env(env_id)
-        try:
-            rets, lengths = np.zeros(episodes), np.zeros(episodes, dtype=np.int64)
-            for i in range(episodes):
-                r, n = _rollout_lockstep(actor, env_id, 1, seed + i, max_steps, generator, envs=[env])
-                rets[i], lengths[i] = r[0], n[0]
-        finally:
-            env.close()
+        rets, lengths = np.zeros(episodes), np.zeros(episodes, dtype=np.int64)
+        for i in range(episodes):
+            r, n = _rollout_lockstep(actor, _pooled_envs(env_id, 1), seed + i, max_steps, generator)
+            rets[i], lengths[i] = r[0], n[0]
     scores = normalized_score(rets, ref_min, ref_max)
     return [EpisodeResult(i, seed + i, float(rets[i]), float(scores[i]), int(lengths[i])) for i in range(episodes)]
 
 
-def _rollout_lockstep(actor: ActorLike, env_id: str, n: int, seed: int, max_steps: int, generator: torch.Generator,
-                      envs: list | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Step ``n`` envs together until each terminates, truncates or hits ``max_steps``.
+def _rollout_lockstep(actor: ActorLike, envs: list[gymnasium.Env], seed: int, max_steps: int,
+                      generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Step ``envs`` (env i reset with seed + i) together until each terminates, truncates or hits ``max_steps``.
 
-    Returns (returns (n,) float64, lengths (n,) int64). ``envs`` reuses open envs (closed by the caller).
+    Returns (returns (n,) float64, lengths (n,) int64).
     """
-    own = envs is None
-    envs = [_fresh_env(env_id) for _ in range(n)] if own else envs
-    try:
-        low, high = envs[0].action_space.low, envs[0].action_space.high
-        obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]).astype(np.float32)
-        rets, lengths = np.zeros(n), np.zeros(n, dtype=np.int64)
-        running = np.arange(n)
-        while running.size:
-            actions = np.clip(np.asarray(actor.act(obs[running], generator), dtype=np.float32), low, high)
-            still = []
-            for a, i in zip(actions, running):
-                o, r, terminated, truncated, _ = envs[i].step(a)
-                obs[i] = o
-                rets[i] += r
-                lengths[i] += 1
-                if not (terminated or truncated or lengths[i] >= max_steps):
-                    still.append(i)
-            running = np.asarray(still, dtype=np.int64)
-        return rets, lengths
-    finally:
-        if own:
-            for env in envs:
-                env.close()
+    n = len(envs)
+    low, high = envs[0].action_space.low, envs[0].action_space.high
+    obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]).astype(np.float32)
+    rets, lengths = np.zeros(n), np.zeros(n, dtype=np.int64)
+    running = np.arange(n)
+    while running.size:
+        actions = np.clip(np.asarray(actor.act(obs[running], generator), dtype=np.float32), low, high)
+        still = []
+        for a, i in zip(actions, running):
+            o, r, terminated, truncated, _ = envs[i].step(a)
+            obs[i] = o
+            rets[i] += r
+            lengths[i] += 1
+            if not (terminated or truncated or lengths[i] >= max_steps):
+                still.append(i)
+        running = np.asarray(still, dtype=np.int64)
+    return rets, lengths
 
 
 def evaluate_snapshot(snapshot_path: str | Path, inference, episodes: int, seed: int,
