@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -236,6 +237,24 @@ def default_comparisons(evals: pa.Table) -> list[Comparison]:
             m, base = variant_selector(v, evals), variant_selector({**v, "infer_source": "self"}, evals)
             if select(evals, base).num_rows:
                 out.append(Comparison(f"{selector_label(m)} vs {selector_label(base)}", infer_kind(m, base), m, base))
+    return out
+
+
+def plug_and_play_partners(comparisons: list[Comparison], evals: pa.Table) -> list[Comparison]:
+    """For each plug-and-play comparison (method guided by ``algo:<G>...``), the same method against
+    algorithm G's own variant (same training-guidance mode, ``infer_source = self``) when the run has
+    it and the comparisons do not already hold it, so cross-algorithm rows face both baselines."""
+    out: list[Comparison] = []
+    have = {(selector_label(c.method), selector_label(c.baseline)) for c in comparisons}
+    for c in comparisons:
+        match = re.match(r"algo:([A-Za-z0-9_]+)", str(c.method.get("infer_source", "")))
+        if c.kind != "plug_and_play" or not match:
+            continue
+        base = {"algo": match.group(1), "train_guidance": c.method.get("train_guidance", "joint"), "infer_source": "self"}
+        key = (selector_label(c.method), selector_label(base))
+        if key not in have and select(evals, base).num_rows:
+            have.add(key)
+            out.append(Comparison(f"{key[0]} vs {key[1]}", "plug_and_play", c.method, base))
     return out
 
 

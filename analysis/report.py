@@ -21,10 +21,10 @@ from analysis import aggregate as agg
 from analysis import metrics as mt
 from analysis import plots
 from analysis import tables as tb
-from analysis.load import RunData, comparisons_for, load_run, select, selector_label, variant_selector, variants
+from analysis.load import RunData, comparisons_for, load_run, plug_and_play_partners, select, selector_label, variant_selector, variants
 
 KIND_TITLES = {"gfdt": "GFDT (frozen pretrained guidance) vs baseline", "double_guidance": "Double guidance",
-               "plug_and_play": "Plug-and-play guidance", "swg_scale": "SWG guidance scale",
+               "plug_and_play": "Plug-and-play guidance", "swg_scale": "SWG guidance-scale comparisons",
                "generic": "Other comparisons"}
 
 
@@ -107,7 +107,8 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, compare
     rng_agg, rng_poi, rng_prof = np.random.default_rng(seed).spawn(3)
     comps = comparisons_for(run, compare)
     ckpt = mt.checkpoint_stats(run.evals)
-    pairs, skipped = tb.pair_curves(ckpt, comps, horizon, strict=bool(compare))
+    pairs, skipped = tb.pair_curves(ckpt, comps + plug_and_play_partners(comps, run.evals), horizon,
+                                    strict=bool(compare) or horizon is not None)
     out = Path(out_dir) if out_dir else run.run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     source = "--compare" if compare else "the sweep spec (report.comparisons)" if run.spec.get("comparisons") else \
@@ -117,6 +118,9 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, compare
     blocks += [Block("h2", "Comparisons"), Block("p", f"{len(comps)} comparison(s), from {source}; "
                      f"{len(pairs)} (comparison, task) pair(s) with data for both arms.")]
     blocks += [Block("p", f"Left out: {n}") for n in skipped]
+    blocks += [Block("p", f"{p.comparison.name} on {p.task}: compared up to step {p.horizon}, the last checkpoint both "
+                          f"arms reach (method evaluated up to {p.last_steps[0]}, baseline up to {p.last_steps[1]}).")
+               for p in pairs if max(p.last_steps) > p.horizon]
     _write_csv(ckpt, out / "checkpoints.csv")
     if pairs:
         blocks += _comparison_sections(pairs, out, early_frac, alpha)

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from analysis import aggregate as agg
 from analysis import metrics as mt
-from analysis.errors import MissingBaselineError
+from analysis.errors import AnalysisError, MissingBaselineError
 from analysis.load import Comparison, select, selector_label
 from analysis.stats import can_reach, holm, levene_median, mann_whitney
 
@@ -28,38 +28,45 @@ class Pair:
     method: mt.Curves
     baseline: mt.Curves
     horizon: int
-    truncated: bool  # an arm had checkpoints beyond the common horizon
+    last_steps: tuple[int, int]  # the arms' last checkpoints before truncation to the horizon
 
 
 def pair_curves(ckpt: pa.Table, comparisons: list[Comparison], horizon: int | None = None,
                 strict: bool = True) -> tuple[list[Pair], list[str]]:
     """The (comparison, task) pairs with rows for both arms, and a note per comparison left out.
 
-    A comparison whose method or baseline selects nothing on every task raises
-    `MissingBaselineError` when ``strict``, else it is left out with a note.
+    A comparison that cannot be computed (an arm selects nothing: `MissingBaselineError`; an arm
+    matches several inference settings; no common horizon) raises when ``strict``, else it is
+    left out with a note.
     """
     pairs, notes = [], []
     for comp in comparisons:
-        m_rows, b_rows = select(ckpt, comp.method), select(ckpt, comp.baseline)
-        tasks = sorted(set(m_rows.column("task").to_pylist()) & set(b_rows.column("task").to_pylist()))
-        if not tasks:
-            arm, sel = ("method", comp.method) if m_rows.num_rows == 0 else ("baseline", comp.baseline)
-            have = sorted({selector_label(r) for r in ckpt.select(["algo", "train_guidance", "infer_source"]).to_pylist()})
-            msg = (f"comparison {comp.name!r}: its {arm} {selector_label(sel)} has no evaluation rows"
-                   + ("" if m_rows.num_rows == 0 or b_rows.num_rows == 0 else " on the method's tasks")
-                   + f"; the run has {have}")
+        try:
+            pairs += _pairs(ckpt, comp, horizon)
+        except AnalysisError as exc:
             if strict:
-                raise MissingBaselineError(msg)
-            notes.append(msg)
-            continue
-        for task in tasks:
-            what = f"comparison {comp.name!r} on {task}"
-            m = mt.curves_from_checkpoints(select(m_rows, {"task": task}), f"{what} (method)")
-            b = mt.curves_from_checkpoints(select(b_rows, {"task": task}), f"{what} (baseline)")
-            h = mt.common_horizon(m.steps, b.steps, horizon)
-            pairs.append(Pair(comp, task, mt.truncate(m, h), mt.truncate(b, h), h,
-                              bool(m.steps.max() > h or b.steps.max() > h)))
+                raise
+            notes.append(str(exc))
     return pairs, notes
+
+
+def _pairs(ckpt: pa.Table, comp: Comparison, horizon: int | None) -> list[Pair]:
+    m_rows, b_rows = select(ckpt, comp.method), select(ckpt, comp.baseline)
+    tasks = sorted(set(m_rows.column("task").to_pylist()) & set(b_rows.column("task").to_pylist()))
+    if not tasks:
+        arm, sel = ("method", comp.method) if m_rows.num_rows == 0 else ("baseline", comp.baseline)
+        have = sorted({selector_label(r) for r in ckpt.select(["algo", "train_guidance", "infer_source"]).to_pylist()})
+        raise MissingBaselineError(
+            f"comparison {comp.name!r}: its {arm} {selector_label(sel)} has no evaluation rows"
+            + ("" if m_rows.num_rows == 0 or b_rows.num_rows == 0 else " on the method's tasks") + f"; the run has {have}")
+    out = []
+    for task in tasks:
+        what = f"comparison {comp.name!r} on {task}"
+        m = mt.curves_from_checkpoints(select(m_rows, {"task": task}), f"{what} (method)")
+        b = mt.curves_from_checkpoints(select(b_rows, {"task": task}), f"{what} (baseline)")
+        h = mt.common_horizon(m.steps, b.steps, horizon)
+        out.append(Pair(comp, task, mt.truncate(m, h), mt.truncate(b, h), h, (int(m.steps.max()), int(b.steps.max()))))
+    return out
 
 
 def _row_id(p: Pair) -> dict:

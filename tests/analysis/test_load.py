@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from analysis.errors import AnalysisError, EmptyRunError
-from analysis.load import (EVAL_COLUMNS, TRIAL_COLUMNS, default_comparisons, comparisons_for, load_run,
-                           parse_compare, parse_selector, select)
+from analysis.load import (EVAL_COLUMNS, TRIAL_COLUMNS, comparisons_for, default_comparisons, load_run,
+                           parse_compare, parse_selector, plug_and_play_partners, select)
 from tests.analysis.conftest import write_run
 from trainables.results import EVALS_SCHEMA, TRIALS_SCHEMA
 
@@ -82,3 +82,13 @@ def test_select_matches_nan_scales(tmp_path):
     run = load_run(write_run(tmp_path / "r", seeds=(0,), steps=(400,), episodes=2, infer=("none", float("nan"))))
     assert select(run.evals, {"infer_scale": float("nan"), "train_guidance": "joint"}).num_rows == 2
     assert select(run.evals, {"infer_scale": 1.0}).num_rows == 0
+
+
+def test_plug_and_play_rows_also_face_the_guidance_algorithm(tmp_path):
+    arms = (("dql", "joint", "self"), ("idql", "joint", "self"), ("dql", "joint", "algo:idql+1-final"))
+    run = load_run(write_run(tmp_path / "r", arms=arms, seeds=(0,), steps=(400,), episodes=1))
+    (c,) = [parse_compare("dql/joint/algo-idql+1-final:dql/joint")]
+    (extra,) = plug_and_play_partners([c], run.evals)
+    assert extra.kind == "plug_and_play" and extra.baseline == {"algo": "idql", "train_guidance": "joint",
+                                                               "infer_source": "self"}
+    assert plug_and_play_partners([c, extra], run.evals) == []

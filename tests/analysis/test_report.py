@@ -8,7 +8,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from analysis.errors import HorizonMismatchError, MissingBaselineError
+from analysis.errors import AnalysisError, HorizonMismatchError, MissingBaselineError
 from sweeps.cli import main
 from sweeps.cmd_report import make_report
 from tests.analysis.conftest import default_score, write_run
@@ -99,6 +99,22 @@ def test_single_variant_run_has_curves_and_no_comparisons(tmp_path):
     text = make_report(run, reps=REPS).read_text()
     assert "0 comparison(s)" in text and "learning_curves.png" in text and "Aggregates" not in text
     assert "(exact)" not in text
+
+
+def test_unequal_lengths_and_ambiguous_spec_comparisons_are_reported(tmp_path):
+    run = tmp_path / "run"
+    write_run(run, arms=(("dql", "joint", "self"),), steps=(400, 800, 1200, 1600))
+    write_run(run, arms=(("dql", "frozen", "self"),), steps=(400, 800, 1200), rng_seed=1,
+              run_json={"comparisons": [
+                  {"name": "GFDT", "kind": "gfdt", "method": {"algo": "dql", "train_guidance": "frozen"},
+                   "baseline": {"algo": "dql", "train_guidance": "joint"}},
+                  {"name": "all of dql", "method": {"algo": "dql", "infer_source": "self"},
+                   "baseline": {"algo": "dql", "train_guidance": "joint"}}]})
+    text = make_report(run, reps=REPS).read_text()
+    assert "GFDT on hopper-medium: compared up to step 1200" in text and "baseline up to 1600" in text
+    assert "Left out: comparison 'all of dql' on hopper-medium (method) matches several" in text
+    with pytest.raises(AnalysisError, match="matches several"):
+        make_report(run, horizon=1200, reps=REPS)  # an explicit horizon makes every comparison strict
 
 
 def test_missing_baseline_is_a_clear_error(small_run, capsys):
