@@ -27,10 +27,13 @@ SWG-R draws n samples per state and keeps the best by the sampled weight coordin
 
 Training-guidance modes (critic -> weights -> actor, guidance-first by construction):
 - ``frozen``: a pretrained IQL artifact, frozen; w = weight_fn(Q(s,a) - V(s)) per minibatch. This is
-  deterministic given the critic, so it equals the dataset column ``swg_weights.weight_column``
-  (which the training loop may store beside the run with ``swg_weights.save_weight_column``).
+  deterministic given the critic, so it equals the dataset column ``swg_weights.weight_column``.
+  Every snapshot holds the critic and ``cfg.weights``, so the column is reproducible from it;
+  ``swg_weights.save_weight_column`` writes it explicitly (``swg_weights.npy`` + ``.json``).
 - ``joint``: the algorithm's own IQL critic is trained alone for the first ``critic_steps`` calls of
   ``update`` (the denoiser does not move in this phase), then frozen; the diffusion phase follows.
+  The loop counts both phases as steps, so snapshots of the critic phase hold an untrained
+  denoiser, and the LR schedule (stepped on diffusion steps only) ends above 0.
 - ``unfrozen``: a pretrained IQL critic keeps training alongside; weights follow the current critic.
 - ``none``: w ≡ 1 (behaviour cloning of the joint; the no-guidance control).
 - ``noise`` is refused: the random critic of that mode has no V, so no advantage weight exists.
@@ -51,6 +54,7 @@ Deviations from the reference implementation (SWG-J ``atagle123/SWG-JAX``, SWG-P
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -65,6 +69,7 @@ from rl_core.nets import LNResNet
 from rl_core.swg_weights import WeightConfig, critic_weights
 from rl_core.types import Batch
 
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SWGConfig(DiffusionConfig):
@@ -179,6 +184,10 @@ class SWG(DiffusionAlgorithm):
         self.critic_step = 0  # joint mode: IQL steps taken in the critic phase
         if guidance_mode == "joint" and not self.in_critic_phase:
             self.guidance.freeze()
+        if guidance_mode == "joint" and cfg.lr_anneal_steps and cfg.critic_steps >= cfg.lr_anneal_steps:
+            log.warning("SWG joint mode: critic_steps=%d >= lr_anneal_steps=%d (the loop's step budget), so the "
+                        "whole run is the critic phase and the diffusion model never trains; lower critic_steps "
+                        "or pretrain the critic (guidance_mode 'frozen')", cfg.critic_steps, cfg.lr_anneal_steps)
 
     @property
     def in_critic_phase(self) -> bool:
