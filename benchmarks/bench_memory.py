@@ -8,7 +8,9 @@ mode) runs ``run_training`` in its own subprocess on the same synthetic Hopper-s
 - ``peak MB``: peak RSS during ``run_training`` (the kernel's high-water mark is reset just before
   the call via /proc/self/clear_refs, Linux), ``+train MB`` = peak - base;
 - ``state MB``: bytes of the training state in the final checkpoint (nets, EMA, optimiser moments,
-  critic and its target / optimiser when trained): the persistent part of the difference;
+  critic, its target and optimiser moments): the persistent part of the difference;
+- ``saved MB/step``: bytes of the tensors autograd saves for backward, per gradient step (counted
+  with ``torch.autograd.graph.saved_tensors_hooks``): the activation memory a GPU would hold;
 - ``steps/s`` of the same run (the compute side of the claim).
 
     .venv/bin/python benchmarks/bench_memory.py [--algos dql edp] [--modes joint frozen none] [--steps 30]
@@ -79,13 +81,20 @@ def child(spec: dict) -> dict:
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS high-water mark
     if cuda:
         torch.cuda.reset_peak_memory_stats()
+    saved = [0]
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved[0] += t.numel() * t.element_size()
+        return t
+
     t0 = time.perf_counter()
-    out = run_training(cfg, ds, workdir=work)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = run_training(cfg, ds, workdir=work)
     wall = time.perf_counter() - t0
     peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else _rss_mb("VmHWM")
     state = load_checkpoint(next((work / "checkpoints").iterdir()))["algo"]
-    return {"base_mb": base, "peak_mb": peak, "state_mb": _state_mb(state), "steps_per_s": out["time/steps_per_s"],
-            "wall_s": wall}
+    return {"base_mb": base, "peak_mb": peak, "state_mb": _state_mb(state), "saved_mb": saved[0] / spec["steps"] / 2**20,
+            "steps_per_s": out["time/steps_per_s"], "wall_s": wall}
 
 
 def make_artifact(directory: Path, threads: int) -> str:
@@ -112,7 +121,7 @@ def main() -> None:
     unit = "peak CUDA alloc" if args.device.startswith("cuda") else "peak RSS"
     print(f"{args.steps} steps, batch {args.batch_size}, threads {args.threads}, device {args.device}; "
           f"each run in its own subprocess; peak = {unit}")
-    print(f"{'algo':5} {'mode':7} {'base MB':>8} {'peak MB':>8} {'+train MB':>9} {'state MB':>9} {'steps/s':>8}")
+    print(f"{'algo':5} {'mode':7} {'base MB':>8} {'peak MB':>8} {'+train MB':>9} {'state MB':>9} {'saved MB/step':>13} {'steps/s':>8}")
     artifact = make_artifact(Path(tempfile.mkdtemp()), args.threads) if "frozen" in args.modes or "unfrozen" in args.modes else None
     for algo in args.algos:
         for mode in args.modes:
@@ -124,7 +133,7 @@ def main() -> None:
                 continue
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             print(f"{algo:5} {mode:7} {r['base_mb']:8.0f} {r['peak_mb']:8.0f} {r['peak_mb'] - r['base_mb']:9.1f} "
-                  f"{r['state_mb']:9.2f} {r['steps_per_s']:8.2f}", flush=True)
+                  f"{r['state_mb']:9.2f} {r['saved_mb']:13.1f} {r['steps_per_s']:8.2f}", flush=True)
 
 
 if __name__ == "__main__":
