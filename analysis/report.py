@@ -21,7 +21,8 @@ from analysis import aggregate as agg
 from analysis import metrics as mt
 from analysis import plots
 from analysis import tables as tb
-from analysis.load import RunData, comparisons_for, load_run, plug_and_play_partners, select, selector_label, variant_selector, variants
+from analysis.load import (RunData, comparisons_for, load_run, plug_and_play_partners, select, selector_label,
+                           variant_selector, variants)
 
 KIND_TITLES = {"gfdt": "GFDT (frozen pretrained guidance) vs baseline", "double_guidance": "Double guidance",
                "plug_and_play": "Plug-and-play guidance", "swg_scale": "SWG guidance-scale comparisons",
@@ -39,7 +40,8 @@ class Block:
 
 
 # ----- formatting ------------------------------------------------------------------------------
-def _fmt(v, col: str = "") -> str:
+def _fmt(v: object, col: str = "") -> str:
+    """A table cell: percentages signed, p-values to 3 significant digits, scores to 2 decimals."""
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return "–"
     if isinstance(v, bool):
@@ -100,15 +102,17 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, compare
 
     ``compare``: ``METHOD:BASELINE`` shorthands; without them the spec's ``report.comparisons``
     or the default comparisons are used (`analysis.load.comparisons_for`). Explicit comparisons
-    that select nothing raise `MissingBaselineError`; spec/default ones are left out with a note.
+    that cannot be computed raise (`MissingBaselineError`, ...), and so does every comparison when
+    ``horizon`` is given; otherwise spec/default ones are left out with a note. Plug-and-play
+    comparisons also get the guidance algorithm's own variant as a second baseline.
     ``reps`` bootstrap replications, seeded by ``seed``; ``early_frac`` of the horizon is "Early".
     """
     run = load_run(run_dir)
     rng_agg, rng_poi, rng_prof = np.random.default_rng(seed).spawn(3)
     comps = comparisons_for(run, compare)
+    comps += plug_and_play_partners(comps, run.evals)
     ckpt = mt.checkpoint_stats(run.evals)
-    pairs, skipped = tb.pair_curves(ckpt, comps + plug_and_play_partners(comps, run.evals), horizon,
-                                    strict=bool(compare) or horizon is not None)
+    pairs, skipped = tb.pair_curves(ckpt, comps, horizon, strict=bool(compare) or horizon is not None)
     out = Path(out_dir) if out_dir else run.run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     source = "--compare" if compare else "the sweep spec (report.comparisons)" if run.spec.get("comparisons") else \
@@ -267,8 +271,8 @@ def _aggregate_section(pairs: list[tb.Pair], out: Path, reps: int, palette: dict
     cis = {lab: agg.bootstrap_ci(mats[lab], lambda s: agg.score_distribution(s, taus), rng_prof, max(200, reps // 10))
            for lab in labels}
     prof = [plots.Curve(lab, taus, ci.point, ci.lower, ci.upper, palette[lab]) for lab, ci in cis.items()]
-    fmt = lambda k: (lambda x: f"{_fmt(x[k + '_x100'])} [{_fmt(x[k + '_lo'])}, {_fmt(x[k + '_hi'])}]")  # noqa: E731
-    view = pa.Table.from_pylist([{**x, **{k: fmt(k)(x) for k in ("iqm", "mean", "median", "optimality_gap")}} for x in r])
+    view = pa.Table.from_pylist([{**x, **{k: f"{_fmt(x[k + '_x100'])} [{_fmt(x[k + '_lo'])}, {_fmt(x[k + '_hi'])}]"
+                                          for k in ("iqm", "mean", "median", "optimality_gap")}} for x in r])
     blocks += [Block("p", f"Per run, the final score (last checkpoint within the horizon); score matrices are "
                           f"(runs × tasks) over {', '.join(tasks)}. 95 % CIs: percentile stratified bootstrap "
                           f"({reps} replications, runs resampled within each task). " + " ".join(notes)),
@@ -305,7 +309,11 @@ def _swg_section(run: RunData, ckpt: pa.Table, out: Path) -> list[Block]:
             by_task.setdefault(key[0], []).append(
                 _band(label, np.array([r["infer_scale"] for r in rs]), mean, np.nan_to_num(std)))
         blocks += [Block("h2", "SWG guidance scale"),
-                   Block("table", rows=_view(swg, [(c, c) for c in swg.column_names])),
+                   Block("table", rows=_view(swg, [
+                       ("task", "Task"), ("algo", "Algorithm"), ("train_guidance", "Training guidance"),
+                       ("infer_source", "Guidance source"), ("infer_scale", "Scale s"), ("runs", "Seeds"),
+                       ("last_step", "Last step"), ("final_x100", "Final (×100)"), ("final_std_x100", "± std"),
+                       ("peak_x100", "Peak (×100)")])),
                    Block("img", "Final score against the SWG guidance scale (mean ± std over seeds).",
                          image=plots.score_vs_scale(by_task, out / "swg_scale.png", "SWG guidance scale s"))]
     if run.guidance_search is not None and run.guidance_search.num_rows:
