@@ -67,7 +67,7 @@ def stratified_resample(scores: np.ndarray, rng: np.random.Generator) -> np.ndar
     return scores[idx, np.arange(scores.shape[1])]
 
 
-def _percentile_ci(point, boot: list, size: float) -> Interval:
+def _percentile_ci(point: float | np.ndarray, boot: list, size: float) -> Interval:
     tail = 100 * (1 - size) / 2
     lo, hi = np.percentile(np.asarray(boot, float), [tail, 100 - tail], axis=0)
     return Interval(np.asarray(point, float), lo, hi)

@@ -9,6 +9,7 @@ seed-averaged curve is m̄_k = mean over runs of m_k.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -95,7 +96,8 @@ def across_seed_var(c: Curves) -> np.ndarray:
     return out
 
 
-def _nan_reduce(f, x: np.ndarray) -> np.ndarray:
+def _nan_reduce(f: Callable[..., np.ndarray], x: np.ndarray) -> np.ndarray:
+    """``f`` over axis 0 of (num_runs x num_checkpoints) ``x``, NaN where a column is all NaN."""
     ok = ~np.all(np.isnan(x), axis=0)
     out = np.full(x.shape[1], np.nan)
     out[ok] = f(x[:, ok], axis=0)
