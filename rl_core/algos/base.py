@@ -184,6 +184,9 @@ class DiffusionAlgorithm:
         self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.lr_anneal_steps)
                           if cfg.lr_anneal_steps else None)
         self.guidance = self._attach_guidance(guidance, seed)
+        # parameter lists walked every step, cached once (load_state_dict copies in place)
+        self._net_params, self._ema_params = list(self.net.parameters()), list(self.ema.parameters())
+        self._critic_params = list(self.guidance.parameters()) if self.guidance is not None else []
 
     # ----- guidance ---------------------------------------------------------------------------
     @property
@@ -231,14 +234,13 @@ class DiffusionAlgorithm:
 
     def _q_heads(self, obs_n: Tensor, act: Tensor) -> Tensor:
         """(2, B) twin heads at (s, a) as a function of ``act``: ∇ reaches act, never the critic."""
-        params = list(self.guidance.parameters())
-        flags = [p.requires_grad for p in params]
-        for p in params:
+        flags = [p.requires_grad for p in self._critic_params]
+        for p in self._critic_params:
             p.requires_grad_(False)
         try:
             return self.guidance.q_heads(obs_n, act)
         finally:
-            for p, f in zip(params, flags):
+            for p, f in zip(self._critic_params, flags):
                 p.requires_grad_(f)
 
     # ----- optimisation -----------------------------------------------------------------------
@@ -246,7 +248,7 @@ class DiffusionAlgorithm:
         """One AdamW step on the denoiser, LR schedule step, EMA update; returns grad norm and lr."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        norm = nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.grad_clip or math.inf, foreach=True)
+        norm = nn.utils.clip_grad_norm_(self._net_params, self.cfg.grad_clip or math.inf, foreach=True)
         lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.step()
         if self.scheduler is not None:
@@ -258,12 +260,12 @@ class DiffusionAlgorithm:
     @torch.no_grad()
     def _ema_step(self) -> None:
         """p_ema <- r p_ema + (1 - r) p every ``ema_every`` steps from ``ema_start`` (copy/hold before)."""
-        cfg, online, ema = self.cfg, list(self.net.parameters()), list(self.ema.parameters())
+        cfg = self.cfg
         if self.step < cfg.ema_start:
             if cfg.ema_warmup == "copy":
-                torch._foreach_copy_(ema, online)
+                torch._foreach_copy_(self._ema_params, self._net_params)
         elif self.step % cfg.ema_every == 0:
-            torch._foreach_lerp_(ema, online, 1.0 - cfg.ema_rate)
+            torch._foreach_lerp_(self._ema_params, self._net_params, 1.0 - cfg.ema_rate)
 
     # ----- acting -----------------------------------------------------------------------------
     def denoiser(self, ema: bool = True) -> nn.Module:
