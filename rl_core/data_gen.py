@@ -42,13 +42,13 @@ deterministically over ``ref_expert_episodes`` episodes.
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import importlib.util
 import json
 import shutil
-import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 
 import rl_core
-from rl_core.data_io import data_root, load_dataset, save_dataset, split_task
+from rl_core.data_io import data_root, load_dataset, make_temp_dir, save_dataset, split_task
 from rl_core.datasets import FIELDS, OfflineDataset, compute_fingerprint
 from rl_core.envs import TASK_ENVS, make_env
 from rl_core.errors import DatasetError
@@ -135,8 +135,9 @@ BUDGETS: dict[str, Budget] = {
     "tiny": Budget("tiny", transitions=1500, fraction=0.0, action_noise=0.1, ref_random_episodes=3,
                    ref_expert_episodes=1, eval_episodes=1, use_2017_experts=True,
                    **{**_DAGGER, "dagger_demo_steps": 300, "dagger_rollout_steps": 300, "dagger_max_rounds": 2},
-                   sac_steps=400, sac_snapshot_every=200,
-                   sac=SACConfig(learning_starts=100, net_arch=(32, 32), buffer_size=1000)),
+                   sac_steps=300, sac_snapshot_every=150,
+                   sac=SACConfig(learning_starts=100, net_arch=(32, 32), buffer_size=1000, batch_size=64,
+                                 gradient_steps=2)),
     # laptop default: hopper-medium in ~2-3 min on 2 cores; 100k transitions = 10 % of D4RL
     "quick": Budget("quick", transitions=100_000, fraction=0.4, action_noise=0.1, ref_random_episodes=100,
                     ref_expert_episodes=10, eval_episodes=5, use_2017_experts=True, **_DAGGER,
@@ -312,7 +313,7 @@ def behaviour_process(env_id: str, budget: Budget, seed: int, root: Path, progre
         progress(f"[policies] reusing {directory}")
         return Process(directory, info)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    tmp = make_temp_dir(directory)
     try:
         t0 = time.time()
         use_dagger = budget.use_2017_experts and expert_2017_path(env_id) is not None
@@ -420,14 +421,19 @@ def _make_sac(env: Any, budget: Budget, env_id: str, seed: int) -> Any:
 
 
 def _sac_act(model: Any, *, stochastic: bool, every: int) -> Act:
-    """SAC acting function; with gSDE the exploration matrix is resampled every ``every`` steps."""
+    """SAC acting function (the actor called directly: SB3's ``predict`` costs ~10x more per step);
+    with gSDE the exploration matrix is resampled every ``every`` steps."""
+    import torch
+
     count = [0]
 
     def act(obs: np.ndarray) -> np.ndarray:
         if stochastic and model.use_sde and count[0] % every == 0:
-            model.policy.reset_noise(1)
+            model.actor.reset_noise(1)
         count[0] += 1
-        return np.clip(model.predict(obs, deterministic=not stochastic)[0], -1.0, 1.0)
+        with torch.no_grad():
+            a = model.actor(torch.as_tensor(obs, dtype=torch.float32)[None], deterministic=not stochastic)
+        return np.clip(a[0].numpy(), -1.0, 1.0)
 
     return act
 
@@ -528,7 +534,25 @@ def make_dataset(task: str, budget: str = "quick", seed: int = 0, root: Path | N
     env, level = split_task(task)
     env_id, cfg = TASK_ENVS[env], get_budget(budget)
     root = Path(root or data_root())
-    say = progress or (lambda msg: None)
+    with _torch_threads(1):
+        return _make(task, env, level, env_id, cfg, seed, root, progress or (lambda msg: None))
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Run with ``n`` torch threads: the networks here are tiny and per-step calls with 2+ threads are
+    ~10x slower on a busy machine (threads spin waiting for each other)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _make(task: str, env: str, level: str, env_id: str, cfg: Budget, seed: int, root: Path, say: Progress) -> Path:
     t0 = time.time()
     say(f"[{task}] budget '{cfg.name}', seed {seed}, data root {root}")
     proc = behaviour_process(env_id, cfg, seed, root, say)

@@ -10,7 +10,8 @@ so a truncated or edited file fails with a ``DatasetError`` naming the file and 
 Foreign formats:
 - D4RL HDF5 (v1/v2 keys ``observations, actions, rewards, terminals, timeouts[, next_observations]``).
   Without ``next_observations`` (v0-style files) the next observation is ``observations[i + 1]`` and
-  the last step of each timed-out episode is dropped, as ``d4rl.qlearning_dataset`` does.
+  the last step of each timed-out episode is dropped, as ``d4rl.qlearning_dataset`` does (after a
+  terminal step that row belongs to the next episode; TD targets never use it).
 - takuseno/d4rl-pybullet HDF5 (only ``observations, actions, rewards, terminals``); converted to D4RL
   semantics (reference ``datasets.md`` §2.3): row i stores the reward and done flag that *led to*
   ``observations[i]`` and each episode ends with a dummy row (final observation, zero action,
@@ -81,7 +82,7 @@ def save_dataset(ds: OfflineDataset, directory: Path) -> Path:
             columns[name] = pa.FixedSizeListArray.from_arrays(pa.array(arr.astype(np.float32).ravel()), arr.shape[1])
         else:
             columns[name] = pa.array(arr.astype(bool if name in ("terminals", "timeouts") else np.float32))
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    tmp = make_temp_dir(directory)
     try:
         pq.write_table(pa.table(columns), tmp / PARQUET_FILE)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True))
@@ -94,6 +95,13 @@ def save_dataset(ds: OfflineDataset, directory: Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return directory
+
+
+def make_temp_dir(directory: Path) -> Path:
+    """A fresh hidden sibling of ``directory`` (mode 0755) to build it in before renaming into place."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    tmp.chmod(0o755)
+    return tmp
 
 
 def read_metadata(directory: Path) -> dict:
