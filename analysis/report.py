@@ -235,17 +235,19 @@ def _comparison_sections(pairs: list[tb.Pair], out: Path, early_frac: float, alp
 
 
 def _seed_warnings(rows: list[dict], alpha: float) -> list[str]:
-    """One sentence per distinct seed count whose per-seed test cannot reach significance."""
-    out = []
-    m = len(rows)
-    for nm, nb, pmin in sorted({(r["runs_m"], r["runs_b"], r["seed_mwu_p_min"]) for r in rows
-                                if not r["seed_mwu_can_reach_alpha"]}):
-        why = (f"so the per-seed test cannot reach p < {alpha} even before correction" if pmin >= alpha else
-               f"so after Holm correction over {m} comparisons (which needs p < {alpha}/{m} = {_fmt(alpha / m, 'p')} "
-               "for the smallest p) the per-seed test cannot be significant")
-        out.append(f"**Too few seeds for significance:** with {nm} vs {nb} seeds the smallest attainable two-sided "
-                   f"Mann-Whitney p-value is {_fmt(pmin, 'p')}, {why}. Read these rows as descriptive; "
-                   "more seeds per arm (10 allow p ≈ 1e-5) or fewer comparisons are needed for a significant result.")
+    """One sentence per test and distinct sample sizes whose smallest attainable p cannot be significant."""
+    out, m = [], len(rows)
+    for key, n_m, n_b, unit, test in (("seed_mwu", "runs_m", "runs_b", "seeds", "per-seed test"),
+                                      ("mwu", "checkpoints_m", "checkpoints_b", "checkpoints", "checkpoint test (†)")):
+        for nm, nb, pmin in sorted({(r[n_m], r[n_b], r[f"{key}_p_min"]) for r in rows
+                                    if not r[f"{key}_can_reach_alpha"]}):
+            why = (f"so the {test} cannot reach p < {alpha} even before correction" if pmin >= alpha else
+                   f"so after Holm correction over {m} comparisons (which needs p < {alpha}/{m} = "
+                   f"{_fmt(alpha / m, 'p')} for the smallest p) the {test} cannot be significant")
+            out.append(f"**Too few {unit} for significance:** with {nm} vs {nb} {unit} the smallest attainable "
+                       f"two-sided Mann-Whitney p-value is {_fmt(pmin, 'p')}, {why}. Read these rows as descriptive"
+                       + ("; more seeds per arm (5 allow p = 0.0079, 10 allow p ≈ 2e-4) or fewer comparisons are needed for a "
+                          "significant result." if unit == "seeds" else "."))
     return out
 
 

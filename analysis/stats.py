@@ -102,6 +102,7 @@ def holm(pvalues: np.ndarray) -> np.ndarray:
 def can_reach(p_min: float, family_size: int, alpha: float = 0.05) -> bool:
     """Whether a test whose smallest attainable p is ``p_min`` can be significant after Holm over ``family_size`` tests.
 
-    The Holm-adjusted p of the smallest p-value is m * p, so this needs m * p_min < alpha.
+    Holm rejects nothing unless the smallest p-value is below alpha / m, so when every test of the
+    family has the same sizes (the same ``p_min``) significance needs m * p_min < alpha.
     """
     return bool(family_size * p_min < alpha)
