@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +62,11 @@ def _view(table: pa.Table, columns: list[tuple[str, str]]) -> list[list[str]]:
 
 
 def _write_csv(table: pa.Table, path: Path) -> Path:
+    """CSV of ``table``; nested columns (lists, structs, maps) are written as JSON text."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_nested(field.type):
+            text = [None if v is None else json.dumps(v, default=str) for v in table.column(i).to_pylist()]
+            table = table.set_column(i, field.name, pa.array(text, pa.string()))
     pacsv.write_csv(table, path)
     return path
 

@@ -78,7 +78,8 @@ def test_every_table_kind(tmp_path):
         write_run(run, arms=(("swg", "joint", "self"),), seeds=(0, 1, 2), episodes=2, infer=("swg", scale),
                   score=lambda *a, s=scale: default_score(*a) - 10 * (s - 1.0) ** 2, rng_seed=int(10 * scale))
     (run / "results" / "guidance_search").mkdir(parents=True)
-    pq.write_table(pa.table({"trial": [0, 1], "infer_scale": [0.7, 1.3], "objective": [61.0, 58.5]}),
+    pq.write_table(pa.table({"trial": [0, 1], "infer_scale": [0.7, 1.3], "objective": [61.0, 58.5],
+                             "params": [{"scale": 0.7}, {"scale": 1.3}]}),
                    run / "results" / "guidance_search" / "study.parquet")
     out = make_report(run, reps=REPS).parent
     text = (out / "report.md").read_text()
@@ -88,6 +89,7 @@ def test_every_table_kind(tmp_path):
         assert needle in text, needle
     for name in ("plug_and_play.csv", "swg_scale.csv", "guidance_search.csv", "swg_scale.png"):
         assert (out / name).exists(), name
+    assert pacsv.read_csv(out / "guidance_search.csv").column("params").to_pylist() == ['{"scale": 0.7}', '{"scale": 1.3}']
     comp = pacsv.read_csv(out / "comparisons.csv")
     assert comp.num_rows == 8 and set(comp.column("task").to_pylist()) == {"hopper-medium", "walker2d-medium"}
     swg = pacsv.read_csv(out / "swg_scale.csv").to_pylist()
