@@ -19,12 +19,12 @@ from typing import Callable
 
 import torch
 
-from rl_core.diffusion import diffusion_loss, make_schedule, sample
-from rl_core.nets import DQLMlp, TwinQ
+from rl_core.diffusion import NoiseSchedule, diffusion_loss, make_schedule, sample
+from rl_core.nets import DQLMlp, Mish, TwinQ
 
 
-def timeit(fn: Callable[[], object], repeats: int, warmup: int = 3) -> float:
-    """Median wall time of fn() in seconds."""
+def timeit(fn: Callable[[], object], repeats: int, warmup: int = 3) -> tuple[float, float]:
+    """(median, min) wall time of fn() in seconds; the min is the less contention-sensitive figure."""
     for _ in range(warmup):
         fn()
     times = []
@@ -32,13 +32,21 @@ def timeit(fn: Callable[[], object], repeats: int, warmup: int = 3) -> float:
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(times), min(times)
+
+
+def aten_mish(module: torch.nn.Module) -> torch.nn.Module:
+    """Swap every rl_core Mish for torch.nn.Mish (ATen kernel), to show what the one-exp Mish saves."""
+    for name, child in module.named_children():
+        setattr(module, name, torch.nn.Mish()) if isinstance(child, Mish) else aten_mish(child)
+    return module
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--only", choices=("act", "dql"), default=None, help="run one of the two parts")
     p.add_argument("--device", default="cpu")
     p.add_argument("--obs-dim", type=int, default=15)
     p.add_argument("--act-dim", type=int, default=3)
@@ -48,20 +56,28 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     dev, B, O, A, R = torch.device(args.device), args.batch, args.obs_dim, args.act_dim, args.repeats
     gen = torch.Generator(dev).manual_seed(0)
-    print(f"torch {torch.__version__}, device {dev}, threads {torch.get_num_threads()}, repeats {R}")
+    print(f"torch {torch.__version__}, device {dev}, threads {torch.get_num_threads()}, repeats {R}; times: median / min")
+    fmt = lambda t: f"{t[0] * 1e3:8.2f} / {t[1] * 1e3:8.2f} ms"
 
     net = DQLMlp(O, A).to(dev)
     obs = torch.randn(B, O, device=dev)
     cond = obs.repeat_interleave(args.candidates, 0)
     n_act = cond.shape[0]
     s5, s50 = make_schedule("cosine", 5), make_schedule("cosine", 50)
-    with torch.no_grad():
-        t = timeit(lambda: sample(net, cond, (n_act, A), s5, solver="ddpm", generator=gen, temperature=0.5), R)
-        print(f"act  T=5 DDPM          {B}x{args.candidates}: {t * 1e3:8.2f} ms  {n_act / t:10.0f} actions/s")
-        t = timeit(lambda: sample(net, cond, (n_act, A), s50, solver="dpm_solver_2m", steps=15, predict="x0", generator=gen, temperature=0.5), R)
-        print(f"act  T=50 DPM++(2M) 15 {B}x{args.candidates}: {t * 1e3:8.2f} ms  {n_act / t:10.0f} actions/s")
+    if args.only != "dql":
+        with torch.no_grad():
+            t = timeit(lambda: sample(net, cond, (n_act, A), s5, solver="ddpm", generator=gen, temperature=0.5), R)
+            print(f"act  T=5 DDPM          {B}x{args.candidates}: {fmt(t)}  {n_act / t[0]:8.0f} actions/s (median)")
+            t = timeit(lambda: sample(net, cond, (n_act, A), s50, solver="dpm_solver_2m", steps=15, predict="x0", generator=gen, temperature=0.5), R)
+            print(f"act  T=50 DPM++(2M) 15 {B}x{args.candidates}: {fmt(t)}  {n_act / t[0]:8.0f} actions/s (median)")
 
-    # ----- DQL-style gradient step at batch B -----
+    if args.only != "act":
+        dql_step(args, net, obs, s5, gen, fmt)
+
+
+def dql_step(args: argparse.Namespace, net: DQLMlp, obs: torch.Tensor, s5: NoiseSchedule, gen: torch.Generator, fmt: Callable) -> None:
+    """Time the parts of a DQL-style gradient step at batch B and the whole step (CD ``main`` DQL, algorithms.md section 3.1)."""
+    dev, B, O, A, R = obs.device, args.batch, args.obs_dim, args.act_dim, args.repeats
     critic, critic_t = TwinQ.cd_dql(O, A).to(dev), TwinQ.cd_dql(O, A).to(dev)
     opt_a, opt_c = torch.optim.Adam(net.parameters(), 3e-4), torch.optim.Adam(critic.parameters(), 3e-4)
     act, k = torch.rand(B, A, device=dev) * 2 - 1, torch.full((B,), 2.0, device=dev)
@@ -110,9 +126,12 @@ def main() -> None:
     times |= {"sampler 5-step chain fwd+bwd (Q-loss)": timeit(chain_fwd_bwd, R), "BC loss fwd+bwd": timeit(bc_fwd_bwd, R),
               "critic fwd+bwd+Adam": timeit(critic_step, R), "target a' (5 no-grad NFE) + Q'": timeit(target_actions, R)}
     for name, t in times.items():
-        print(f"dql  {name:40s} {t * 1e3:8.3f} ms")
+        print(f"dql  {name:40s} {fmt(t)}")
     t = timeit(full_step, R)
-    print(f"dql  full step (target, critic, BC + chain Q-loss, Adam): {t * 1e3:.2f} ms  -> {1 / t:.1f} steps/s")
+    print(f"dql  full step (target, critic, BC + chain Q-loss, Adam): {fmt(t)}  -> {1 / t[0]:.1f} steps/s (median)")
+    aten_mish(net), aten_mish(critic), aten_mish(critic_t)
+    t = timeit(full_step, R)
+    print(f"dql  same with ATen torch.nn.Mish:                        {fmt(t)}  -> {1 / t[0]:.1f} steps/s (median)")
 
 
 if __name__ == "__main__":
