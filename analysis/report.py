@@ -235,8 +235,8 @@ def _comparison_sections(pairs: list[tb.Pair], out: Path, early_frac: float, alp
         blocks += [Block("h2", "Plug-and-play table"), Block("table", rows=_view(view, [
             ("task", "Task"), ("method", "Method"), ("baseline", "Baseline"), ("fm", "Final M (×100, ± std)"),
             ("fb", "Final B (×100, ± std)"), ("early_m_x100", "Early M (×100)"), ("early_b_x100", "Early B (×100)"),
-            ("early_gain_x100", "Early gain (×100)"), ("steps_to_90pct_m", "Steps to 90% of B's peak, M"),
-            ("steps_to_90pct_b", "… B")]))]
+            ("early_gain_x100", "Early gain (×100)"), ("steps_to_near_peak_m", "Steps to within 10% of B's peak, M"),
+            ("steps_to_near_peak_b", "… B")]))]
     return blocks
 
 
