@@ -20,6 +20,7 @@ An ``Actor`` maps raw observations to actions (algorithms.md §6, §8.4–8.5):
      (SWG-R).
    - ``none``: one unguided sample (N = 1).
    Q is the pessimistic min of the twin heads, read from the target nets when ``q_target`` (CD).
+   With N = 1, softmax / argmax / swg return the single sample and need no critic.
 
 Methods that need Q on a snapshot without a critic, or V on a critic without V, raise
 ``GuidanceCapabilityError`` when the actor is built (expected vs actual capabilities).
@@ -80,9 +81,9 @@ class InferenceConfig:
 
 def needed_capabilities(inference: InferenceConfig, provides: frozenset[str]) -> frozenset[str]:
     """Critic capabilities ``inference`` needs, given what the critic ``provides``."""
-    needs_q = inference.method in ("softmax", "argmax", "gradient") or (
-        inference.method == "swg" and inference.n_candidates > 1)
-    if not needs_q:
+    needs_q = inference.method == "gradient" or (
+        inference.method in ("softmax", "argmax", "swg") and inference.n_candidates > 1)
+    if not needs_q:  # one candidate: nothing to select
         return frozenset()
     if inference.method == "softmax" and (inference.use_advantage or
                                           (inference.use_advantage is None and "v" in provides)):

@@ -248,7 +248,9 @@ def test_q_methods_on_a_snapshot_without_critic_raise(tmp_path):
     for method in ("softmax", "argmax", "gradient"):
         with pytest.raises(GuidanceCapabilityError, match="snapshot has no critic"):
             make_actor(snap, InferenceConfig(method=method))
-    assert make_actor(snap, InferenceConfig(method="none")).act(ds.observations[:2], torch.Generator()).shape == (2, 2)
+    for method in ("none", "softmax", "argmax"):  # one candidate: nothing to select, no critic needed
+        actor = make_actor(snap, InferenceConfig(method=method, n_candidates=1))
+        assert actor.act(ds.observations[:2], torch.Generator()).shape == (2, ACT_DIM)
 
 
 def test_mode_and_guidance_mismatches_raise_clear_errors():
