@@ -34,9 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by `mdpt sweep` or `mdpt train --out`")
     p.add_argument("--out", metavar="DIR", help="output directory (default: RUN_DIR/report)")
     p.add_argument("--compare", metavar="METHOD:BASELINE", nargs="+", action="extend",
-                   help="comparisons as algo/train_guidance[/infer_source] pairs, e.g. dql/frozen:dql/joint or "
-                        "dql/joint/algo-idql:dql/joint (default: report.comparisons of the sweep spec, else "
-                        "every training-guidance mode vs joint within each algorithm)")
+                   help="comparisons as algo/train_guidance[/infer_source] pairs, ':' in a source written '-', "
+                        "e.g. dql/frozen:dql/joint, dql/joint/algo-idql:dql/joint, dql/joint/seed-+1-final:dql/joint "
+                        "(default: report.comparisons of the sweep spec, else every training-guidance mode vs "
+                        "joint within each algorithm)")
     p.add_argument("--horizon", type=int, metavar="STEPS",
                    help="compare arms up to this step (default: the last checkpoint both arms reach)")
     p.add_argument("--early-frac", type=float, default=0.2, help="Early window as a fraction of the horizon (default 0.2)")
