@@ -246,8 +246,12 @@ def sample(
     alphas, sigmas = sched.alphas.double().tolist(), sched.sigmas.double().tolist()
     levels = [(alphas[k], sigmas[k]) for k in ks] + [(1.0, 0.0)]  # the clean end point
     hs = [math.log(a1 / s1) - math.log(a / s) for (a, s), (a1, s1) in zip(levels[:-2], levels[1:-1])]  # h_i, eq. (5)
+    if len(shape) != 2 or shape[0] != cond.shape[0]:
+        raise ConfigError(f"sample shape must be (B, d) with B = cond.shape[0] = {cond.shape[0]}, got shape={tuple(shape)}")
     if x_T is None:
         x_T = temperature * torch.randn(shape, generator=generator, device=generator.device)
+    elif tuple(x_T.shape) != tuple(shape):
+        raise ConfigError(f"x_T has shape {tuple(x_T.shape)}, expected shape={tuple(shape)}")
     x = x_T.to(cond.device, cond.dtype)
     k_in = {k: torch.full((1,), float(k), device=x.device, dtype=x.dtype).expand(shape[0]) for k in ks}  # (B,), stride 0
     x0_prev = x  # x0_hat of the previous level (set before the first 2M use)

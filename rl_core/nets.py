@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from rl_core.errors import ConfigError
 
@@ -31,6 +32,7 @@ class _MishFn(torch.autograd.Function):
         return x * t
 
     @staticmethod
+    @once_differentiable  # second derivatives through Mish raise instead of silently ignoring n, t
     def backward(ctx, g: Tensor) -> Tensor:  # type: ignore[override]
         x, n, t = ctx.saved_tensors
         return g * (1 - t * t).mul_(x).mul_(n.div(n.add(1))).add_(t)

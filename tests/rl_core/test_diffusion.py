@@ -65,6 +65,10 @@ def test_bad_arguments_raise_mdpt_errors_naming_allowed_values():
         sample(oracle_eps(sched), torch.zeros(2, 1), (2, 1), sched, solver="euler", generator=gen())
     with pytest.raises(MdptError, match="steps"):
         sample(oracle_eps(sched), torch.zeros(2, 1), (2, 1), sched, steps=6, generator=gen())
+    with pytest.raises(ConfigError, match="x_T has shape"):
+        sample(oracle_eps(sched), torch.zeros(2, 1), (2, 1), sched, generator=gen(), x_T=torch.zeros(3, 1))
+    with pytest.raises(ConfigError, match="cond.shape"):
+        sample(oracle_eps(sched), torch.zeros(2, 1), (4, 1), sched, generator=gen())
     with pytest.raises(ConfigError, match="eps, x0"):
         diffusion_loss(oracle_eps(sched), torch.zeros(2, 1), torch.zeros(2, 1), sched, predict="v", generator=gen())
 
