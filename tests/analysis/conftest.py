@@ -10,6 +10,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
+from analysis.metrics import Curves
 from trainables.results import ResultStore
 
 # score(task, algo, train_guidance, infer_source, seed, step) -> mean normalized score (x100)
@@ -51,6 +52,15 @@ def write_run(run_dir: Path, *, tasks=("hopper-medium",), arms=(("dql", "joint",
     if run_json is not None:
         (run_dir / "run.json").write_text(json.dumps(run_json))
     return run_dir
+
+
+def curves(mean, var=None, steps=None) -> Curves:
+    """(num_runs x num_checkpoints) means -> Curves at steps 400, 800, ..."""
+    mean = np.atleast_2d(np.asarray(mean, float))
+    steps = np.asarray(steps if steps is not None else 400 * np.arange(1, mean.shape[1] + 1))
+    var = np.zeros_like(mean) if var is None else np.atleast_2d(np.asarray(var, float))
+    return Curves(steps, tuple(f"t{i}" for i in range(len(mean))), np.arange(len(mean)), mean, var,
+                  np.full(mean.shape, 10))
 
 
 @pytest.fixture

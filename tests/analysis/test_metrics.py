@@ -6,15 +6,7 @@ import pytest
 
 from analysis import metrics as mt
 from analysis.errors import AnalysisError, HorizonMismatchError
-
-
-def curves(mean, var=None, steps=None) -> mt.Curves:
-    """(num_runs x num_checkpoints) means -> Curves at steps 400, 800, ..."""
-    mean = np.atleast_2d(np.asarray(mean, float))
-    steps = np.asarray(steps if steps is not None else 400 * np.arange(1, mean.shape[1] + 1))
-    var = np.zeros_like(mean) if var is None else np.atleast_2d(np.asarray(var, float))
-    return mt.Curves(steps, tuple(f"t{i}" for i in range(len(mean))), np.arange(len(mean)), mean, var,
-                     np.full(mean.shape, 10))
+from tests.analysis.conftest import curves
 
 
 def test_peak_auc_early_by_hand():

@@ -5,7 +5,7 @@ import pytest
 
 from analysis import tables as tb
 from analysis.load import Comparison
-from tests.analysis.test_metrics import curves
+from tests.analysis.conftest import curves
 
 GFDT = Comparison("GFDT", "gfdt", {"algo": "dql", "train_guidance": "frozen"}, {"algo": "dql", "train_guidance": "joint"})
 PNP = Comparison("PnP", "plug_and_play", {"algo": "dql", "train_guidance": "joint", "infer_source": "algo:idql"},
