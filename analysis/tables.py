@@ -82,6 +82,7 @@ def comparison_table(pairs: list[Pair], early_frac: float = 0.2, alpha: float = 
     autocorrelated, so descriptive), ``early_mwu_*`` on the early window, ``seed_mwu_*`` on one
     AUC per run (the inferential test; its ``p_min`` depends on the number of seeds).
     ``levene_*``: Brown-Forsythe on the m̄_k. ``significant``: ``mwu_p_holm < alpha`` (the † mark).
+    ``final_*``: mean over runs of each run's last checkpoint within the horizon (Peak is the best).
     """
     rows = []
     for p in pairs:
@@ -97,7 +98,8 @@ def comparison_table(pairs: list[Pair], early_frac: float = 0.2, alpha: float = 
                      "peak_m_x100": g.peak_m, "peak_b_x100": g.peak_b, "peak_gain_pct": g.peak_gain_pct,
                      "auc_m_x100": g.auc_m, "auc_b_x100": g.auc_b, "auc_gain_pct": g.auc_gain_pct,
                      "early_m_x100": g.early_m, "early_b_x100": g.early_b, "early_gain_x100": g.early_gain,
-                     "early_gain_pct": g.early_gain_pct,
+                     "early_gain_pct": g.early_gain_pct, "final_m_x100": float(np.nanmean(mt.per_run_final(p.method))),
+                     "final_b_x100": float(np.nanmean(mt.per_run_final(p.baseline))),
                      "mwu_u": ck.u1, "mwu_p": ck.pvalue, "mwu_method": ck.method, "mwu_p_min": ck.p_min,
                      "mwu_cles": ck.cles, "mwu_rank_biserial": ck.rank_biserial,
                      "early_mwu_p": ea.pvalue, "early_mwu_p_min": ea.p_min,

@@ -25,6 +25,7 @@ def test_comparison_table_tests_and_holm():
     assert row["seed_mwu_p"] == pytest.approx(2 / 252) and row["seed_mwu_cles"] == 1.0  # 5 vs 5 separated
     assert row["seed_mwu_method"] == "exact" and row["seed_mwu_can_reach_alpha"]
     assert row["mwu_p"] == pytest.approx(2 / 252) and row["significant"] and row["early_gain_x100"] == 100.0
+    assert (row["final_m_x100"], row["final_b_x100"], row["peak_b_x100"]) == (152.0, 52.0, 52.0)
     two = tb.comparison_table([p, p]).to_pylist()
     assert [r["seed_mwu_p_holm"] for r in two] == pytest.approx([4 / 252] * 2)
     assert all(r["seed_mwu_can_reach_alpha"] for r in two)  # 2 * 0.0079 < 0.05
