@@ -84,7 +84,7 @@ class IDQL(DiffusionAlgorithm):
 
     def update(self, batch: Batch, generator: torch.Generator) -> dict[str, float]:
         """One gradient step on ``batch`` (B transitions, normalised obs). Returns slash-keyed metrics."""
-        metrics = {}
+        metrics: dict[str, float] = {}
         if self.trains_guidance and self.step % self.cfg.critic_every == 0:
             metrics = self._critic_step(batch, generator)
         with seeded_dropout(generator):
