@@ -138,14 +138,16 @@ def comparison_from_dict(d: dict[str, Any], i: int = 0) -> Comparison:
         raise AnalysisError(f"{where}.kind = {kind!r}; allowed: {list(COMPARISON_KINDS)}")
     method = _check_selector(d["method"], f"{where}.method")
     baseline = _check_selector(d["baseline"], f"{where}.baseline")
-    return Comparison(d.get("name") or f"{selector_label(method)} vs {selector_label(baseline)}", kind, method, baseline)
+    name = d.get("name") or f"{selector_label(method)} vs {selector_label(baseline)}"
+    return Comparison(name, kind, method, baseline)
 
 
 def parse_selector(text: str) -> dict[str, Any]:
     """Shorthand ``algo/train_guidance[/infer_source]``; ``algo-idql`` stands for ``algo:idql``."""
     parts = [p for p in text.strip().split("/")]
     if not 2 <= len(parts) <= 3 or not all(parts):
-        raise AnalysisError(f"bad selector {text!r}: expected algo/train_guidance[/infer_source], e.g. dql/frozen or dql/joint/algo-idql")
+        raise AnalysisError(f"bad selector {text!r}: expected algo/train_guidance[/infer_source], "
+                            "e.g. dql/frozen or dql/joint/algo-idql")
     sel: dict[str, Any] = {"algo": parts[0], "train_guidance": parts[1], "infer_source": "self"}
     if len(parts) == 3:
         prefix, _, rest = parts[2].partition("-")
@@ -250,7 +252,8 @@ def plug_and_play_partners(comparisons: list[Comparison], evals: pa.Table) -> li
         match = re.match(r"algo:([A-Za-z0-9_]+)", str(c.method.get("infer_source", "")))
         if c.kind != "plug_and_play" or not match:
             continue
-        base = {"algo": match.group(1), "train_guidance": c.method.get("train_guidance", "joint"), "infer_source": "self"}
+        base = {"algo": match.group(1), "train_guidance": c.method.get("train_guidance", "joint"),
+                "infer_source": "self"}
         key = (selector_label(c.method), selector_label(base))
         if key not in have and select(evals, base).num_rows:
             have.add(key)

@@ -185,7 +185,8 @@ def curve_gains(m: Curves, b: Curves, horizon: int | None = None, early_frac: fl
     cm, cb = seed_mean(m), seed_mean(b)
     pm, pb, am, ab = peak(cm), peak(cb), auc(m.steps, cm), auc(b.steps, cb)
     em, eb = early(m.steps, cm, h, early_frac), early(b.steps, cb, h, early_frac)
-    return Gains(h, early_frac * h, pm, pb, pct_gain(pm, pb), am, ab, pct_gain(am, ab), em, eb, em - eb, pct_gain(em, eb))
+    return Gains(h, early_frac * h, pm, pb, pct_gain(pm, pb), am, ab, pct_gain(am, ab),
+                 em, eb, em - eb, pct_gain(em, eb))
 
 
 # ----- variance table --------------------------------------------------------------------------

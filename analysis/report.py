@@ -94,8 +94,8 @@ def _plot_curves(by_task: dict[str, list[tuple[str, mt.Curves]]], out: Path, pal
 
     lc = {t: [line(lab, c, mt.seed_mean(c), np.sqrt(mt.across_seed_var(c))) for lab, c in cs]
           for t, cs in by_task.items()}
-    var = {t: ([line(lab, c, mt.within_run_var(c)) for lab, c in cs], [line(lab, c, mt.across_seed_var(c)) for lab, c in cs])
-           for t, cs in by_task.items()}
+    var = {t: ([line(lab, c, mt.within_run_var(c)) for lab, c in cs],
+               [line(lab, c, mt.across_seed_var(c)) for lab, c in cs]) for t, cs in by_task.items()}
     return [plots.learning_curves(lc, out / "learning_curves.png", "± 1 std across seeds"),
             plots.variance_curves(var, out / "variance.png")]
 
@@ -179,7 +179,8 @@ def _health(run: RunData, out: Path) -> list[Block]:
     for s in run.trials.column("status").to_pylist():
         counts[s] = counts.get(s, 0) + 1
     health = tb.run_health_table(run.trials)
-    blocks.append(Block("p", f"{run.trials.num_rows} trial(s): " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    status = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    blocks.append(Block("p", f"{run.trials.num_rows} trial(s): {status}"
                         + ("." if health.num_rows == 0 else
                            f". **Warning: {health.num_rows} trial(s) failed, are unfinished or were restored from a "
                            "checkpoint**; their curves may be truncated or resumed (see run_health.csv).")))
@@ -243,8 +244,9 @@ def _comparison_sections(pairs: list[tb.Pair], out: Path, early_frac: float, alp
 def _seed_warnings(rows: list[dict], alpha: float) -> list[str]:
     """One sentence per test and distinct sample sizes whose smallest attainable p cannot be significant."""
     out, m = [], len(rows)
-    for key, n_m, n_b, unit, test in (("seed_mwu", "runs_m", "runs_b", "seeds", "per-seed test"),
-                                      ("mwu", "checkpoints_m", "checkpoints_b", "checkpoints", "checkpoint test (†)")):
+    tests = (("seed_mwu", "runs_m", "runs_b", "seeds", "per-seed test"),
+             ("mwu", "checkpoints_m", "checkpoints_b", "checkpoints", "checkpoint test (†)"))
+    for key, n_m, n_b, unit, test in tests:
         for nm, nb, pmin in sorted({(r[n_m], r[n_b], r[f"{key}_p_min"]) for r in rows
                                     if not r[f"{key}_can_reach_alpha"]}):
             why = (f"so the {test} cannot reach p < {alpha} even before correction" if pmin >= alpha else
@@ -252,8 +254,8 @@ def _seed_warnings(rows: list[dict], alpha: float) -> list[str]:
                    f"{_fmt(alpha / m, 'p')} for the smallest p) the {test} cannot be significant")
             out.append(f"**Too few {unit} for significance:** with {nm} vs {nb} {unit} the smallest attainable "
                        f"two-sided Mann-Whitney p-value is {_fmt(pmin, 'p')}, {why}. Read these rows as descriptive"
-                       + ("; more seeds per arm (5 allow p = 0.0079, 10 allow p ≈ 2e-4) or fewer comparisons are needed for a "
-                          "significant result." if unit == "seeds" else "."))
+                       + ("; more seeds per arm (5 allow p = 0.0079, 10 allow p ≈ 2e-4) or fewer comparisons "
+                          "are needed for a significant result." if unit == "seeds" else "."))
     return out
 
 
@@ -328,7 +330,8 @@ def _swg_section(run: RunData, ckpt: pa.Table, out: Path) -> list[Block]:
         _write_csv(run.guidance_search, out / "guidance_search.csv")
         gs = run.guidance_search
         blocks += [Block("h2", "Guidance-scale search (Optuna)"),
-                   Block("p", f"{gs.num_rows} trial row(s) from results/guidance_search (first 30 shown; all in guidance_search.csv)."),
+                   Block("p", f"{gs.num_rows} trial row(s) from results/guidance_search (first 30 shown; all in "
+                              "guidance_search.csv)."),
                    Block("table", rows=_view(gs.slice(0, 30), [(c, c) for c in gs.column_names]))]
     return blocks
 

@@ -58,7 +58,8 @@ def _pairs(ckpt: pa.Table, comp: Comparison, horizon: int | None) -> list[Pair]:
         have = sorted({selector_label(r) for r in ckpt.select(["algo", "train_guidance", "infer_source"]).to_pylist()})
         raise MissingBaselineError(
             f"comparison {comp.name!r}: its {arm} {selector_label(sel)} has no evaluation rows"
-            + ("" if m_rows.num_rows == 0 or b_rows.num_rows == 0 else " on the method's tasks") + f"; the run has {have}")
+            + ("" if m_rows.num_rows == 0 or b_rows.num_rows == 0 else " on the method's tasks")
+            + f"; the run has {have}")
     out = []
     for task in tasks:
         what = f"comparison {comp.name!r} on {task}"
@@ -132,7 +133,8 @@ def variance_table(pairs: list[Pair]) -> pa.Table:
             row = {**_row_id(p), "level": level, "checkpoints": min(len(p.method.steps), len(p.baseline.steps))}
             for s in mt.VARIANCE_STATS:
                 unit = "" if s == "cv" else "_x100sq"
-                row |= {f"{s}_m{unit}": sm[s], f"{s}_b{unit}": sb[s], f"{s}_reduction_pct": mt.reduction_pct(sm[s], sb[s])}
+                row |= {f"{s}_m{unit}": sm[s], f"{s}_b{unit}": sb[s],
+                        f"{s}_reduction_pct": mt.reduction_pct(sm[s], sb[s])}
             row |= {"curve_cv_m": _cv(mt.seed_mean(p.method)), "curve_cv_b": _cv(mt.seed_mean(p.baseline))}
             rows.append(row)
     return pa.Table.from_pylist(rows)
@@ -239,7 +241,8 @@ def aggregate_table(matrices: dict[str, np.ndarray], rng: np.random.Generator, r
         ci = agg.bootstrap_ci(s, stats4, rng, reps)
         row = {"variant": label, "runs": s.shape[0], "tasks": s.shape[1]}
         for i, name in enumerate(("iqm", "mean", "median", "optimality_gap")):
-            row |= {f"{name}_x100": float(ci.point[i]), f"{name}_lo": float(ci.lower[i]), f"{name}_hi": float(ci.upper[i])}
+            row |= {f"{name}_x100": float(ci.point[i]), f"{name}_lo": float(ci.lower[i]),
+                    f"{name}_hi": float(ci.upper[i])}
         rows.append(row)
     return pa.Table.from_pylist(rows)
 

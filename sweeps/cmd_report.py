@@ -40,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "joint within each algorithm)")
     p.add_argument("--horizon", type=int, metavar="STEPS",
                    help="compare arms up to this step (default: the last checkpoint both arms reach)")
-    p.add_argument("--early-frac", type=float, default=0.2, help="Early window as a fraction of the horizon (default 0.2)")
+    p.add_argument("--early-frac", type=float, default=0.2,
+                   help="Early window as a fraction of the horizon (default 0.2)")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     p.add_argument("--reps", type=int, default=2000, help="bootstrap replications (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap generator (default 0)")
