@@ -139,7 +139,8 @@ def critic_weights(guidance, obs_n: Tensor, act: Tensor, cfg: WeightConfig) -> T
 def weight_column(guidance, obs_n: np.ndarray | Tensor, act: np.ndarray | Tensor, cfg: WeightConfig,
                   batch_size: int = 8192) -> np.ndarray:
     """The weight of every (s, a) of a dataset, computed once. obs_n (N, obs_dim), act (N, act_dim) -> (N,) float32."""
-    obs_n, act = torch.as_tensor(obs_n, dtype=torch.float32), torch.as_tensor(act, dtype=torch.float32)
+    obs_n, act = (x.float() if isinstance(x, Tensor) else torch.from_numpy(np.array(x, dtype=np.float32))
+                  for x in (obs_n, act))
     if len(obs_n) != len(act):
         raise ArtifactMismatchError(f"weight_column: {len(obs_n)} observations but {len(act)} actions")
     parts = [critic_weights(guidance, obs_n[i:i + batch_size], act[i:i + batch_size], cfg)
