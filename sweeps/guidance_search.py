@@ -300,7 +300,9 @@ class SearchProgress(tune.Callback):
         self.printer(f"[{self.study}] {_fmt(params)} -> mean {result[METRIC]:.1f} (per seed {seeds})")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        err = [ln for ln in str(trial.get_error() or "").splitlines() if ln.strip()]
+        path = Path(trial.error_file) if trial.error_file else None  # local copy: storage may not be synced yet
+        text = path.read_text() if path and path.exists() else str(trial.get_error() or "")
+        err = [ln for ln in text.splitlines() if ln.strip()]
         params = {k: trial.config.get(k) for k in trial.config["search"]["params"]}
         self.printer(f"[{self.study}] {_fmt(params)} FAILED: {err[-1] if err else 'no error trace'}")
 
@@ -338,7 +340,7 @@ def run_study(run_dir: Path, group: tuple[str, str, str], refs: list[SnapshotRef
         tune.Tuner(
             tune.with_resources(guidance_trial, TRIAL_RESOURCES), param_space={"search": search},
             tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, search_alg=searcher, scheduler=FIFOScheduler(),
-                                        num_samples=remaining, max_concurrent_trials=cfg.max_concurrent),
+                                        num_samples=remaining, max_concurrent_trials=cfg.max_concurrent, reuse_actors=True),
             run_config=tune.RunConfig(name=f"{name}-{done:05d}", verbose=0,
                                       storage_path=str(run_dir / "guidance_search" / "tune"),
                                       failure_config=tune.FailureConfig(max_failures=0),
