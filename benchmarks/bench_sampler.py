@@ -23,16 +23,20 @@ from rl_core.diffusion import NoiseSchedule, diffusion_loss, make_schedule, samp
 from rl_core.nets import DQLMlp, Mish, TwinQ
 
 
-def timeit(fn: Callable[[], object], repeats: int, warmup: int = 3) -> tuple[float, float]:
-    """(median, min) wall time of fn() in seconds; the min is the less contention-sensitive figure."""
+def timeit(fn: Callable[[], object], repeats: int, warmup: int = 3) -> tuple[float, float, float]:
+    """(median wall, min wall, median CPU time of this process) of fn() in seconds.
+
+    On a shared machine the CPU time is the contention-robust figure (with 1 thread it is close to
+    the uncontended wall time; with more threads it adds up all threads, spin-waits included).
+    """
     for _ in range(warmup):
         fn()
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), min(times)
+        wall.append(time.perf_counter() - t0), cpu.append(time.process_time() - c0)
+    return statistics.median(wall), min(wall), statistics.median(cpu)
 
 
 def aten_mish(module: torch.nn.Module) -> torch.nn.Module:
@@ -56,8 +60,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     dev, B, O, A, R = torch.device(args.device), args.batch, args.obs_dim, args.act_dim, args.repeats
     gen = torch.Generator(dev).manual_seed(0)
-    print(f"torch {torch.__version__}, device {dev}, threads {torch.get_num_threads()}, repeats {R}; times: median / min")
-    fmt = lambda t: f"{t[0] * 1e3:8.2f} / {t[1] * 1e3:8.2f} ms"
+    print(f"torch {torch.__version__}, device {dev}, threads {torch.get_num_threads()}, repeats {R}; times: wall median / wall min / CPU median")
+    fmt = lambda t: f"{t[0] * 1e3:8.2f} / {t[1] * 1e3:8.2f} / {t[2] * 1e3:8.2f} ms"
 
     net = DQLMlp(O, A).to(dev)
     obs = torch.randn(B, O, device=dev)
@@ -128,10 +132,10 @@ def dql_step(args: argparse.Namespace, net: DQLMlp, obs: torch.Tensor, s5: Noise
     for name, t in times.items():
         print(f"dql  {name:40s} {fmt(t)}")
     t = timeit(full_step, R)
-    print(f"dql  full step (target, critic, BC + chain Q-loss, Adam): {fmt(t)}  -> {1 / t[0]:.1f} steps/s (median)")
+    print(f"dql  full step (target, critic, BC + chain Q-loss, Adam): {fmt(t)}  -> {1 / t[0]:.1f} steps/s (wall median), {1 / t[2]:.1f} (per CPU second)")
     aten_mish(net), aten_mish(critic), aten_mish(critic_t)
     t = timeit(full_step, R)
-    print(f"dql  same with ATen torch.nn.Mish:                        {fmt(t)}  -> {1 / t[0]:.1f} steps/s (median)")
+    print(f"dql  same with ATen torch.nn.Mish:                        {fmt(t)}  -> {1 / t[0]:.1f} steps/s (wall median), {1 / t[2]:.1f} (per CPU second)")
 
 
 if __name__ == "__main__":
