@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -24,12 +25,12 @@ SCRIPT = textwrap.dedent("""
     from tests.sweeps.sweep_helpers import eval_keys, tiny_spec, tune_results
 
     run_dir = Path(sys.argv[1])
-    # Each node: 3 logical CPUs = one 2-CPU trial + one 1-CPU evaluator (SPREAD puts one evaluator per node).
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 3, "include_dashboard": False})
-    cluster.add_node(num_cpus=3)
+    # Each node: 2 logical CPUs = one 1-CPU trial + one 1-CPU evaluator (SPREAD puts one evaluator per node).
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+    cluster.add_node(num_cpus=2)
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, namespace="mdpt", log_to_driver=False)
-    spec = tiny_spec(resources={"trial": {"cpu": 2}, "evaluators": {"count": 2, "cpu": 1}})
+    spec = tiny_spec(resources={"trial": {"cpu": 1}, "evaluators": {"count": 2, "cpu": 1}})
     summary = run_sweep(spec, run_dir, address=cluster.address, printer=lambda s: None, report=False)
     results = tune_results(run_dir, "train")
     print(json.dumps({"nodes": [n["NodeID"] for n in ray.nodes() if n["Alive"]],
@@ -46,10 +47,15 @@ def test_trials_and_evaluators_use_both_nodes(tiny_data_root, tmp_path):
     script = tmp_path / "cluster_sweep.py"
     script.write_text(SCRIPT)
     env = dict(os.environ, RAY_AUTH_MODE="disabled", MDPT_DATA=str(tiny_data_root), PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "run")], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=480)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run")], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=480)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the script and the cluster it started
+    assert proc.returncode == 0, stderr[-4000:]
+    out = json.loads(stdout.strip().splitlines()[-1])
     assert len(out["nodes"]) == 2 and out["errors"] == 0
     assert sorted(out["trial_nodes"]) == sorted(out["nodes"])  # one trial per node
     assert sorted(out["eval_nodes"]) == sorted(out["nodes"])  # evaluators on both nodes did work
