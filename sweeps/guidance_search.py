@@ -12,12 +12,14 @@ optionally the start temperature and the number of candidates) are searched with
    The method's grid (``SearchSpace.points``, e.g. the paper's SWG scales 1, 5, 10, ..., 30) is
    enqueued into the study first (``enqueue_trial(skip_if_exists=True)``).
 3. **Persistence and resume.** The study lives in ``RUN_DIR/guidance_search/<study>.journal``
-   (Optuna ``JournalFileBackend``) or an RDB URL, so ``optuna.load_study`` and optuna-dashboard
-   read it. ``trials`` is the number of finished trials the study should hold: re-running the same
+   (Optuna ``JournalFileBackend``) or an RDB URL, so Optuna's own tools read it (``optuna.load_study``;
+   ``optuna trials --study-name S --storage RUN_DIR/guidance_search/S.journal --storage-class
+   JournalFileBackend``). ``trials`` is the number of finished trials the study should hold: re-running the same
    command after an interruption marks the trials the dead driver left RUNNING as FAIL (user
    attribute ``interrupted``), enqueues their parameters again, and runs only the missing trials
    with a fresh Tuner on the loaded study, so trial numbers continue. Eval jobs are idempotent by
-   key, so re-evaluated parameters reuse their ``evals`` rows. One driver per study at a time.
+   key, so re-evaluated parameters reuse their ``evals`` rows (hence a changed ``episodes`` or
+   ``max_steps`` needs a new study name). One driver per study at a time.
 4. **Results.** ``evals`` rows (``infer_source = search:<study>[...]``, ``infer_method``,
    ``infer_scale``), the ``guidance_search`` table, and ``RUN_DIR/guidance_search/best.json``:
    ``{<study>: {study, task, algo, train_guidance, method, params, inference, objective, per_seed,

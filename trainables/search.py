@@ -91,7 +91,7 @@ def infer_source(base: str, params: dict) -> str:
     """``infer_source`` of a trial's eval rows: ``base`` (``search:<study>``), plus the searched values
     other than ``scale`` (``search:<study>:n_candidates=10``), so the eval key
     (trial_id, step, infer_source, infer_method, infer_scale) tells apart every parameter set."""
-    extra = ",".join(f"{k}={params[k]:g}" for k in sorted(params) if k != "scale")
+    extra = ",".join(f"{k}={params[k]:.10g}" for k in sorted(params) if k != "scale")
     return f"{base}:{extra}" if extra else base
 
 

@@ -156,3 +156,31 @@ def test_search_space_flags_need_a_method(tmp_path, capsys):
     assert "outside the scale space" in capsys.readouterr().err
     assert main(["tune-guidance", str(tmp_path)]) == 2
     assert "no finished training trials" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_killed_driver_process_resumes(run_dir):
+    """A real interruption: `mdpt tune-guidance` (own embedded Ray) killed with SIGKILL after its first
+    finished trial; the same command then completes the study with continued trial numbers."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cmd = [sys.executable, "-m", "sweeps.cli", "tune-guidance", str(run_dir), "--method", "gradient", "--trials", "5",
+           "--study", "killed", "--episodes", "2", "--max-steps", "30", "--concurrency", "1"]
+    env = {**os.environ, "RAY_ADDRESS": "local"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while not search_rows(run_dir, "killed") and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+    proc.wait()
+    before = load_study(run_dir, "killed").trials
+    assert 1 <= len([t for t in before if t.state == TrialState.COMPLETE]) < 5
+    assert subprocess.run(cmd, env=env, capture_output=True, timeout=600).returncode == 0
+    after = load_study(run_dir, "killed").trials
+    assert len([t for t in after if t.state == TrialState.COMPLETE]) == 5
+    assert not [t for t in after if t.state == TrialState.RUNNING]
+    assert [t.number for t in after[:len(before)]] == [t.number for t in before]  # numbering continued
