@@ -143,3 +143,11 @@ def test_sac_behaviour_process_for_envs_without_a_2017_expert(tmp_path):
     assert len(flagged) and len(inner) > 100  # the recorder's obs / next_obs line up within episodes
     np.testing.assert_array_equal(replay.next_observations[inner], replay.observations[inner + 1])
     assert not np.array_equal(replay.observations[flagged[0] + 1], replay.next_observations[flagged[0]])
+
+
+@pytest.mark.parametrize("name", list(BUDGETS))
+def test_budget_json_round_trip(name):
+    b = BUDGETS[name]
+    assert Budget.from_dict(json.loads(json.dumps(b.to_dict()))) == b
+    with pytest.raises(DatasetError, match="fraction must be in"):
+        Budget.from_dict({**b.to_dict(), "fraction": 1.5})
