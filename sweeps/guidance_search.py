@@ -333,9 +333,10 @@ def run_study(run_dir: Path, group: tuple[str, str, str], refs: list[SnapshotRef
     printer(f"[{name}] {len(refs)} snapshot(s) (seeds {[r.seed for r in refs]}, steps {sorted({r.step for r in refs})}), "
             f"method {method}, {done} trial(s) already finished, running {max(remaining, 0)}; study {storage_label}")
     if remaining > 0:
-        search = {"run_dir": str(run_dir), "coordinator": coordinator_name(run_dir), "params": sorted(space.distributions()),
-                  "inference": fixed, "infer_source": record["infer_source"], "episodes": refs[0].episodes,
-                  "max_steps": refs[0].max_steps, "snapshots": [r.job_fields() for r in refs]}
+        search = {"run_dir": str(run_dir), "coordinator": coordinator_name(run_dir),
+                  "params": sorted(space.distributions()), "inference": fixed, "infer_source": record["infer_source"],
+                  "episodes": refs[0].episodes, "max_steps": refs[0].max_steps,
+                  "snapshots": [r.job_fields() for r in refs]}
         sampler = optuna.samplers.TPESampler(seed=cfg.seed + len(study.trials), n_startup_trials=cfg.startup_trials)
         searcher = TrackedOptunaSearch(record=record, space=space.distributions(), metric=METRIC, mode=MODE,
                                        sampler=sampler, study_name=name, storage=storage)
