@@ -167,12 +167,12 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     ds = load_dataset(args.task)
     cfg = PretrainConfig(task=args.task, kind=args.kind, seed=args.seed, steps=args.steps, batch_size=args.batch_size,
                          save_every=args.save_every, log_every=args.log_every, device=args.device, threads=args.threads)
-    trial_id = f"guidance-{args.kind}-s{args.seed}"
+    trial_id, task = f"guidance-{args.kind}-s{args.seed}", ds.task or args.task
     workdir = args.out / "guidance" / trial_id
 
     def body(store: Any) -> None:
-        rows = _TrainRows(store, {"sweep": args.out.name, "trial_id": trial_id, "task": args.task,
-                                  "algo": f"pretrain-{args.kind}", "train_guidance": "", "seed": args.seed})
+        rows = _TrainRows(store, {"sweep": args.out.name, "trial_id": trial_id, "task": task, "algo": "pretrain",
+                                  "train_guidance": f"pretrain:{args.kind}", "seed": args.seed})
 
         def report(m: dict[str, float]) -> None:
             rows.add(m)
@@ -183,7 +183,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         rows.flush()
         print(f"final guidance artifact: {final}")
 
-    return _run_trial(args.out, trial_id, "pretrain", args.task, f"pretrain-{args.kind}", "", args.seed,
+    return _run_trial(args.out, trial_id, "pretrain", task, "pretrain", f"pretrain:{args.kind}", args.seed,
                       {"pretrain": cfg.to_dict()}, body)
 
 
@@ -194,7 +194,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rl_core.train import TrainConfig, run_training
 
     ds = load_dataset(args.task)
-    algo_config = json.loads(args.algo_config) if args.algo_config else {}
+    algo_config = _json_object("--algo-config", args.algo_config)
     cfg = TrainConfig(task=args.task, algo=args.algo, algo_config=algo_config, train_guidance=args.guidance,
                       guidance_artifact=args.guidance_artifact, seed=args.seed, steps=args.steps,
                       batch_size=args.batch_size, eval_every=args.eval_every, log_every=args.log_every,
@@ -203,7 +203,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     inference = _inference(args, algo_cfg, args.algo == "swg", has_guidance=args.guidance != "none")
     trial_id = args.trial_id or f"{args.algo}-{args.guidance}-s{args.seed}"
     guidance_seed = _guidance_seed(cfg)
-    ident = {"sweep": args.out.name, "trial_id": trial_id, "task": args.task, "algo": args.algo,
+    task = ds.task or args.task
+    ident = {"sweep": args.out.name, "trial_id": trial_id, "task": task, "algo": args.algo,
              "train_guidance": args.guidance}
     print(f"trial {trial_id}: {args.algo} on {args.task} ({ds.n_transitions} transitions), guidance {args.guidance}, "
           f"inference {inference.method}; writing to {args.out}", flush=True)
@@ -230,8 +231,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_training(cfg, ds, workdir=args.out / "snapshots" / trial_id, report=report, on_snapshot=on_snapshot)
         rows.flush()
 
-    return _run_trial(args.out, trial_id, "train", args.task, args.algo, args.guidance, args.seed,
+    return _run_trial(args.out, trial_id, "train", task, args.algo, args.guidance, args.seed,
                       {"train": cfg.to_dict(), "inference": inference.to_dict(), "episodes": args.episodes}, body)
+
+
+def _json_object(flag: str, text: str | None) -> dict:
+    from rl_core.errors import ConfigError
+
+    try:
+        value = json.loads(text) if text else {}
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{flag} is not valid JSON ({e}); give an object such as '{{\"eta\": 0.5}}'") from e
+    if not isinstance(value, dict):
+        raise ConfigError(f"{flag} must be a JSON object, got {type(value).__name__}")
+    return value
 
 
 def _guidance_seed(cfg: Any) -> int:
