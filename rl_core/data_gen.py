@@ -25,7 +25,9 @@ transitions) so datasets can be regenerated or extended without retraining:
   episodes are its evaluation -- and adds the visited states, labelled by the expert, to the
   aggregate. Few steps per round make the return climb gradually, in minutes on a laptop.
 
-Levels: medium = the first snapshot whose evaluation return reaches ``fraction * ref_max_score``;
+Levels: medium = the first snapshot whose evaluation return reaches the normalised score
+``100 * fraction``, i.e. ``ref_min_score + fraction * (ref_max_score - ref_min_score)`` (on Ant the random
+policy already scores ~360 by surviving, so a fraction of the raw expert return would be too low);
 medium-replay = the learner's own training transitions up to and including that snapshot's
 evaluation rollouts (SAC: every training step up to the snapshot, warm-up included; DAgger: the
 learner's rollouts, not the expert demonstrations); expert = the expert policy; random = uniform
@@ -96,7 +98,7 @@ class Budget:
 
     name: str
     transitions: int  # per random / medium / expert dataset (whole episodes; may overshoot by < 1000)
-    fraction: float  # medium = first snapshot with eval return >= fraction * ref_max_score
+    fraction: float  # medium = first snapshot with eval normalized score >= 100 * fraction
     action_noise: float  # Gaussian std on deterministic behaviour policies (2017 expert, DAgger student)
     ref_random_episodes: int  # episodes behind ref_min_score
     ref_expert_episodes: int  # episodes behind ref_max_score
@@ -344,16 +346,21 @@ def _references(env_id: str, budget: Budget, seed: int, expert: Act, expert_desc
             "ref_min_episodes": len(rand.returns), "ref_max_episodes": len(exp.returns)}
 
 
+def _medium_target(refs: dict, fraction: float) -> float:
+    """Return at normalised score 100 * fraction: ref_min + fraction * (ref_max - ref_min)."""
+    return refs["ref_min_score"] + fraction * (refs["ref_max_score"] - refs["ref_min_score"])
+
+
 def _train_dagger(env_id: str, budget: Budget, seed: int, out: Path, progress: Progress) -> dict:
     import torch
 
     expert = load_2017_expert(env_id)
     desc = f"pybullet 2017 policy {EXPERTS_2017[env_id]}"
     refs = _references(env_id, budget, seed, expert, desc, progress)
-    target = budget.fraction * refs["ref_max_score"]
+    target = _medium_target(refs, budget.fraction)
     rng = np.random.default_rng([seed, _STREAMS["train"]])
     progress(f"[dagger] imitating the expert until a snapshot's return reaches {target:.1f} "
-             f"({budget.fraction:.0%} of {refs['ref_max_score']:.1f})")
+             f"(normalized {100 * budget.fraction:.0f})")
     demo = rollout(env_id, noisy(expert, budget.action_noise, rng), seed_base=seed_base(seed, "demo"),
                    min_steps=budget.dagger_demo_steps)
     states = demo.arrays["observations"]
@@ -404,7 +411,7 @@ def _train_dagger(env_id: str, budget: Budget, seed: int, out: Path, progress: P
             "student": {"architecture": f"MLP {'-'.join(map(str, budget.dagger_hidden))} ReLU, linear output",
                         "loss": "MSE to the expert's clipped action", "optimizer": "Adam"},
             "demo": {"transitions": len(demo), "episodes": len(demo.returns), "mean_return": float(demo.returns.mean())},
-            "snapshots": snaps, "medium_index": medium_index, **refs}
+            "snapshots": snaps, "medium_index": medium_index, "medium_target_return": target, **refs}
 
 
 def _make_sac(env: Any, budget: Budget, env_id: str, seed: int) -> Any:
@@ -489,7 +496,7 @@ def _train_sac(env_id: str, budget: Budget, seed: int, out: Path, progress: Prog
     model.save(out / "final_model.zip")
     expert = _sac_act(model, stochastic=False, every=every)
     refs = _references(env_id, budget, seed, expert, f"SAC final policy, {budget.sac_steps} steps", progress)
-    target = budget.fraction * refs["ref_max_score"]
+    target = _medium_target(refs, budget.fraction)
     hits = [s["index"] for s in snaps if s["eval_return"] >= target]
     medium_index = hits[0] if hits else len(snaps) - 1
     progress(f"[sac] medium = snapshot at step {snaps[medium_index]['step']:,} "
@@ -498,7 +505,7 @@ def _train_sac(env_id: str, budget: Budget, seed: int, out: Path, progress: Prog
     np.savez(out / "replay.npz", **{k: np.asarray(v, dtype=dtypes.get(k, np.float32)) for k, v in buf.items()})
     return {"kind": "sac", "algorithm": "stable-baselines3 SAC, RL Zoo PyBullet hyperparameters",
             "expert": {"source": f"SAC final policy after {budget.sac_steps} steps", "path": "final_model.zip"},
-            "snapshots": snaps, "medium_index": medium_index, **refs}
+            "snapshots": snaps, "medium_index": medium_index, "medium_target_return": target, **refs}
 
 
 # ----- datasets ----------------------------------------------------------------------------------
