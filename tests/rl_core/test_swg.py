@@ -290,3 +290,19 @@ def test_snapshot_actor_uses_self_guidance_at_the_requested_scale(tmp_path):
     assert not np.allclose(acts[1.0], acts[5.0])
     swg_r = make_actor(snap, InferenceConfig(method="swg", scale=1.0, n_candidates=3, temperature=0.5))
     assert swg_r.act(obs.numpy(), gen(2)).shape == (4, ACT)
+
+
+# ----- the shared algorithm contract (tests/rl_core/test_algos_contract.py) on SWG -------------------
+import tests.rl_core.test_algos_contract as C  # noqa: E402
+
+C.TINY_CONFIGS["swg"] = dict(C._SHARED, hidden=32, n_blocks=2, emb_dim=16, critic_steps=2)
+
+
+@pytest.mark.parametrize("mode", ["joint", "none", "frozen", "unfrozen"])
+def test_swg_shared_contract(mode, tmp_path):
+    C.test_same_seed_gives_identical_losses_and_actions("swg", mode)
+    C.test_state_dict_round_trip_continues_identically("swg", mode)
+    if mode != "joint":  # joint: the first update is a critic-phase step (the denoiser does not move)
+        C.test_every_trainable_parameter_moves_and_frozen_guidance_does_not("swg", mode)
+    if mode == "joint":
+        C.test_snapshot_round_trip_gives_identical_actions("swg", tmp_path)
