@@ -104,12 +104,13 @@ def _trial_dirname(trial) -> str:
 
 # ----- progress ---------------------------------------------------------------------------------
 class Progress(tune.Callback):
-    """Prints trials done / running / failed and the latest eval scores, at most every ``every_s``."""
+    """Prints trials done / running / failed and the latest eval scores when they change (at most every
+    ``every_s`` seconds, and at every trial completion or failure)."""
 
     def __init__(self, stage: str, printer: Printer = print, every_s: float = 20.0) -> None:
         self.stage, self.printer, self.every_s = stage, printer, every_s
         self.latest: dict[str, str] = {}
-        self.last_print = 0.0
+        self.last_print, self.last_text = 0.0, ""
 
     def _label(self, trial) -> str:
         i = trial.config["trial"]["identity"]
@@ -133,11 +134,13 @@ class Progress(tune.Callback):
         self.print_status(trials)
 
     def print_status(self, trials) -> None:
-        self.last_print = time.time()
         counts = {s: sum(t.status == s for t in trials) for s in ("TERMINATED", "RUNNING", "ERROR", "PENDING")}
         latest = "; ".join(f"{k}: {v}" for k, v in sorted(self.latest.items())[-4:])
-        self.printer(f"[{self.stage}] {counts['TERMINATED']}/{len(trials)} done, {counts['RUNNING']} running, "
-                     f"{counts['ERROR']} failed, {counts['PENDING']} pending" + (f" | {latest}" if latest else ""))
+        text = (f"[{self.stage}] {counts['TERMINATED']}/{len(trials)} done, {counts['RUNNING']} running, "
+                f"{counts['ERROR']} failed, {counts['PENDING']} pending" + (f" | {latest}" if latest else ""))
+        if text != self.last_text:
+            self.printer(text)
+        self.last_print, self.last_text = time.time(), text
 
 
 # ----- stages -----------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Sweeps on the session's embedded Ray: real Tune trials, real evaluator actors, tiny configs.
 
-* a 2-trial sweep end to end (800 steps, evaluation every 400): rows, reports, run directory, status;
+* a 2-trial sweep end to end (800 steps, evaluation every 400) with IQL guidance pretraining and both
+  recombinations (double guidance from the other seed's joint critic, step-matched; cross-algorithm
+  guidance from the pretrained IQL artifact, final): rows, reports, run directory, status;
 * fault tolerance: one trial's process dies after its first checkpoint (os._exit on a marker file)
   and resumes from it, another diverges; every (trial, step, episode) row exists exactly once.
 """
@@ -18,6 +20,7 @@ from sweeps.run import run_sweep, run_tune_stage, train_trial, write_run_dir
 from sweeps.spec import expand
 from tests.sweeps.sweep_helpers import eval_keys, tiny_spec, trials, tune_results
 from trainables.evaluator import start_pool
+from trainables.results import read_table
 
 pytestmark = pytest.mark.ray
 
@@ -27,14 +30,27 @@ def test_two_trial_sweep_end_to_end(ray_session, tiny_data_root, tmp_path, monke
 
     monkeypatch.setenv("MDPT_DATA", str(tiny_data_root))
     run_dir = tmp_path / "run"
-    summary = run_sweep(tiny_spec(), run_dir, printer=lambda s: None)
+    joint = {"algo": "dql", "train_guidance": "joint"}
+    spec = tiny_spec(pretraining=[{"algo": "idql", "guidance_config": {"hidden": 32}}], recombination=[
+        {"name": "double", "kind": "double_guidance", "diffusion": joint, "guidance": {"trained": joint},
+         "match": "step"},
+        {"name": "cross", "kind": "cross_algorithm", "diffusion": joint, "guidance": {"pretrained": "idql_iql"}}])
+    summary = run_sweep(spec, run_dir, printer=lambda s: None)
 
+    assert summary["stages"]["pretrain"]["trials"] == 2 and summary["stages"]["pretrain"]["errors"] == 0
     assert summary["stages"]["train"]["trials"] == 2 and summary["stages"]["train"]["errors"] == 0
+    assert summary["stages"]["recombine"] == dict(summary["stages"]["recombine"], jobs=8, failed=0)
     keys = eval_keys(run_dir)
-    assert len(keys) == len(set(keys)) == 2 * 2 * 2  # trials x checkpoints (400, 800) x episodes
+    # train trials x checkpoints (400, 800) x episodes, for each guidance source
+    assert len(keys) == len(set(keys)) == 3 * 2 * 2 * 2
+    assert Counter(k[2] for k in keys) == {"self": 8, "seed:+1": 8, "algo:idql-final": 8}
     assert {k[1] for k in keys} == {400, 800}
-    rows = trials(run_dir)
-    assert {r["status"] for r in rows.values()} == {"TERMINATED"}
+    evals = read_table(run_dir, "evals").to_pylist()
+    assert {(r["diffusion_seed"], r["guidance_seed"]) for r in evals if r["infer_source"] == "seed:+1"} == {(0, 1), (1, 0)}
+    paired = {(r["trial_id"], r["step"], r["episode"]): r["eval_seed"] for r in evals if r["infer_source"] == "self"}
+    assert all(paired[(r["trial_id"], r["step"], r["episode"])] == r["eval_seed"] for r in evals)  # same episodes
+    rows = {k: r for k, r in trials(run_dir).items() if r["stage"] == "train"}
+    assert {r["status"] for r in trials(run_dir).values()} == {"TERMINATED"}
     assert {r["restored_from"] for r in rows.values()} == {-1}
     for trial_id, results in tune_results(run_dir, "train").items():
         assert [r["step"] for r in results] == [400.0, 800.0]
@@ -44,7 +60,7 @@ def test_two_trial_sweep_end_to_end(ray_session, tiny_data_root, tmp_path, monke
             "step_00000400.pt", "step_00000800.pt"]
     assert (run_dir / "spec.yaml").exists() and (run_dir / "run.json").exists()
     assert Path(summary["report"]).exists()
-    assert summary["evaluators"]["jobs"] == 4 and summary["evaluators"]["replaced"] == 0
+    assert summary["evaluators"]["jobs"] == 12 and summary["evaluators"]["replaced"] == 0
     assert "train: 2 trials: 2 TERMINATED" in status_text(run_dir)
 
 
