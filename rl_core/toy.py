@@ -105,6 +105,7 @@ class ToyConfig:
     n_eval: int = 1000  # samples per compared set (model, target)
     n_boot: int = 20  # noise-floor repeats
     temperature: float = 1.0  # sampler temperature (1 = the model's distribution)
+    sample_variance: str = "posterior"  # SWG sampler noise: posterior (sharper at T = 15) | beta (SWG-J)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -139,7 +140,8 @@ def run_toy(cfg: ToyConfig) -> ToyResult:
     act = torch.as_tensor(x / DATA_SCALE, dtype=torch.float32).clamp(-1, 1)
     w = torch.as_tensor(toy_weights(x, cfg.beta), dtype=torch.float32)
     swg_cfg = SWGConfig(T=cfg.T, sampling_steps=cfg.T, hidden=cfg.hidden, n_blocks=cfg.n_blocks, dropout=0.0,
-                        lr=cfg.lr, lr_anneal_steps=cfg.steps, ema_rate=cfg.ema_rate)
+                        lr=cfg.lr, lr_anneal_steps=cfg.steps, ema_rate=cfg.ema_rate,
+                        sample_variance=cfg.sample_variance)
     algo = SWG(swg_cfg, 0, 2, guidance=None, guidance_mode="none", seed=cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     no_obs = torch.zeros(cfg.batch_size, 0)

@@ -118,8 +118,9 @@ def test_loss_reaches_the_weight_head_only_through_the_weight_coordinate():
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in head)
 
 
-def _oracle_ddpm(net, obs, z_T, noises, sched):
-    """Independent plain DDPM (IDQL ddpm_sampler) on z = (a, w), clipping a to [-1, 1], w to [w_min, 1]."""
+def _oracle_ddpm(net, obs, z_T, noises, sched, variance):
+    """Independent plain DDPM (IDQL ddpm_sampler; noise variance beta_k or the posterior beta_tilde_k)
+    on z = (a, w), clipping a to [-1, 1], w to [w_min, 1]."""
     ab = sched.alphas.double() ** 2
     z = z_T
     for k in range(sched.T - 1, -1, -1):
@@ -127,22 +128,27 @@ def _oracle_ddpm(net, obs, z_T, noises, sched):
         eps = net(z, torch.full((len(z),), float(k)), obs)
         z = (z - (1 - alpha_k) / (1 - ab[k]).sqrt() * eps) / alpha_k.sqrt()
         if k > 0:
-            z = z + (1 - alpha_k).sqrt() * noises[k]
+            var = (1 - alpha_k) * ((1 - ab[k - 1]) / (1 - ab[k]) if variance == "posterior" else 1.0)
+            z = z + var.sqrt() * noises[k]
         z = torch.cat([z[:, :-1].clamp(-1, 1), z[:, -1:].clamp(1e-4, 1)], dim=1).float()
     return z
 
 
-def test_scale_zero_is_plain_ddpm_and_tiny_scale_is_continuous():
+@pytest.mark.parametrize("variance", ["beta", "posterior"])
+def test_scale_zero_is_plain_ddpm_and_tiny_scale_is_continuous(variance):
     net = SWG.build_denoiser(TINY, OBS, ACT).eval()
     obs, sched = torch.randn(6, OBS), D.make_schedule("vp", TINY.T)
     with torch.no_grad():
-        a0, w0 = swg_sample(net, obs, gen(3), sched, act_dim=ACT, temperature=1.0, scale=0.0, w_min=1e-4)
+        a0, w0 = swg_sample(net, obs, gen(3), sched, act_dim=ACT, temperature=1.0, scale=0.0, w_min=1e-4,
+                            variance=variance)
         g = gen(3)  # the same draws, in the sampler's order: z_T, then one noise per step k = T-1..1
         z_T = torch.randn(6, ACT + 1, generator=g)
         noises = {k: torch.randn(6, ACT + 1, generator=g) for k in range(TINY.T - 1, 0, -1)}
-        z = _oracle_ddpm(net, obs, z_T, noises, sched)
-        a_tiny, _ = swg_sample(net, obs, gen(3), sched, act_dim=ACT, temperature=1.0, scale=1e-6, w_min=1e-4)
-        a5, _ = swg_sample(net, obs, gen(3), sched, act_dim=ACT, temperature=1.0, scale=5.0, w_min=1e-4)
+        z = _oracle_ddpm(net, obs, z_T, noises, sched, variance)
+        a_tiny, _ = swg_sample(net, obs, gen(3), sched, act_dim=ACT, temperature=1.0, scale=1e-6, w_min=1e-4,
+                               variance=variance)
+        a5, _ = swg_sample(net, obs, gen(3), sched, act_dim=ACT, temperature=1.0, scale=5.0, w_min=1e-4,
+                           variance=variance)
     torch.testing.assert_close(torch.cat([a0, w0[:, None]], 1), z, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(a_tiny, a0, atol=1e-4, rtol=0)
     assert not torch.allclose(a5, a0, atol=1e-3)
