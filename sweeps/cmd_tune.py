@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a run directory, or a spec (file or packaged name) whose run is in ./runs/<spec name>")
     p.add_argument("--method", choices=("swg", "gradient", "softmax"), default=None,
                    help="method to search; None = swg for SWG snapshots, gradient otherwise")
-    p.add_argument("--trials", type=int, default=12, help="finished trials each study should hold")
+    p.add_argument("--trials", type=int, default=12,
+                   help="finished trials each study should hold (the grid points are evaluated first)")
     p.add_argument("--concurrency", type=int, default=2, help="trials evaluated at once")
     p.add_argument("--seed", type=int, default=0, help="TPE sampler seed")
     p.add_argument("--startup-trials", type=int, default=10, help="TPE random/grid trials before the model is used")
