@@ -56,6 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("snapshot", help="snapshot file (OUT/snapshots/<trial_id>/step_XXXXXXXX.pt)")
     p.add_argument("--guidance-artifact", default=None, help="guidance artifact to use instead of the snapshot's own critic")
     p.add_argument("--seed", type=int, default=0, help="episode i uses env seed SEED + i")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads; None = torch's choice")
     _eval_args(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -259,10 +260,14 @@ def _guidance_seed(cfg: Any) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    import torch
+
     from rl_core.algos import get_algorithm
     from rl_core.evaluation import evaluate_snapshot
     from rl_core.snapshot import load_snapshot
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     snap = load_snapshot(args.snapshot)
     has_guidance = snap.guidance is not None or args.guidance_artifact is not None
     algo_cfg = get_algorithm(snap.algo).Config.from_dict(snap.algo_config)
