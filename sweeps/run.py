@@ -220,7 +220,7 @@ def recombination_jobs(spec: dict, items: list[dict], run_dir: Path, printer: Pr
             for step, snap in sorted(_steps(run_dir / "snapshots" / diff["trial_id"]).items()):
                 jobs.append({"run_dir": str(run_dir), "snapshot": str(snap),
                              "guidance": str(_pick(g_files, step, item["match"])[1]), "guidance_format": fmt,
-                             "inference": {k: v for k, v in item["inference"].items()},
+                             "inference": dict(item["inference"]),
                              "episodes": ev["episodes"], "eval_seed": _eval_seed(seed, step),
                              "max_steps": ev["max_steps"], "sweep": spec["name"], "trial_id": diff["trial_id"],
                              "task": item["task"], "algo": d["algo"], "train_guidance": d["train_guidance"],

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import ray
 from ray.exceptions import RayActorError
 
@@ -112,8 +113,6 @@ class Evaluator:
         skipped = path.exists()
         if not skipped:
             path = store.write_eval_job(run_job(job, self.device))
-        import pyarrow.parquet as pq
-
         return dict(summarize(pq.read_table(path).to_pylist()), skipped=skipped, **self.where())
 
 

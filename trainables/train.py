@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -121,14 +122,14 @@ def _runtime(config: dict) -> dict[str, Any]:
     return {"device": "cuda" if gpu else "cpu", "threads": config["threads"]}
 
 
-def _reporter(record: TrialRecord, extra: dict[str, Any], latest: dict[str, float]):
-    """on_checkpoint callback: flush train rows, then report metrics with the checkpoint."""
+def _reporter(record: TrialRecord, latest: dict[str, float], restored_from: int, client: EvalClient | None = None):
+    """on_checkpoint callback: flush train rows, then report metrics (and the latest eval) with the checkpoint."""
 
     def on_checkpoint(step: int, path: Path) -> None:
         (path / STATE_FILE).write_text(json.dumps({"step": step}))
         record.flush()
-        metrics = {**latest, **(extra["eval"].metrics() if "eval" in extra else {}), "step": float(step),
-                   "restored_from": float(extra["restored_from"]), "node_id": ray.get_runtime_context().get_node_id()}
+        metrics = {**latest, **(client.metrics() if client else {}), "step": float(step),
+                   "restored_from": float(restored_from), "node_id": ray.get_runtime_context().get_node_id()}
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(path)))
 
     return on_checkpoint
@@ -159,6 +160,9 @@ def _run(config: dict, body) -> None:
     except Exception as exc:
         record.mark("ERROR", reason=f"{type(exc).__name__}: {exc}")
         raise
+    finally:
+        if resume_from is not None:
+            shutil.rmtree(resume_from, ignore_errors=True)
     record.mark("TERMINATED")
 
 
@@ -180,11 +184,10 @@ def train_policy(config: dict) -> None:
                    "guidance_seed": ident["guidance_seed"], "step": step}
             client.submit(job, final=step >= cfg.steps)
 
-        extra = {"eval": client, "restored_from": restored_from}
         workdir = Path(config["run_dir"]) / "snapshots" / record.trial_id
         try:
             run_training(cfg, dataset, workdir=workdir, report=_logger(record, latest), on_snapshot=on_snapshot,
-                         on_checkpoint=_reporter(record, extra, latest), resume_from=resume_from)
+                         on_checkpoint=_reporter(record, latest, restored_from, client), resume_from=resume_from)
         finally:
             client.drain()  # snapshots written before a failure still get their rows
 
@@ -200,7 +203,7 @@ def pretrain_guidance(config: dict) -> None:
         latest: dict[str, float] = {}
         workdir = Path(config["run_dir"]) / "guidance" / record.trial_id
         run_pretraining(cfg, dataset, workdir=workdir, report=_logger(record, latest),
-                        on_checkpoint=_reporter(record, {"restored_from": restored_from}, latest),
+                        on_checkpoint=_reporter(record, latest, restored_from),
                         resume_from=resume_from)
 
     _run(config, body)

@@ -119,13 +119,3 @@ def test_quickstart_is_dql_joint_vs_frozen_with_pretraining():
     assert spec["tasks"] == ["hopper-medium"] and spec["seeds"] == [0, 1, 2]
     assert len(stages["pretrain"]) == 3 and len(stages["train"]) == 6
 
-
-def test_mdpt_sweep_reports_a_bad_spec_without_traceback(tmp_path):
-    import subprocess
-    import sys
-
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump(_with("algorithms", ["dql", "sac"])))
-    proc = subprocess.run([sys.executable, "-m", "sweeps.cli", "sweep", str(bad)], capture_output=True, text=True)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "mdpt: error: spec field `algorithms[1]`: bad value 'sac'" in proc.stderr
