@@ -105,7 +105,7 @@ class ToyConfig:
     n_eval: int = 1000  # samples per compared set (model, target)
     n_boot: int = 20  # noise-floor repeats
     temperature: float = 1.0  # sampler temperature (1 = the model's distribution)
-    sample_variance: str = "posterior"  # SWG sampler noise: posterior (sharper at T = 15) | beta (SWG-J)
+    sample_variance: str = "beta"  # SWG sampler noise: beta (SWG-J) | posterior (DDPM beta_tilde)
     seed: int = 0
 
     def __post_init__(self) -> None:
