@@ -50,7 +50,8 @@ def behaviour_samples(task: ToyTask, n: int, rng: np.random.Generator) -> np.nda
         return centers + 0.5 * rng.standard_normal((n, 2))
     if task == "spiral":
         t = 4 * np.pi * np.sqrt(rng.random(n)) + 0.5
-        return (4.0 / (4 * np.pi + 0.5)) * t[:, None] * np.stack([np.cos(t), np.sin(t)], axis=1) + 0.15 * rng.standard_normal((n, 2))
+        curve = (4.0 / (4 * np.pi + 0.5)) * t[:, None] * np.stack([np.cos(t), np.sin(t)], axis=1)
+        return curve + 0.15 * rng.standard_normal((n, 2))
     raise ConfigError(f"unknown toy task {task!r}; allowed: {list(TOY_TASKS)}")
 
 

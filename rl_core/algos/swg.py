@@ -22,8 +22,9 @@ followed by the DDPM step of SWG-J / IDQL (per-step beta_k = 1 - alphabar_k / al
 with the action coordinates clipped to [-1, 1] and the weight to [w_min, 1] after every step;
 z_T = temp · N(0, I). s = 1 is exact guidance; s != 1 sharpens heuristically (p_k E[W_0|z_k]^s).
 s and temp are inference parameters (``self_guided_sample``), searchable without retraining.
-SWG-R draws n samples per state and keeps the best by the sampled weight coordinate or by Q
-(``self_guided_sample(..., return_weights=True)`` returns the weights; rl_core.inference selects).
+SWG-R draws n samples per state and keeps the best: rl_core.inference selects by Q (SWG-J);
+``self_guided_sample(..., return_weights=True)`` also returns the sampled weight coordinate for
+selection by predicted weight (SWG-P ``select_better``).
 
 Training-guidance modes (critic -> weights -> actor, guidance-first by construction):
 - ``frozen``: a pretrained IQL artifact, frozen; w = weight_fn(Q(s,a) - V(s)) per minibatch. This is
@@ -257,7 +258,8 @@ class SWG(DiffusionAlgorithm):
             B, act_dim = len(obs_n), int(denoiser.x_dim) - 1
             a, w = swg_sample(denoiser, obs_n.repeat_interleave(n, dim=0), generator, D.make_schedule("vp", cfg.T),
                               act_dim=act_dim, temperature=temperature, scale=scale, w_min=cfg.weights.w_min,
-                              guidance_clip=cfg.guidance_clip, variance=cfg.sample_variance, guidance_fn=guidance_fn, guidance_scale=guidance_scale)
+                              guidance_clip=cfg.guidance_clip, variance=cfg.sample_variance,
+                              guidance_fn=guidance_fn, guidance_scale=guidance_scale)
         finally:
             denoiser.train(was_training)
         a, w = a.reshape(B, n, act_dim), w.reshape(B, n)
