@@ -102,7 +102,7 @@ def test_scale_by_task_and_resolved_round_trip():
     assert again == resolved and again["budget"]["steps"] == 800
 
 
-@pytest.mark.parametrize("name", ["quickstart", "gfdt", "double_guidance", "cross_algorithm"])
+@pytest.mark.parametrize("name", ["quickstart", "gfdt", "double_guidance", "cross_algorithm", "swg"])
 def test_packaged_specs_validate_at_both_scales(name):
     assert name in packaged_specs()
     spec = load_spec(name)
