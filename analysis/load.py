@@ -6,7 +6,11 @@ module does not import, so a report can be made from a copied run directory anyw
 - ``RUN_DIR/results/evals/**.parquet``: one row per evaluated episode with the columns
   ``EVAL_COLUMNS`` (``normalized_score`` is x100).
 - ``RUN_DIR/results/trials/*.parquet``: one row per trial (``TRIAL_COLUMNS``).
-- ``RUN_DIR/results/guidance_search/*.parquet``: optional, written by the guidance search.
+- ``RUN_DIR/results/guidance_search/<study>/trial_<n>.parquet`` (read recursively): optional, one
+  row per finished Optuna trial of the guidance search (``GUIDANCE_SEARCH_COLUMNS``; the writer is
+  trainables/search.py). Its trials' eval rows have ``infer_source = search:<study>[...]``
+  (``SEARCH_SOURCE_PREFIX``); they are search trials, not compositions, so the default
+  comparisons leave them out.
 
 A *variant* is one value of ``VARIANT_KEYS``; a *selector* is a dict over a subset of
 ``("task", *VARIANT_KEYS)`` that selects eval rows by column equality (``infer_source``
@@ -40,6 +44,11 @@ TRIAL_COLUMNS = (
 )
 VARIANT_KEYS = ("algo", "train_guidance", "infer_source", "infer_method", "infer_scale")
 SELECTOR_KEYS = ("task", *VARIANT_KEYS)
+GUIDANCE_SEARCH_COLUMNS = (
+    "study", "trial", "tune_trial_id", "task", "algo", "train_guidance", "method", "scale", "params_json",
+    "inference_json", "objective", "per_seed_json", "state", "reason", "infer_source", "episodes", "updated_at",
+)
+SEARCH_SOURCE_PREFIX = "search:"  # infer_source of the guidance search's eval rows
 EPISODE_KEY = ("trial_id", "step", "episode", "infer_source", "infer_method", "infer_scale")
 COMPARISON_KINDS = ("gfdt", "double_guidance", "plug_and_play", "swg_scale", "generic")
 
@@ -66,6 +75,9 @@ class Comparison:
 
 
 def _read_dir(directory: Path, required: tuple[str, ...], what: str) -> pa.Table | None:
+    """Every ``*.parquet`` under ``directory``, recursively (per-trial / per-study subdirectories),
+    skipping hidden files (a writer's temporaries); None when there are none. Raises `AnalysisError`
+    when a ``required`` column is missing."""
     files = sorted(p for p in directory.rglob("*.parquet") if not p.name.startswith(".")) if directory.is_dir() else []
     if not files:
         return None
@@ -100,6 +112,7 @@ def load_run(run_dir: str | Path) -> RunData:
             "checkpoint yet? (`mdpt sweep` writes them every eval_every steps)"
         )
     trials = _read_dir(run_dir / "results" / "trials", TRIAL_COLUMNS, "trials")
+    # no required columns here: the report checks GUIDANCE_SEARCH_COLUMNS and shows another table as written
     search = _read_dir(run_dir / "results" / "guidance_search", (), "guidance_search")
     return RunData(run_dir, dedupe_evals(evals.select(list(EVAL_COLUMNS))),
                    trials if trials is not None else pa.table({c: [] for c in TRIAL_COLUMNS}),
@@ -219,12 +232,18 @@ def variant_selector(v: dict[str, Any], evals: pa.Table) -> dict[str, Any]:
     return short if len(variants(select(evals, short))) == 1 else dict(v)
 
 
+def is_search_source(infer_source: object) -> bool:
+    """Whether an ``infer_source`` labels guidance-search trial evaluations (``search:<study>...``)."""
+    return str(infer_source).startswith(SEARCH_SOURCE_PREFIX)
+
+
 def default_comparisons(evals: pa.Table) -> list[Comparison]:
     """Comparisons when neither the spec nor --compare gives any.
 
     Within each algorithm: every training-guidance mode against ``joint`` when ``joint`` is
     present (otherwise every pair); every recombined inference source against the same
-    diffusion variant with its own guidance (``infer_source = self``).
+    diffusion variant with its own guidance (``infer_source = self``). Guidance-search trials
+    (``infer_source = search:...``) are not compositions and get no comparison.
     """
     out: list[Comparison] = []
     selves = [v for v in variants(evals) if v["infer_source"] == "self"]
@@ -235,7 +254,7 @@ def default_comparisons(evals: pa.Table) -> list[Comparison]:
                  else [(a, b) for i, a in enumerate(mine) for b in mine[i + 1:]])
         out += [Comparison(f"{selector_label(m)} vs {selector_label(b)}", infer_kind(m, b), m, b) for m, b in pairs]
     for v in variants(evals):
-        if v["infer_source"] != "self":
+        if v["infer_source"] != "self" and not is_search_source(v["infer_source"]):
             m, base = variant_selector(v, evals), variant_selector({**v, "infer_source": "self"}, evals)
             if select(evals, base).num_rows:
                 out.append(Comparison(f"{selector_label(m)} vs {selector_label(base)}", infer_kind(m, base), m, base))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 SCORE = "normalized score (×100)"
 STEP = "gradient step"
@@ -118,4 +119,62 @@ def score_vs_scale(by_task: dict[str, list[Curve]], path: Path, xlabel: str) -> 
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, title="mean ± std over seeds", title_fontsize=8)
     fig.suptitle("Score vs guidance scale")
+    return _save(fig, path)
+
+
+@dataclass(frozen=True)
+class ScalePanel:
+    """One guidance-search study: per parameter point (sorted by scale) the seed mean with its CI,
+    the per-seed scores, and the best trial. ``connect``: the points form one series over the
+    scale (only the scale was searched), drawn as a line with a CI band; else markers and whiskers."""
+
+    title: str
+    xlabel: str
+    scale: np.ndarray  # (P,)
+    center: np.ndarray  # (P,) mean over seeds
+    lo: np.ndarray  # (P,) CI (NaN = none)
+    hi: np.ndarray
+    seeds: dict[str, tuple[np.ndarray, np.ndarray]]  # seed label -> (scales, scores)
+    best: tuple[float, float] | None  # (scale, objective) of the best trial
+    connect: bool = True
+    note: str = ""  # shown under the title, e.g. failed trials
+    point_labels: tuple[str, ...] = ()  # (P,) text beside each point (the other searched parameters), or none
+
+
+def search_scale(panels: list[ScalePanel], path: Path, band: str) -> Path:
+    """One panel per study: objective (mean over seeds) against the searched scale, with per-seed
+    points and a CI (described by ``band``); log x axis when the scales span more than 2 decades."""
+    fig, axes = _grid(len(panels), 2, w=5.8, h=4.0)
+    for ax, p in zip(axes, panels):
+        many = len(p.seeds) > 8
+        for i, (seed, (x, y)) in enumerate(p.seeds.items()):
+            ax.scatter(x, y, s=16, alpha=0.6, color="0.55" if many else f"C{(i + 1) % 10}", zorder=2,
+                       marker="o" if many else "os^Dv<>p"[i % 8],
+                       label=("per-seed scores" if i == 0 else None) if many else f"seed {seed}")
+        has_ci = np.isfinite(p.lo) & np.isfinite(p.hi)
+        if p.connect and has_ci.sum() >= 2:
+            ax.fill_between(p.scale[has_ci], p.lo[has_ci], p.hi[has_ci], color="C0", alpha=0.18, lw=0, label=band)
+        if has_ci.any():
+            ax.errorbar(p.scale[has_ci], p.center[has_ci],
+                        yerr=[p.center[has_ci] - p.lo[has_ci], p.hi[has_ci] - p.center[has_ci]], fmt="none",
+                        ecolor="C0", elinewidth=1, capsize=3, zorder=3,
+                        label=None if p.connect and has_ci.sum() >= 2 else band)
+        ax.plot(p.scale, p.center, "-o" if p.connect else "o", color="C0", lw=1.6, ms=4.5, zorder=4,
+                label="mean over seeds (objective)")
+        if p.best is not None:
+            ax.plot([p.best[0]], [p.best[1]], "*", color="gold", mec="k", ms=15, zorder=5,
+                    label=f"best: scale {p.best[0]:.4g} → {p.best[1]:.1f}")
+        for x, y, text in zip(p.scale, p.center, p.point_labels):
+            if text:
+                ax.annotate(text, (x, y), xytext=(6, -11), textcoords="offset points", fontsize=7, color="0.3")
+        finite = p.scale[np.isfinite(p.scale)]
+        if finite.size and finite.min() > 0 and finite.max() / finite.min() > 100:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set(title=p.title + (f"\n{p.note}" if p.note else ""), xlabel=p.xlabel, ylabel=f"mean {SCORE}")
+        ax.title.set_fontsize(10)
+        ax.margins(x=0.12 if any(p.point_labels) else 0.05)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7.5, loc="best")
+    fig.suptitle("Guidance-scale search: objective vs scale (COMPLETE trials)")
     return _save(fig, path)

@@ -22,8 +22,9 @@ from analysis import aggregate as agg
 from analysis import metrics as mt
 from analysis import plots
 from analysis import tables as tb
-from analysis.load import (RunData, comparisons_for, load_run, plug_and_play_partners, select, selector_label,
-                           variant_selector, variants)
+from analysis.errors import AnalysisError
+from analysis.load import (SEARCH_SOURCE_PREFIX, RunData, comparisons_for, is_search_source, load_run,
+                           plug_and_play_partners, select, selector_label, variant_selector, variants)
 
 KIND_TITLES = {"gfdt": "GFDT (frozen pretrained guidance) vs baseline", "double_guidance": "Double guidance",
                "plug_and_play": "Plug-and-play guidance", "swg_scale": "SWG guidance-scale comparisons",
@@ -144,6 +145,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, compare
     if pairs:
         blocks += _aggregate_section(pairs, out, reps, palette, rng_agg, rng_poi, rng_prof)
     blocks += _swg_section(run, ckpt, out)
+    blocks += _search_section(run, out)
     blocks += _definitions(early_frac, alpha, reps, seed)
     md = out / "report.md"
     md.write_text(to_markdown(blocks))
@@ -156,16 +158,19 @@ def _plotted_selectors(pairs: list[tb.Pair], ckpt: pa.Table) -> list[dict]:
     for p in pairs:
         for sel in (p.comparison.baseline, p.comparison.method):
             seen.setdefault(selector_label(sel), sel)
-    return list(seen.values()) or [variant_selector(v, ckpt) for v in variants(ckpt)]
+    return list(seen.values()) or [variant_selector(v, ckpt) for v in variants(ckpt)
+                                   if not is_search_source(v["infer_source"])]
 
 
 def _header(run: RunData, ckpt: pa.Table) -> list[Block]:
     ev = run.evals
     tasks = sorted(set(ev.column("task").to_pylist()))
     steps = ckpt.column("step").to_numpy()
+    n_search = sum(is_search_source(v["infer_source"]) for v in variants(ev))
+    searched = f" ({n_search} of them guidance-search parameter sets)" if n_search else ""
     return [Block("h1", f"mdpt report: {run.spec.get('sweep') or run.run_dir.name}"),
             Block("p", f"Run directory `{run.run_dir}`. {ev.num_rows} evaluated episodes of "
-                       f"{len(set(ev.column('trial_id').to_pylist()))} trial(s), {len(variants(ev))} variant(s) on "
+                       f"{len(set(ev.column('trial_id').to_pylist()))} trial(s), {len(variants(ev))} variant(s){searched} on "
                        f"task(s) {', '.join(tasks)}; checkpoints at steps {int(steps.min())}..{int(steps.max())}."),
             Block("p", "Scores are D4RL-normalized returns ×100 (0 = random reference, 100 = expert reference); "
                        "every score column is on this scale (`_x100`), variances in (×100)² (`_x100sq`).")]
@@ -326,13 +331,89 @@ def _swg_section(run: RunData, ckpt: pa.Table, out: Path) -> list[Block]:
                        ("peak_x100", "Peak (×100)")])),
                    Block("img", "Final score against the SWG guidance scale (mean ± std over seeds).",
                          image=plots.score_vs_scale(by_task, out / "swg_scale.png", "SWG guidance scale s"))]
-    if run.guidance_search is not None and run.guidance_search.num_rows:
-        _write_csv(run.guidance_search, out / "guidance_search.csv")
-        gs = run.guidance_search
-        blocks += [Block("h2", "Guidance-scale search (Optuna)"),
-                   Block("p", f"{gs.num_rows} trial row(s) from results/guidance_search (first 30 shown; all in "
-                              "guidance_search.csv)."),
-                   Block("table", rows=_view(gs.slice(0, 30), [(c, c) for c in gs.column_names]))]
+    return blocks
+
+
+SEARCH_XLABEL = {"swg": "SWG guidance scale s", "gradient": "gradient-guidance scale λ",
+                 "softmax": "softmax inverse temperature w (scale)"}
+
+
+def _search_section(run: RunData, out: Path) -> list[Block]:
+    """Guidance-scale search: best parameters per study (table + CSV) and objective vs scale (PNG)."""
+    gs = run.guidance_search
+    if gs is None or gs.num_rows == 0:
+        return []
+    _write_csv(gs, out / "guidance_search.csv")
+    blocks = [Block("h2", "Guidance-scale search (Optuna)")]
+    try:
+        trials = tb.search_trials(gs)
+    except AnalysisError as exc:
+        return blocks + [Block("p", f"{exc}; its {gs.num_rows} row(s) are shown as written (first 30; all in "
+                                    "guidance_search.csv)."),
+                         Block("table", rows=_view(gs.slice(0, 30), [(c, c) for c in gs.column_names]))]
+    best = tb.search_best_table(trials)
+    _write_csv(best, out / "guidance_search_best.csv")
+    n_fail = sum(r["state"] != "COMPLETE" for r in trials)
+    n_ev = int(pc.sum(pc.starts_with(run.evals.column("infer_source"), SEARCH_SOURCE_PREFIX)).as_py() or 0)
+    best_json = run.run_dir / "guidance_search" / "best.json"
+    blocks.append(Block("p", (
+        f"{len(trials)} finished trial(s) of {best.num_rows} {'study' if best.num_rows == 1 else 'studies'} from results/guidance_search "
+        f"({len(trials) - n_fail} COMPLETE, {n_fail} FAIL; all rows in guidance_search.csv). Each trial evaluates one "
+        "parameter set on one fixed snapshot per seed; objective = mean over seeds of the per-seed mean normalized "
+        "score (×100). Their evaluation episodes are the evals rows with infer_source = `search:<study>…` "
+        f"({n_ev} episodes): search trials, not compositions, so they get no default comparison and are not in "
+        "the SWG scale table."
+        + (" The best parameters as complete inference settings (a spec's `eval.inference.<algo>` entry) are in "
+           "`guidance_search/best.json`." if best_json.exists() else ""))))
+    view = pa.Table.from_pylist([{**r, "ci": "–" if np.isnan(r["ci_lo_x100"]) else
+                                  f"[{_fmt(r['ci_lo_x100'])}, {_fmt(r['ci_hi_x100'])}]",
+                                  "per_seed": ", ".join(f"{k}: {v:.1f}" for k, v in json.loads(r["per_seed_json"]).items())
+                                  or "–", "range": "–" if np.isnan(r["scale_min"]) else
+                                  f"{r['scale_min']:.4g} … {r['scale_max']:.4g}",
+                                  "other": r["other_params"] or "–",
+                                  "scale_txt": "–" if np.isnan(r["scale"]) else f"{r['scale']:.4g}"}
+                                 for r in best.to_pylist()])
+    blocks += [Block("h2", "Best scale per task and algorithm"),
+               Block("table", rows=_view(view, [
+                   ("task", "Task"), ("algo", "Algorithm"), ("train_guidance", "Training guidance"),
+                   ("method", "Method"), ("study", "Study"), ("best_trial", "Best trial"), ("scale_txt", "Scale"),
+                   ("other", "Other params"), ("objective_x100", "Objective (×100)"), ("ci", "95% CI over seeds"),
+                   ("per_seed", "Per-seed scores (seed: ×100)"), ("trials_complete", "Trials complete"),
+                   ("trials_failed", "Trials failed"), ("range", "Scales searched")])),
+               Block("p", "Best = the COMPLETE trial with the highest objective (ties: the earliest trial). 95% CI = "
+                          "Student-t interval over seeds, mean ± t(0.975, n−1)·sd/√n of the per-seed scores "
+                          "(none with one seed); with 3 seeds it is wide. Failed trials count in the table only. "
+                          "guidance_search_best.csv holds these rows.")]
+    points = tb.search_points(trials)
+    panels = []
+    for key, pts in points.items():
+        row = next(r for r in best.to_pylist() if tuple(r[k] for k in tb.STUDY_KEYS) == key)
+        task, algo, tg, method, study = key
+        seeds: dict[str, tuple[list, list]] = {}
+        for p in pts:
+            for sd, v in p["per_seed"].items():
+                seeds.setdefault(sd, ([], []))[0].append(p["scale"])
+                seeds[sd][1].append(v)
+        arr = {k: np.array([p[k] for p in pts], float) for k in ("scale", "mean", "lo", "hi")}
+        fails = f"{row['trials_failed']} failed trial(s) not shown" if row["trials_failed"] else ""
+        panels.append(plots.ScalePanel(
+            f"{task}: {algo}/{tg}, {method} (study {study})", SEARCH_XLABEL.get(method, f"{method} scale"),
+            arr["scale"], arr["mean"], arr["lo"], arr["hi"],
+            {sd: (np.array(x), np.array(y)) for sd, (x, y) in sorted(seeds.items(), key=lambda kv: tb._seed_order(kv[0]))},
+            None if row["best_trial"] is None or np.isnan(row["scale"]) else (row["scale"], row["objective_x100"]),
+            connect=not any(p["params"] for p in pts), note=fails,
+            point_labels=tuple(", ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}"
+                                         for k, v in json.loads(p["params"]).items()) if p["params"] else ""
+                               for p in pts)))
+    if panels:
+        multi = any(not pn.connect for pn in panels)
+        blocks.append(Block("img", (
+            "Objective (mean normalized score ×100 over seeds) against the searched scale, COMPLETE trials only: "
+            "markers = per-seed scores, line = mean over seeds, band and whiskers = 95% Student-t CI over seeds "
+            "at each scale (a parameter set evaluated twice counts each seed once), star = best trial; log x axis "
+            "when the scales span more than 2 decades."
+            + (" Where other parameters were searched too, points are not joined (see the table)." if multi else "")),
+            image=plots.search_scale(panels, out / "guidance_search.png", "95% t-CI over seeds")))
     return blocks
 
 

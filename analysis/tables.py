@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import json
+import math
+
 import numpy as np
 import pyarrow as pa
+from scipy import stats as sps
 
 from analysis import aggregate as agg
 from analysis import metrics as mt
 from analysis.errors import AnalysisError, MissingBaselineError
-from analysis.load import Comparison, select, selector_label
+from analysis.load import GUIDANCE_SEARCH_COLUMNS, Comparison, is_search_source, select, selector_label
 from analysis.stats import can_reach, holm, levene_median, mann_whitney
 
 
@@ -182,11 +186,13 @@ def _std(x: np.ndarray) -> float:
 def swg_scale_table(ckpt: pa.Table) -> pa.Table:
     """SWG guidance scales: rows of ``ckpt`` with ``infer_method == "swg"``, one row per
     (task, algo, train_guidance, infer_source, infer_scale) with final score mean ± std over runs
-    and the Peak of the seed-mean curve."""
+    and the Peak of the seed-mean curve. Guidance-search trials (``infer_source = search:...``)
+    are left out: `search_best_table` / `search_points` report them."""
     rows = []
     swg = select(ckpt, {"infer_method": "swg"})
     keys = ("task", "algo", "train_guidance", "infer_source", "infer_scale")
-    for g in sorted({tuple(r[k] for k in keys) for r in swg.select(list(keys)).to_pylist()}, key=str):
+    groups = {tuple(r[k] for k in keys) for r in swg.select(list(keys)).to_pylist()}
+    for g in sorted((g for g in groups if not is_search_source(g[3])), key=str):
         c = mt.curves_from_checkpoints(select(swg, dict(zip(keys, g))), f"SWG scale {g}")
         final = mt.per_run_final(c)
         rows.append({**dict(zip(keys, g)), "runs": len(final), "last_step": int(c.steps.max()),
@@ -259,4 +265,118 @@ def improvement_table(pairs: list[Pair], matrices: dict[str, np.ndarray], rng: n
         ci = agg.bootstrap_ci_pair(matrices[m], matrices[b], agg.probability_of_improvement, rng, reps)
         rows.append({"comparison": p.comparison.name, "method": m, "baseline": b, "tasks": matrices[m].shape[1],
                      "p_improvement": float(ci.point), "lo": float(ci.lower), "hi": float(ci.upper)})
+    return pa.Table.from_pylist(rows)
+
+
+# ----- guidance-scale search (RUN_DIR/results/guidance_search) ---------------------------------
+STUDY_KEYS = ("task", "algo", "train_guidance", "method", "study")
+
+
+def search_trials(gs: pa.Table) -> list[dict]:
+    """The guidance-search rows as dicts, one per (study, trial) (the latest ``updated_at`` wins),
+    sorted by (task, algo, train_guidance, method, study, trial), with ``per_seed`` ({seed: score
+    x100}) and ``params`` (dict) parsed from their JSON columns. `AnalysisError` when ``gs`` lacks
+    a column of ``GUIDANCE_SEARCH_COLUMNS`` (a table not written by the guidance search)."""
+    missing = [c for c in GUIDANCE_SEARCH_COLUMNS if c not in gs.column_names]
+    if missing:
+        raise AnalysisError(f"results/guidance_search lacks the guidance_search columns {missing} "
+                            "(trainables.search.GUIDANCE_SEARCH_SCHEMA)")
+    latest: dict[tuple[str, int], dict] = {}
+    for r in gs.to_pylist():
+        key = (r["study"], int(r["trial"]))
+        if key not in latest or (r["updated_at"] or 0.0) >= (latest[key]["updated_at"] or 0.0):
+            latest[key] = r
+    out = []
+    for r in latest.values():
+        per_seed = json.loads(r["per_seed_json"] or "{}")
+        out.append({**r, "scale": math.nan if r["scale"] is None else float(r["scale"]),
+                    "objective": math.nan if r["objective"] is None else float(r["objective"]),
+                    "per_seed": {str(k): float(v) for k, v in sorted(per_seed.items(), key=lambda kv: _seed_order(kv[0]))},
+                    "params": json.loads(r["params_json"] or "{}")})
+    return sorted(out, key=lambda r: (*(str(r[k]) for k in STUDY_KEYS), r["trial"]))
+
+
+def _seed_order(seed: str) -> tuple:
+    return (0, int(seed), "") if seed.lstrip("-").isdigit() else (1, 0, seed)
+
+
+def _complete(r: dict) -> bool:
+    return r["state"] == "COMPLETE" and math.isfinite(r["objective"])
+
+
+def t_interval(x: np.ndarray, conf: float = 0.95) -> tuple[float, float, float]:
+    """(mean, lo, hi): Student-t interval mean ± t_{(1+conf)/2, n-1} s / sqrt(n) (s with ddof 1);
+    lo = hi = NaN with fewer than 2 values."""
+    x = np.asarray(x, float)
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(np.mean(x))
+    if len(x) < 2:
+        return mean, math.nan, math.nan
+    half = float(sps.t.ppf((1 + conf) / 2, len(x) - 1) * np.std(x, ddof=1) / math.sqrt(len(x)))
+    return mean, mean - half, mean + half
+
+
+def _other_params(r: dict) -> str:
+    """The searched parameters other than ``scale``, as compact JSON ("" when only the scale was searched)."""
+    other = {k: v for k, v in r["params"].items() if k != "scale"}
+    return json.dumps(other, sort_keys=True) if other else ""
+
+
+def search_points(trials: list[dict], conf: float = 0.95) -> dict[tuple, list[dict]]:
+    """Per study (keyed by ``STUDY_KEYS`` values): the COMPLETE trials with a finite scale grouped
+    by parameter set (scale + the other searched parameters), sorted by scale.
+
+    A parameter set evaluated by several trials (re-enqueued after an interruption: its eval rows
+    are reused) counts each seed once, with the mean of that seed's scores. Each point has
+    ``scale``, ``params`` (other parameters, JSON or ""), ``per_seed`` {seed: score x100},
+    ``trials`` (numbers), and ``mean``/``lo``/``hi``: the mean over seeds with its Student-t
+    ``conf`` interval across seeds (`t_interval`).
+    """
+    out: dict[tuple, list[dict]] = {}
+    for r in trials:
+        if not _complete(r) or not math.isfinite(r["scale"]):
+            continue
+        points = out.setdefault(tuple(r[k] for k in STUDY_KEYS), [])
+        key = (r["scale"], _other_params(r))
+        point = next((p for p in points if (p["scale"], p["params"]) == key), None)
+        if point is None:
+            point = {"scale": key[0], "params": key[1], "trials": [], "scores": {}}
+            points.append(point)
+        point["trials"].append(r["trial"])
+        for seed, score in r["per_seed"].items():
+            point["scores"].setdefault(seed, []).append(score)
+    for points in out.values():
+        for p in points:
+            p["per_seed"] = {s: float(np.mean(v)) for s, v in p.pop("scores").items()}
+            p["mean"], p["lo"], p["hi"] = t_interval(np.array(list(p["per_seed"].values())), conf)
+        points.sort(key=lambda p: (p["scale"], p["params"]))
+    return out
+
+
+def search_best_table(trials: list[dict], conf: float = 0.95) -> pa.Table:
+    """Best scale per study (one study per task, algo, train_guidance, method): the COMPLETE trial
+    with the highest objective (ties: the lowest trial number), its scale, other searched
+    parameters, objective (x100), Student-t ``conf`` interval across its per-seed scores, the
+    per-seed scores (JSON), and the counts of complete and failed trials and the searched scale range."""
+    rows = []
+    for key in sorted({tuple(r[k] for k in STUDY_KEYS) for r in trials}, key=lambda k: tuple(map(str, k))):
+        mine = [r for r in trials if tuple(r[k] for k in STUDY_KEYS) == key]
+        done = [r for r in mine if _complete(r)]
+        best = max(done, key=lambda r: (r["objective"], -r["trial"])) if done else None
+        scales = np.array([r["scale"] for r in mine if math.isfinite(r["scale"])])
+        _, lo, hi = t_interval(np.array(list(best["per_seed"].values())), conf) if best else (math.nan,) * 3
+        rows.append({**dict(zip(STUDY_KEYS, key)),
+                     "best_trial": best["trial"] if best else None,
+                     "scale": best["scale"] if best else math.nan,
+                     "other_params": _other_params(best) if best else "",
+                     "objective_x100": best["objective"] if best else math.nan,
+                     "ci_lo_x100": lo, "ci_hi_x100": hi,
+                     "seeds": len(best["per_seed"]) if best else 0,
+                     "per_seed_json": json.dumps(best["per_seed"]) if best else "{}",
+                     "trials_complete": len(done), "trials_failed": sum(r["state"] != "COMPLETE" for r in mine),
+                     "scale_min": float(scales.min()) if scales.size else math.nan,
+                     "scale_max": float(scales.max()) if scales.size else math.nan,
+                     "infer_source": best["infer_source"] if best else ""})
     return pa.Table.from_pylist(rows)
