@@ -395,13 +395,14 @@ def _search_section(run: RunData, out: Path) -> list[Block]:
                 seeds.setdefault(sd, ([], []))[0].append(p["scale"])
                 seeds[sd][1].append(v)
         arr = {k: np.array([p[k] for p in pts], float) for k in ("scale", "mean", "lo", "hi")}
-        fails = f"{row['trials_failed']} failed trial(s) not shown" if row["trials_failed"] else ""
+        notes = ([f"{row['trials_failed']} failed trial(s) not shown"] if row["trials_failed"] else []) + \
+            (["one seed: no CI"] if len(seeds) < 2 else [])
         panels.append(plots.ScalePanel(
             f"{task}: {algo}/{tg}, {method} (study {study})", SEARCH_XLABEL.get(method, f"{method} scale"),
             arr["scale"], arr["mean"], arr["lo"], arr["hi"],
             {sd: (np.array(x), np.array(y)) for sd, (x, y) in sorted(seeds.items(), key=lambda kv: tb._seed_order(kv[0]))},
             None if row["best_trial"] is None or np.isnan(row["scale"]) else (row["scale"], row["objective_x100"]),
-            connect=not any(p["params"] for p in pts), note=fails,
+            connect=not any(p["params"] for p in pts), note="; ".join(notes),
             point_labels=tuple(", ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}"
                                          for k, v in json.loads(p["params"]).items()) if p["params"] else ""
                                for p in pts)))

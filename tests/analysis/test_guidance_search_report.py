@@ -77,7 +77,7 @@ def test_schema_matches_the_writer():
     tree = ast.parse((ROOT / "trainables" / "search.py").read_text())
     (node,) = [n for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "GUIDANCE_SEARCH_SCHEMA"]
     fields = [(e.elts[0].value, e.elts[1].func.attr) for e in node.value.args[0].elts]
-    assert fields == [(f.name, str(f.type).replace("double", "float64").replace("int64", "int64")) for f in SCHEMA]
+    assert fields == [(f.name, str(f.type).replace("double", "float64")) for f in SCHEMA]
     assert tuple(f.name for f in SCHEMA) == GUIDANCE_SEARCH_COLUMNS
 
 
