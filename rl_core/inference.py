@@ -16,8 +16,9 @@ An ``Actor`` maps raw observations to actions (algorithms.md §6, §8.4–8.5):
      ε̂ ← ε̂ − λ σ_k ∇_{a_k} Q(s, a_k) (the sampler's guidance term, λ = ``scale``); Q is evaluated
      on the noisy action a_k (DPS-style, not exact guidance, algorithms.md §9); then argmax Q over
      the N candidates (N = 1: the one sample).
-   - ``swg``: the algorithm's own self-guided sampler (SWG) with scale s; N > 1 keeps the argmax Q
-     (SWG-R).
+   - ``swg``: the algorithm's own self-guided sampler (SWG) with scale s; with N > 1 (SWG-R) the
+     candidate with the highest Q (``swg_select="q"``, SWG-J) or the highest sampled weight
+     coordinate (``swg_select="weight"``, SWG-P; needs no critic) is kept.
    - ``none``: one unguided sample (N = 1).
    Q is the pessimistic min of the twin heads, read from the target nets when ``q_target`` (CD).
    With N = 1, softmax / argmax / swg return the single sample and need no critic.
@@ -52,6 +53,7 @@ class InferenceConfig:
     temperature: float = 0.5  # initial-noise temperature of the sampler (CD eval 0.5)
     use_advantage: bool | None = None  # softmax over Q − V (IDQL); None = when the critic has V
     q_target: bool = True  # score with the critic's target nets (CD resampling) | online nets
+    swg_select: Literal["q", "weight"] = "q"  # SWG-R (method swg, N > 1): argmax Q | argmax sampled weight
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -60,6 +62,8 @@ class InferenceConfig:
             raise ConfigError(f"inference.n_candidates={self.n_candidates} is out of range; allowed: integer >= 1")
         if self.temperature < 0:
             raise ConfigError(f"inference.temperature={self.temperature} is out of range; allowed: >= 0")
+        if self.swg_select not in ("q", "weight"):
+            raise ConfigError(f"inference.swg_select={self.swg_select!r} is not allowed; allowed values: ['q', 'weight']")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,8 +85,8 @@ class InferenceConfig:
 
 def needed_capabilities(inference: InferenceConfig, provides: frozenset[str]) -> frozenset[str]:
     """Critic capabilities ``inference`` needs, given what the critic ``provides``."""
-    needs_q = inference.method == "gradient" or (
-        inference.method in ("softmax", "argmax", "swg") and inference.n_candidates > 1)
+    selects_by_q = ("softmax", "argmax") + (("swg",) if inference.swg_select == "q" else ())
+    needs_q = inference.method == "gradient" or (inference.method in selects_by_q and inference.n_candidates > 1)
     if not needs_q:  # one candidate: nothing to select
         return frozenset()
     if inference.method == "softmax" and (inference.use_advantage or
@@ -120,6 +124,11 @@ class Actor:
         obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
         obs_n = self.normalizer.normalize_obs(obs_t)
         obs_g = self.guidance_normalizer.normalize_obs(obs_t) if self.guidance is not None else None
+        if self.inference.method == "swg" and self.inference.swg_select == "weight" and self.n > 1:
+            cand, w = self.algo_cls.self_guided_sample(self.algo_cfg, self.denoiser, obs_n, generator, n=self.n,
+                                                       temperature=self.inference.temperature,
+                                                       scale=self.inference.scale, return_weights=True)
+            return cand[torch.arange(len(cand), device=cand.device), w.argmax(dim=1)].cpu().numpy()
         cand = self._candidates(obs_n, obs_g, generator)  # (B, N, act_dim)
         if self.n == 1:
             return cand[:, 0].cpu().numpy()

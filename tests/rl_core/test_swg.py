@@ -28,8 +28,11 @@ GCFG = GuidanceConfig(kind="iql", hidden=16)
 
 @pytest.fixture(autouse=True)
 def one_thread():
+    """One thread, and a fixed global RNG: tests that build nets / draw inputs without a generator are
+    deterministic (they were flaky when an unlucky random init saturated the tiny network)."""
     old = torch.get_num_threads()
     torch.set_num_threads(1)
+    torch.manual_seed(0)
     yield
     torch.set_num_threads(old)
 
@@ -296,6 +299,16 @@ def test_snapshot_actor_uses_self_guidance_at_the_requested_scale(tmp_path):
     assert not np.allclose(acts[1.0], acts[5.0])
     swg_r = make_actor(snap, InferenceConfig(method="swg", scale=1.0, n_candidates=3, temperature=0.5))
     assert swg_r.act(obs.numpy(), gen(2)).shape == (4, ACT)
+    # SWG-R by sampled weight (SWG-P): no critic needed; picks the candidate with the largest weight
+    snap.guidance = None
+    by_w = make_actor(snap, InferenceConfig(method="swg", scale=1.0, n_candidates=3, temperature=0.5,
+                                            swg_select="weight"))
+    cand, w = SWG.self_guided_sample(TINY, snap.denoiser, obs, gen(3), n=3, temperature=0.5, scale=1.0,
+                                     return_weights=True)
+    expected = cand[torch.arange(4), w.argmax(dim=1)].numpy()
+    np.testing.assert_allclose(by_w.act(obs.numpy(), gen(3)), expected, atol=1e-6)
+    with pytest.raises(GuidanceCapabilityError):  # by Q without a critic: refused
+        make_actor(snap, InferenceConfig(method="swg", scale=1.0, n_candidates=3, swg_select="q"))
 
 
 # ----- the shared algorithm contract (tests/rl_core/test_algos_contract.py) on SWG -------------------
