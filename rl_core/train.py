@@ -293,6 +293,19 @@ def _training_guidance(cfg: TrainConfig, algo_cls: type, dataset: OfflineDataset
     return guidance, meta
 
 
+def _save_swg_weight_column(algo: Any, buffer: Any, workdir: Path, dataset: OfflineDataset, cfg: TrainConfig) -> None:
+    """SWG with a frozen critic: the weight of every dataset row is fixed for the whole run, so it is
+    computed once and stored with the run (``swg_weights.npy`` + ``.json`` in the trial's workdir).
+    Training uses the identical per-batch weights (``SWG.batch_weights``); other modes change the
+    critic during training, so their weights are not a fixed column."""
+    from rl_core.swg_weights import save_weight_column, weight_column
+
+    weights = weight_column(algo.guidance, buffer.obs, buffer.act, algo.cfg.weights)
+    save_weight_column(workdir, weights, {"dataset_fingerprint": dataset.fingerprint, "task": dataset.task,
+                                          "guidance_artifact": str(cfg.guidance_artifact),
+                                          "weights": algo.cfg.weights.to_dict()})
+
+
 def run_training(cfg: TrainConfig, dataset: OfflineDataset, *, workdir: Path,
                  report: Callable[[dict[str, float]], None] = lambda m: None,
                  on_snapshot: Callable[[int, Path], None] = lambda step, path: None,
@@ -330,6 +343,8 @@ def run_training(cfg: TrainConfig, dataset: OfflineDataset, *, workdir: Path,
         log.info("resumed %s from step %d", cfg.algo, start)
     ckpt_every = cfg.checkpoint_every or cfg.eval_every
     dataset_meta = _dataset_meta(dataset)
+    if cfg.algo == "swg" and cfg.train_guidance == "frozen" and start == 0:
+        _save_swg_weight_column(algo, buffer, workdir, dataset, cfg)
     last: dict[str, float] = {}
     for step in range(start + 1, cfg.steps + 1):
         batch = buffer.sample(cfg.batch_size, sample_gen)

@@ -177,3 +177,25 @@ def test_config_round_trip_and_errors():
         TrainConfig.from_dict({**cfg.to_dict(), "lr": 1.0})
     with pytest.raises(ConfigError, match="kind"):
         PretrainConfig(task="t", kind="random", steps=1)
+
+
+def test_swg_frozen_run_stores_its_weight_column(dataset, tmp_path):
+    """SWG with a frozen IQL critic: the weight of every dataset row is computed once and saved with
+    the run, equal to the weights training sees (critic_weights of the frozen critic)."""
+    from rl_core.buffer import TensorBuffer, make_normalizer
+    from rl_core.swg_weights import WeightConfig, critic_weights, load_weight_column
+
+    pre = PretrainConfig(task="hopper-tiny", kind="iql", guidance_config=TINY_GUIDANCE, seed=2, steps=4,
+                         batch_size=16, threads=1)
+    artifact = run_pretraining(pre, dataset, workdir=tmp_path / "g")
+    swg = {"hidden": 32, "n_blocks": 2, "emb_dim": 16, "T": 3, "sampling_steps": 3}
+    cfg = TrainConfig(task="hopper-tiny", algo="swg", algo_config=swg, train_guidance="frozen",
+                      guidance_artifact=str(artifact), seed=3, steps=4, batch_size=16, eval_every=4, threads=1)
+    run_training(cfg, dataset, workdir=tmp_path / "t")
+    weights, meta = load_weight_column(tmp_path / "t", expect_fingerprint=dataset.fingerprint)
+    critic = load_artifact(artifact)[0]
+    buf = TensorBuffer.from_dataset(dataset, make_normalizer(dataset))
+    expected = critic_weights(critic, buf.obs, buf.act, WeightConfig()).numpy()
+    assert weights.shape == (dataset.n_transitions,) and meta["guidance_artifact"] == str(artifact)
+    np.testing.assert_allclose(weights, expected, rtol=1e-5, atol=1e-6)
+    assert weights.min() > 0 and weights.max() <= 1
