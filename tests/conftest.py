@@ -24,7 +24,7 @@ def ray_session():
     os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = "0"  # save experiment state at every step (restore tests)
     import ray
 
-    ray.init(num_cpus=4, num_gpus=1, include_dashboard=False, object_store_memory=256 * 2**20,
+    ray.init(address="local", num_cpus=4, num_gpus=1, include_dashboard=False, object_store_memory=256 * 2**20,
              log_to_driver=False, configure_logging=False, namespace=RAY_NAMESPACE)
     yield ray
     ray.shutdown()
