@@ -306,6 +306,28 @@ def _save_swg_weight_column(algo: Any, buffer: Any, workdir: Path, dataset: Offl
                                           "weights": algo.cfg.weights.to_dict()})
 
 
+def _prepare(cfg: Any, dataset: OfflineDataset, workdir: Path) -> tuple[Path, tuple[torch.Generator, torch.Generator], Normalizer]:
+    """Shared start of both loops: the output folder, torch threads, seeds, the dataset normaliser."""
+    from rl_core.buffer import make_normalizer
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    gens = _seed_everything(cfg.seed, cfg.device)
+    return workdir, gens, make_normalizer(dataset, cfg.normalize_obs, cfg.normalize_reward)
+
+
+def _resume(resume_from: Path, cfg: Any, dataset: OfflineDataset, gens: tuple[torch.Generator, ...],
+            window: "_Window") -> dict:
+    """Load a checkpoint of the same config and dataset, restore RNGs and the metric window; returns it."""
+    state = load_checkpoint(resume_from)
+    _check_resume(state, cfg, dataset.fingerprint)
+    _set_rng_state(state["rng"], gens)
+    window.load(state["window"])
+    return state
+
+
 def run_training(cfg: TrainConfig, dataset: OfflineDataset, *, workdir: Path,
                  report: Callable[[dict[str, float]], None] = lambda m: None,
                  on_snapshot: Callable[[int, Path], None] = lambda step, path: None,
@@ -316,16 +338,11 @@ def run_training(cfg: TrainConfig, dataset: OfflineDataset, *, workdir: Path,
     Returns the last reported metrics plus ``restored_from`` (the checkpoint step, -1 if none).
     Raises DivergenceError naming the metric and step on a NaN / inf loss or Q statistic.
     """
-    from rl_core.buffer import TensorBuffer, make_normalizer
+    from rl_core.buffer import TensorBuffer
     from rl_core.snapshot import save_snapshot
 
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    gens = _seed_everything(cfg.seed, cfg.device)
+    workdir, gens, normalizer = _prepare(cfg, dataset, workdir)
     sample_gen, update_gen = gens
-    normalizer = make_normalizer(dataset, cfg.normalize_obs, cfg.normalize_reward)
     buffer = TensorBuffer.from_dataset(dataset, normalizer, device=cfg.device)
     algo_cls = get_algorithm(cfg.algo)
     algo_cfg = algo_cls.Config.from_dict({"lr_anneal_steps": cfg.steps, **cfg.algo_config})
@@ -334,11 +351,8 @@ def run_training(cfg: TrainConfig, dataset: OfflineDataset, *, workdir: Path,
                     guidance_mode=cfg.train_guidance, seed=cfg.seed, device=cfg.device)
     window, start, restored_from = _Window(), 0, -1
     if resume_from is not None:
-        state = load_checkpoint(resume_from)
-        _check_resume(state, cfg, dataset.fingerprint)
+        state = _resume(resume_from, cfg, dataset, gens, window)
         algo.load_state_dict(state["algo"])
-        _set_rng_state(state["rng"], gens)
-        window.load(state["window"])
         start = restored_from = int(state["step"])
         log.info("resumed %s from step %d", cfg.algo, start)
     ckpt_every = cfg.checkpoint_every or cfg.eval_every
@@ -411,15 +425,10 @@ def run_pretraining(cfg: PretrainConfig, dataset: OfflineDataset, *, workdir: Pa
     as ``workdir/final.pt``; each carries the metadata of ``rl_core.guidance.save_artifact``.
     """
     from rl_core import guidance as G
-    from rl_core.buffer import TensorBuffer, make_normalizer
+    from rl_core.buffer import TensorBuffer
 
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    gens = _seed_everything(cfg.seed, cfg.device)
+    workdir, gens, normalizer = _prepare(cfg, dataset, workdir)
     sample_gen, _ = gens
-    normalizer = make_normalizer(dataset, cfg.normalize_obs, cfg.normalize_reward)
     gcfg = G.GuidanceConfig.from_dict({**(cfg.guidance_config or {}), "kind": cfg.kind})
     guidance = G.make_guidance(gcfg, dataset.obs_dim, dataset.act_dim, cfg.seed, device=cfg.device)
     if cfg.kind == "td":
@@ -430,11 +439,8 @@ def run_pretraining(cfg: PretrainConfig, dataset: OfflineDataset, *, workdir: Pa
         draw = lambda: (buffer.sample(cfg.batch_size, sample_gen), None)  # noqa: E731
     window, start = _Window(), 0
     if resume_from is not None:
-        state = load_checkpoint(resume_from)
-        _check_resume(state, cfg, dataset.fingerprint)
+        state = _resume(resume_from, cfg, dataset, gens, window)
         guidance.load_state_dict(state["guidance"])
-        _set_rng_state(state["rng"], gens)
-        window.load(state["window"])
         start = int(state["step"])
     meta = {"algo": "pretrain", "seed": cfg.seed, "task": cfg.task, "dataset_fingerprint": dataset.fingerprint,
             "normalizer": normalizer.to_dict()}  # save_artifact adds kind, shapes, gamma, reward_scale, config
