@@ -15,8 +15,10 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   echo "[mdpt setup] installing mdpt and its pinned dependencies (torch==2.13.0 CPU, ray[tune]==2.60.0, ...)"
   "$VENV/bin/python" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
   # torch first and alone: the pin resolves to the CPU build where one is available locally.
-  "$VENV/bin/python" -m pip install --quiet "torch==2.13.0"
-  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test]"
+  # (grep drops one harmless warning per package that some pip configurations print)
+  quiet() { "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }; }
+  quiet "$VENV/bin/python" -m pip install --quiet "torch==2.13.0"
+  quiet "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test]"
   echo "$WANT" > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"
