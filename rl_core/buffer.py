@@ -56,7 +56,7 @@ class TensorBuffer:
         """Apply ``normalizer`` to ``ds`` and hold the result on ``device``."""
         if len(normalizer.obs_mean) != ds.obs_dim:
             raise MdptError(f"normalizer has obs_dim {len(normalizer.obs_mean)}, dataset '{ds.task}' has obs_dim {ds.obs_dim}")
-        t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32), device=device)
+        t = lambda a: torch.tensor(np.asarray(a, dtype=np.float32), device=device)  # a copy: dataset arrays may be read-only
         return cls(
             t(normalizer.normalize_obs(ds.observations)),
             t(ds.actions),
