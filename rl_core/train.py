@@ -328,6 +328,17 @@ def _resume(resume_from: Path, cfg: Any, dataset: OfflineDataset, gens: tuple[to
     return state
 
 
+def _checkpoint(workdir: Path, step: int, cfg: Any, dataset: OfflineDataset, model_state: dict,
+                gens: tuple[torch.Generator, ...], window: "_Window",
+                on_checkpoint: Callable[[int, Path], None] | None) -> None:
+    """Save the full state (model state + config + dataset fingerprint + all RNGs + metric window)."""
+    state = {"step": step, "config": cfg.to_dict(), "fingerprint": dataset.fingerprint, **model_state,
+             "rng": _rng_state(gens), "window": window.state()}
+    path = _save_checkpoint(workdir, step, state)
+    if on_checkpoint is not None:
+        on_checkpoint(step, path)
+
+
 def run_training(cfg: TrainConfig, dataset: OfflineDataset, *, workdir: Path,
                  report: Callable[[dict[str, float]], None] = lambda m: None,
                  on_snapshot: Callable[[int, Path], None] = lambda step, path: None,
@@ -371,11 +382,7 @@ def run_training(cfg: TrainConfig, dataset: OfflineDataset, *, workdir: Path,
                                  normalizer=normalizer, dataset_meta=dataset_meta, guidance_meta=guidance_meta)
             on_snapshot(step, Path(path))
         if _due(step, ckpt_every, cfg.steps):
-            state = {"step": step, "config": cfg.to_dict(), "fingerprint": dataset.fingerprint,
-                     "algo": algo.state_dict(), "rng": _rng_state(gens), "window": window.state()}
-            path = _save_checkpoint(workdir, step, state)
-            if on_checkpoint is not None:
-                on_checkpoint(step, path)
+            _checkpoint(workdir, step, cfg, dataset, {"algo": algo.state_dict()}, gens, window, on_checkpoint)
     return {**last, "restored_from": float(restored_from)}
 
 
@@ -457,9 +464,5 @@ def run_pretraining(cfg: PretrainConfig, dataset: OfflineDataset, *, workdir: Pa
                 shutil.copyfile(path, final)
             on_artifact(step, path)
         if _due(step, ckpt_every, cfg.steps):
-            state = {"step": step, "config": cfg.to_dict(), "fingerprint": dataset.fingerprint,
-                     "guidance": guidance.state_dict(), "rng": _rng_state(gens), "window": window.state()}
-            path = _save_checkpoint(workdir, step, state)
-            if on_checkpoint is not None:
-                on_checkpoint(step, path)
+            _checkpoint(workdir, step, cfg, dataset, {"guidance": guidance.state_dict()}, gens, window, on_checkpoint)
     return final
