@@ -35,7 +35,6 @@ the TD sample set; terminal transitions stay (their target ignores a').
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import random
@@ -51,6 +50,7 @@ import numpy as np
 import torch
 
 from rl_core.algos import ALGORITHM_PATHS, TRAIN_GUIDANCE_MODES, get_algorithm
+from rl_core.algos.base import ConfigMixin
 from rl_core.datasets import FIELDS, OfflineDataset
 from rl_core.errors import ArtifactMismatchError, ConfigError, DivergenceError
 from rl_core.types import Batch, Normalizer
@@ -69,26 +69,6 @@ def _check(cls_name: str, name: str, ok: bool, value: Any, allowed: str) -> None
         raise ConfigError(f"{cls_name}.{name}={value!r} is not allowed; allowed: {allowed}")
 
 
-class _DictMixin:
-    """``to_dict`` = dataclasses.asdict; ``from_dict`` names unknown and missing fields."""
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Any:
-        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-        names = {f.name for f in fields}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"{cls.__name__}: unknown field(s) {unknown}; allowed: {sorted(names)}")
-        required = [f.name for f in fields if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-        missing = [n for n in required if n not in d]
-        if missing:
-            raise ConfigError(f"{cls.__name__}: missing required field(s) {missing}")
-        return cls(**d)
-
-
 def _check_loop_fields(cfg: Any) -> None:
     name = type(cfg).__name__
     for f in ("steps", "batch_size", "log_every"):
@@ -101,7 +81,7 @@ def _check_loop_fields(cfg: Any) -> None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrainConfig(_DictMixin):
+class TrainConfig(ConfigMixin):
     """One diffusion-policy training trial (the Ray trainable's ``param_space`` is ``to_dict()``)."""
 
     task: str  # dataset task name or path (recorded; the caller passes the loaded dataset)
@@ -136,7 +116,7 @@ class TrainConfig(_DictMixin):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PretrainConfig(_DictMixin):
+class PretrainConfig(ConfigMixin):
     """Guidance pretraining from the dataset alone (GFDT stage 1)."""
 
     task: str  # dataset task name or path (recorded)

@@ -64,17 +64,25 @@ def check_range(field: str, value: float, lo: float, hi: float = math.inf) -> No
 
 
 class ConfigMixin:
-    """``to_dict`` / ``from_dict`` for flat frozen config dataclasses (JSON is canonical)."""
+    """``to_dict`` / ``from_dict`` for flat frozen config dataclasses (JSON is canonical).
+
+    ``from_dict`` names unknown and missing required fields and turns JSON lists back into tuples.
+    Used by the algorithm configs and by the loop configs (rl_core/train.py)."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 
     @classmethod
     def from_dict(cls, d: dict) -> Any:
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+        names = {f.name for f in fields}
         unknown = sorted(set(d) - names)
         if unknown:
             raise ConfigError(f"{cls.__name__}: unknown field(s) {unknown}; allowed: {sorted(names)}")
+        missing = [f.name for f in fields if f.name not in d
+                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        if missing:
+            raise ConfigError(f"{cls.__name__}: missing required field(s) {missing}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
