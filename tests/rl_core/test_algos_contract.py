@@ -67,7 +67,7 @@ def tiny_guidance(kind: str, seed: int = 0):
 def make_algo(name: str, mode: str, seed: int = 0, guidance_kind: str | None = None, **overrides):
     """The algorithm with its tiny config; the critic the training loop would pass for ``mode``."""
     cls = get_algorithm(name)
-    kind = guidance_kind or {"joint": cls.default_guidance_kind, "noise": "random", "none": None,
+    kind = guidance_kind or {"joint": cls.default_guidance_kind, "noise": "random", "none": cls.default_guidance_kind, "bc": None,
                              "frozen": "iql", "unfrozen": "iql"}[mode]
     guidance = tiny_guidance(kind, seed + 100) if kind else None
     cfg = cls.Config.from_dict({**TINY_CONFIGS[name], **overrides})
@@ -213,7 +213,7 @@ def test_snapshot_round_trip_gives_identical_actions(name, tmp_path):
 def test_idql_critic_guides_dql_and_edp_diffusion(name, tmp_path):
     """Cross-algorithm plug-and-play: an IQL critic (with V) resamples DQL / EDP candidates."""
     buf, ds = tiny_buffer()
-    algo = make_algo(name, "none")
+    algo = make_algo(name, "bc")
     path = save_snapshot(tmp_path / "s.pt", algo, step=0, config={}, normalizer=make_normalizer(ds),
                          dataset_meta={}, guidance_meta=None)
     snap, iql = load_snapshot(path), tiny_guidance("iql", 7)
@@ -229,7 +229,7 @@ def test_idql_critic_guides_dql_and_edp_diffusion(name, tmp_path):
 
 def test_dql_critic_guides_idql_diffusion_and_needs_no_v(tmp_path):
     buf, ds = tiny_buffer()
-    algo = make_algo("idql", "none")
+    algo = make_algo("idql", "bc")
     path = save_snapshot(tmp_path / "s.pt", algo, step=0, config={}, normalizer=make_normalizer(ds),
                          dataset_meta={}, guidance_meta=None)
     snap, td = load_snapshot(path), tiny_guidance("td", 8)
@@ -242,7 +242,7 @@ def test_dql_critic_guides_idql_diffusion_and_needs_no_v(tmp_path):
 
 def test_q_methods_on_a_snapshot_without_critic_raise(tmp_path):
     _, ds = tiny_buffer()
-    algo = make_algo("dql", "none")
+    algo = make_algo("dql", "bc")
     snap = load_snapshot(save_snapshot(tmp_path / "s.pt", algo, step=0, config={}, normalizer=make_normalizer(ds),
                                        dataset_meta={}, guidance_meta=None))
     for method in ("softmax", "argmax", "gradient"):
@@ -254,13 +254,13 @@ def test_q_methods_on_a_snapshot_without_critic_raise(tmp_path):
 
 
 def test_mode_and_guidance_mismatches_raise_clear_errors():
-    with pytest.raises(ConfigError, match="guidance_mode='frozen' needs a pretrained guidance artifact"):
+    with pytest.raises(ConfigError, match="train_guidance='frozen' needs a pretrained guidance artifact"):
         get_algorithm("dql")(get_algorithm("dql").Config(), OBS_DIM, ACT_DIM, guidance=None, guidance_mode="frozen",
                              seed=0)
-    with pytest.raises(ConfigError, match="expected kind='random', actual kind='td'"):
+    with pytest.raises(ConfigError, match="expected a random critic, actual kind='td'"):
         make_algo("dql", "noise", guidance_kind="td")
     with pytest.raises(ConfigError, match=r"guidance_mode='gfdt'.*allowed values"):
-        make_algo("edp", "none").__class__(get_algorithm("edp").Config(), OBS_DIM, ACT_DIM, guidance=None,
+        make_algo("edp", "bc").__class__(get_algorithm("edp").Config(), OBS_DIM, ACT_DIM, guidance=None,
                                            guidance_mode="gfdt", seed=0)
     with pytest.raises(GuidanceCapabilityError, match=r"expected=\['q'\], actual=\[\]"):
         get_algorithm("dql")(get_algorithm("dql").Config(), OBS_DIM, ACT_DIM, guidance=_NoQ(), guidance_mode="joint",
