@@ -255,3 +255,70 @@ def read_table(run_dir: str | os.PathLike[str], table: str) -> pa.Table:
         mask = pa.array([i in keep for i in range(out.num_rows)])
         out = out.filter(mask).drop_columns(["_i"])
     return out
+
+
+# ----- guidance_search: one row per finished Optuna trial of `mdpt tune-guidance` ---------------
+# Written by trainables/search.py (the searcher, as each trial finishes) and sweeps/guidance_search.py
+# (interrupted trials); read by analysis (its GUIDANCE_SEARCH_COLUMNS). Layout:
+#     RUN_DIR/results/guidance_search/<study>/trial_<number>.parquet   (a rewrite replaces the row)
+# Columns:
+#     study           Optuna study name
+#     trial           Optuna trial number (continues across resumed sessions)
+#     tune_trial_id   Tune trial id ("" for a trial interrupted with its driver)
+#     task, algo, train_guidance   the snapshot group searched (one group per study)
+#     method          inference method: swg | gradient | softmax
+#     scale           the trial's scale (NaN when unknown)
+#     params_json     the searched parameters, JSON object
+#     inference_json  the complete InferenceConfig evaluated, JSON object
+#     objective       mean normalized score (x100) over seeds; NaN unless state is COMPLETE
+#     per_seed_json   {"<diffusion seed>": mean normalized score of that seed's snapshot}; {} when failed
+#     state           COMPLETE | FAIL (Optuna trial state)
+#     reason          why a trial failed ("" when COMPLETE)
+#     infer_source    the evals rows of this trial have this infer_source (``search_infer_source``)
+#     episodes        episodes per snapshot
+#     updated_at      unix time
+GUIDANCE_SEARCH_SCHEMA = pa.schema([
+    ("study", pa.string()), ("trial", pa.int64()), ("tune_trial_id", pa.string()), ("task", pa.string()),
+    ("algo", pa.string()), ("train_guidance", pa.string()), ("method", pa.string()), ("scale", pa.float64()),
+    ("params_json", pa.string()), ("inference_json", pa.string()), ("objective", pa.float64()),
+    ("per_seed_json", pa.string()), ("state", pa.string()), ("reason", pa.string()), ("infer_source", pa.string()),
+    ("episodes", pa.int64()), ("updated_at", pa.float64()),
+])
+TABLES["guidance_search"] = GUIDANCE_SEARCH_SCHEMA
+
+
+def search_infer_source(base: str, params: dict[str, Any]) -> str:
+    """``infer_source`` of a search trial's eval rows: ``base`` (``search:<study>``), plus the searched values
+    other than ``scale`` (``search:<study>:n_candidates=10``), so the eval key
+    (trial_id, step, infer_source, infer_method, infer_scale) tells apart every parameter set."""
+    extra = ",".join(f"{k}={params[k]:.10g}" for k in sorted(params) if k != "scale")
+    return f"{base}:{extra}" if extra else base
+
+
+def search_row(record: dict[str, Any], number: int, params: dict[str, Any], state: str, objective: float,
+               per_seed: dict[str, float], reason: str, tune_trial_id: str) -> dict[str, Any]:
+    """A ``guidance_search`` row from a study's constant columns and one trial's outcome.
+
+    ``record``: {study, task, algo, train_guidance, method, inference (the fixed InferenceConfig dict),
+    infer_source (the study's base, ``search:<study>``), episodes} (extra keys are ignored)."""
+    import time
+
+    inference = {**record["inference"], **params}
+    return {"study": record["study"], "trial": int(number), "tune_trial_id": tune_trial_id,
+            **{k: record[k] for k in ("task", "algo", "train_guidance", "method", "episodes")},
+            "infer_source": search_infer_source(record["infer_source"], params),
+            "scale": float(params.get("scale", inference.get("scale", float("nan")))),
+            "params_json": json.dumps(params, sort_keys=True), "inference_json": json.dumps(inference, sort_keys=True),
+            "objective": objective, "per_seed_json": json.dumps(per_seed, sort_keys=True), "state": state,
+            "reason": reason, "updated_at": time.time()}
+
+
+def search_row_path(run_dir: str | os.PathLike[str], study: str, trial: int) -> Path:
+    return Path(run_dir) / "results" / "guidance_search" / study / f"trial_{trial:05d}.parquet"
+
+
+def write_search_row(run_dir: str | os.PathLike[str], row: dict[str, Any]) -> Path:
+    """Write (or replace) the row of one Optuna trial, atomically."""
+    path = search_row_path(run_dir, row["study"], row["trial"])
+    _atomic_write(_table([row], GUIDANCE_SEARCH_SCHEMA), path)
+    return path
