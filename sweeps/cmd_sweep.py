@@ -26,6 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                    help="continue an interrupted sweep in RUN_DIR (spec and scale are read from it)")
     p.add_argument("--no-report", action="store_true", help="skip the report stage")
+    p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", dest="overrides",
+                   help="override a spec field (VALUE is YAML), validated like the file; repeatable, e.g. "
+                        "--set seeds=[0,1,2,3,4] --set tasks=[hopper-medium] --set budgets.quick.steps=800")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate and print the expanded stages and every trial's resolved config; start nothing")
+    p.add_argument("--json", action="store_true", help="with --dry-run: one JSON object per line")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("status", help="trials done / running / failed and latest scores of a run directory")
@@ -34,16 +40,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from sweeps.run import read_run_dir, run_sweep
     from sweeps.spec import load_spec, resolve
 
     t0 = time.perf_counter()
+    if args.dry_run:
+        if not args.spec:
+            raise ConfigError("--dry-run needs a SPEC (file or packaged name)")
+        print(dry_run_text(resolve(load_spec(args.spec, args.overrides), args.scale), as_json=args.json))
+        return 0
+    if args.resume and args.overrides:
+        raise ConfigError("--set cannot change a sweep being resumed (its spec is read from RUN_DIR/spec.yaml)")
+    from sweeps.run import read_run_dir, run_sweep
+
     if args.resume:
         run_dir, resume = args.resume, True
         spec = read_run_dir(run_dir)
         print(f"resuming sweep {spec['name']!r} ({spec['scale']}) in {run_dir}", flush=True)
     elif args.spec:
-        spec = resolve(load_spec(args.spec), args.scale)
+        spec = resolve(load_spec(args.spec, args.overrides), args.scale)
         run_dir, resume = args.out or Path("runs") / spec["name"], False
         if (run_dir / "spec.yaml").exists():
             raise ConfigError(f"{run_dir} already holds a sweep; continue it with `mdpt sweep --resume {run_dir}` "
@@ -52,6 +66,33 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise ConfigError("give a SPEC (file or packaged name) or --resume RUN_DIR")
     return finish(run_sweep(spec, run_dir, address=args.address, resume=resume, report=not args.no_report,
                             printer=lambda s: print(s, flush=True)), t0)
+
+
+def dry_run_text(spec: dict, as_json: bool = False) -> str:
+    """The expanded stages of a resolved spec and every trial's resolved config (``--dry-run``)."""
+    from sweeps.spec import expand
+
+    lines = []
+    for stage in expand(spec):
+        if as_json:
+            for item in stage.items:
+                body = item.to_dict() if hasattr(item, "to_dict") else item
+                lines.append(json.dumps({"stage": stage.name, "item": body}, sort_keys=True))
+            continue
+        lines.append(f"stage {stage.name}: {len(stage.items)} item(s)")
+        for item in stage.items:
+            if hasattr(item, "to_dict"):
+                cfg = item.config.to_dict()
+                ev = f" | eval {json.dumps(item.eval.to_dict(), sort_keys=True)}" if item.eval else ""
+                lines.append(f"  {item.label}: {json.dumps(cfg, sort_keys=True)}{ev}")
+            else:
+                lines.append(f"  {json.dumps(item, sort_keys=True)}")
+    if not as_json:
+        b = spec["budget"]
+        lines.insert(0, f"sweep {spec['name']!r}, scale {spec['scale']}: {len(spec['tasks'])} task(s), "
+                        f"{len(spec['algorithms'])} algorithm(s), modes {spec['train_guidance']}, seeds {spec['seeds']}; "
+                        f"budget {json.dumps(b, sort_keys=True)}")
+    return "\n".join(lines)
 
 
 def finish(summary: dict, t0: float | None) -> int:

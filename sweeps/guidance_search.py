@@ -54,10 +54,11 @@ from sweeps.run import init_ray
 from trainables.evaluator import coordinator_name, start_pool
 from trainables.results import read_table, search_row, write_search_row
 from trainables.search import METRIC, MODE, TrackedOptunaSearch, guidance_trial, suggested_params, trial_param_space
+from trainables.trial import TrialSpec
 
 SEARCH_METHODS = ("swg", "gradient", "softmax")
 TRIAL_RESOURCES = {"cpu": 0, "memory": 2**20}  # a trial only waits on the pool; Tune refuses an all-zero request
-DEFAULT_MAX_STEPS = 1000  # episode cap when the training trial did not record one (`mdpt train`)
+DEFAULT_MAX_STEPS = 1000  # episode cap of a SnapshotRef built by hand
 Printer = Callable[[str], None]
 
 
@@ -195,12 +196,11 @@ class SnapshotRef:
         return {**{k: getattr(self, k) for k in keys}, "eval_seed": eval_seed_for(self.seed, self.step)}
 
 
-def _eval_settings(config: dict) -> tuple[dict, int, int, int | None]:
-    """(inference, episodes, max_steps, guidance_seed or None) of a trials row's config (sweep or `mdpt train`)."""
-    if "trial" in config:  # a sweep trial (trainables/train.py)
-        ev = config["trial"]["eval"]
-        return ev["inference"], ev["episodes"], ev["max_steps"], config["trial"]["identity"]["guidance_seed"]
-    return config["inference"], config["episodes"], DEFAULT_MAX_STEPS, None
+def _eval_settings(config: dict) -> tuple[dict, int, int, int]:
+    """(inference, episodes, max_steps, guidance_seed) of a trials row's config (a TrialSpec dict, written by a
+    sweep and by `mdpt train` alike)."""
+    spec = TrialSpec.from_dict(config)
+    return spec.eval.inference, spec.eval.episodes, spec.eval.max_steps, spec.identity.guidance_seed
 
 
 def _wanted(value: str, allowed: tuple[str, ...]) -> bool:
@@ -213,8 +213,6 @@ def select_snapshots(run_dir: Path, cfg: SearchConfig) -> dict[tuple[str, str, s
     if not rows:
         raise ConfigError(f"{run_dir} has no finished training trials in results/trials; run `mdpt sweep` or "
                           f"`mdpt train --out {run_dir}` first")
-    evals = read_table(run_dir, "evals").select(["trial_id", "guidance_seed"]).to_pylist()
-    eval_gseed = {r["trial_id"]: r["guidance_seed"] for r in evals}
     groups: dict[tuple[str, str, str], list[SnapshotRef]] = {}
     for r in sorted(rows, key=lambda r: (r["task"], r["algo"], r["train_guidance"], r["seed"])):
         if not (_wanted(r["task"], cfg.tasks) and _wanted(r["algo"], cfg.algos)
@@ -227,7 +225,6 @@ def select_snapshots(run_dir: Path, cfg: SearchConfig) -> dict[tuple[str, str, s
         if step not in files:
             raise ConfigError(f"--step {step}: trial {r['trial_id']} has snapshots at steps {sorted(files)}")
         inference, episodes, max_steps, gseed = _eval_settings(json.loads(r["config_json"]))
-        gseed = gseed if gseed is not None else eval_gseed.get(r["trial_id"], r["seed"])
         ref = SnapshotRef(str(files[step]), r["sweep"], r["trial_id"], r["task"], r["algo"], r["train_guidance"],
                           int(r["seed"]), int(gseed), step, inference, int(cfg.episodes or episodes),
                           int(cfg.max_steps or max_steps))

@@ -325,6 +325,58 @@ def pretraining_for(spec: dict, algo: str) -> dict | None:
     return next((p for p in spec["pretraining"] if p["algo"] == algo), None)
 
 
+# ----- overrides (--set PATH=VALUE) -----------------------------------------------------------
+_PATH_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
+
+
+def _parse_path(path: str) -> list[str | int]:
+    """``budgets.quick.steps`` -> ['budgets', 'quick', 'steps']; ``pretraining[0].kind`` -> ['pretraining', 0, 'kind']."""
+    parts: list[str | int] = []
+    for chunk in path.split("."):
+        m = _PATH_PART.fullmatch(chunk)
+        if m is None:
+            raise ConfigError(f"--set {path!r}: bad path; use dotted keys with [i] list indices, e.g. "
+                              "budgets.quick.steps or pretraining[0].kind")
+        parts.append(m.group(1))
+        parts += [int(i) for i in re.findall(r"\[(\d+)\]", m.group(2))]
+    return parts
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """A copy of the raw (unvalidated) spec with ``PATH=VALUE`` overrides applied; VALUE is parsed as YAML
+    (``seeds=[0,1,2,3,4]``, ``tasks=[hopper-medium]``, ``budgets.quick.steps=800``). Missing mappings on the
+    path are created, so a wrong key reaches validation and gets its usual error (allowed keys listed)."""
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected PATH=VALUE, e.g. --set seeds=[0,1,2]")
+        path, text = item.split("=", 1)
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: VALUE is not valid YAML ({exc})") from None
+        parts = _parse_path(path.strip())
+        node: Any = out
+        for i, key in enumerate(parts[:-1]):
+            where = ".".join(str(p) for p in parts[:i + 1])
+            if isinstance(key, int):
+                if not isinstance(node, list) or key >= len(node):
+                    raise ConfigError(f"--set {path}: `{where}` is not an index of a list in the spec")
+                node = node[key]
+            else:
+                if not isinstance(node, dict):
+                    raise ConfigError(f"--set {path}: `{where}` is not inside a mapping in the spec")
+                node = node.setdefault(key, {})
+        last = parts[-1]
+        if isinstance(last, int):
+            if not isinstance(node, list) or last >= len(node):
+                raise ConfigError(f"--set {path}: index {last} is not in a list of the spec")
+        elif not isinstance(node, dict):
+            raise ConfigError(f"--set {path}: its parent is not a mapping in the spec")
+        node[last] = value
+    return out
+
+
 # ----- loading -------------------------------------------------------------------------------
 def packaged_specs() -> list[str]:
     """Names of the specs shipped in ``sweeps/specs``."""
@@ -332,8 +384,8 @@ def packaged_specs() -> list[str]:
                   if p.name.endswith(".yaml"))
 
 
-def load_spec(path_or_name: str | Path) -> dict:
-    """Load and validate a spec file, or a packaged spec by name (e.g. ``quickstart``)."""
+def read_raw_spec(path_or_name: str | Path) -> dict:
+    """The parsed (not yet validated) YAML of a spec file or a packaged spec name."""
     p = Path(path_or_name)
     if p.is_file():
         text = p.read_text()
@@ -343,10 +395,14 @@ def load_spec(path_or_name: str | Path) -> dict:
         raise ConfigError(f"spec {str(path_or_name)!r} is neither a file nor a packaged spec; "
                           f"packaged specs: {packaged_specs()}")
     try:
-        raw = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"spec {str(path_or_name)!r} is not valid YAML: {exc}") from None
-    return validate_spec(raw)
+
+
+def load_spec(path_or_name: str | Path, overrides: list[str] | None = None) -> dict:
+    """Load and validate a spec file, or a packaged spec by name (e.g. ``quickstart``), with ``--set`` overrides."""
+    return validate_spec(apply_overrides(read_raw_spec(path_or_name), overrides or []))
 
 
 def resolve(spec: dict, scale: str) -> dict:

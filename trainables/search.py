@@ -32,8 +32,9 @@ from ray.exceptions import RayActorError
 from ray.tune.search.optuna import OptunaSearch
 
 from rl_core.errors import MdptError
-from trainables.evaluator import get_coordinator
-from trainables.results import search_infer_source, search_row, write_search_row
+from rl_core.evaluation import EvalJob
+from trainables.evaluator import eval_request, get_coordinator
+from trainables.results import EvalLabels, search_infer_source, search_row, write_search_row
 
 METRIC, MODE = "objective", "max"
 MAX_ATTEMPTS = 3  # coordinator restarts survived by one trial's evaluations
@@ -63,12 +64,13 @@ def search_eval_job(search: dict[str, Any], snapshot: dict[str, Any], params: di
 
     The only place a search eval job is built. ``search``: the trial config's ``search`` entry;
     ``snapshot``: one of its ``snapshots`` (``eval_seed`` chosen by the driver, as in training)."""
-    return {"run_dir": search["run_dir"], "snapshot": snapshot["snapshot"], "guidance": None,
-            "inference": {**search["inference"], **params}, "episodes": search["episodes"],
-            "max_steps": search["max_steps"], "infer_source": search_infer_source(search["infer_source"], params),
-            "diffusion_seed": snapshot["seed"],
-            **{k: snapshot[k] for k in ("eval_seed", "sweep", "trial_id", "task", "algo", "train_guidance",
-                                        "guidance_seed", "step")}}
+    job = EvalJob(snapshot=snapshot["snapshot"], inference={**search["inference"], **params},
+                  episodes=search["episodes"], eval_seed=snapshot["eval_seed"], max_steps=search["max_steps"])
+    labels = EvalLabels(sweep=snapshot["sweep"], trial_id=snapshot["trial_id"], task=snapshot["task"],
+                        algo=snapshot["algo"], train_guidance=snapshot["train_guidance"],
+                        infer_source=search_infer_source(search["infer_source"], params),
+                        diffusion_seed=snapshot["seed"], guidance_seed=snapshot["guidance_seed"], step=snapshot["step"])
+    return eval_request(search["run_dir"], job, labels)
 
 
 def _evaluate(coordinator: str, jobs: list[dict]) -> list[dict]:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections import Counter
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeps.run import run_sweep, run_tune_stage, train_trial, write_run_dir
+from sweeps.run import run_sweep, run_tune_stage, runtime, write_run_dir
 from sweeps.spec import expand
 from tests.sweeps.sweep_helpers import eval_keys, tiny_spec, trials, tune_results
 from trainables.evaluator import start_pool
@@ -71,7 +72,7 @@ def crash_once_after_first_checkpoint(config: dict) -> None:
 
     from trainables import train
 
-    marker = Path(config["run_dir"]) / "crash_marker"
+    marker = Path(config["trial"]["runtime"]["run_dir"]) / "crash_marker"
     report = tune.report
 
     def report_then_die(metrics, *, checkpoint=None):
@@ -89,15 +90,15 @@ def test_crash_recovery_and_divergence(ray_session, tiny_data_root, tmp_path):
     run_dir = tmp_path / "run"
     write_run_dir(spec, run_dir)
     items = expand(spec)[0].items  # train stage: seeds 0 and 1
-    good = train_trial(items[0], None, max_steps=20)
-    bad = train_trial(items[1], None, max_steps=20)
-    bad["train"]["algo_config"] = dict(bad["train"]["algo_config"], lr=1e30)  # NaN within a few steps
+    rt = runtime(spec, run_dir, str(tiny_data_root))
+    good, bad = (t.replace(runtime=rt, eval=dataclasses.replace(t.eval, max_steps=20)) for t in items[:2])
+    bad = bad.replace(train=dataclasses.replace(bad.train, algo_config=dict(bad.train.algo_config, lr=1e30)))  # NaN soon
     (run_dir / "crash_marker").write_text("")
     ev = spec["resources"]["evaluators"]
     coord = start_pool(run_dir, ev["count"], ev["cpu"], ev["gpu"])
     try:
         grid = run_tune_stage("train", crash_once_after_first_checkpoint, [good, bad], spec, run_dir,
-                              str(tiny_data_root), printer=lambda s: None)
+                              printer=lambda s: None)
     finally:
         ray_session.kill(coord)
 

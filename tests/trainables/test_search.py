@@ -110,15 +110,14 @@ def test_eval_jobs_carry_the_suggested_values_and_a_distinct_infer_source():
     config = {"search": search, "scale": 7.5, "n_candidates": 10}
     assert suggested_params(config) == {"scale": 7.5, "n_candidates": 10}
     job = search_eval_job(search, snap, suggested_params(config))
-    assert set(job) == {"run_dir", "snapshot", "guidance", "inference", "episodes", "eval_seed", "max_steps", "sweep",
-                        "trial_id", "task", "algo", "train_guidance", "infer_source", "diffusion_seed",
-                        "guidance_seed", "step"}  # the evaluator's job fields (trainables/evaluator.py)
-    assert (job["run_dir"], job["snapshot"], job["guidance"], job["max_steps"]) == ("RUN", snap["snapshot"], None, 30)
-    assert job["inference"] == {"method": "softmax", "scale": 7.5, "n_candidates": 10, "temperature": 0.5}
-    assert (job["trial_id"], job["step"], job["eval_seed"], job["diffusion_seed"], job["episodes"]) == ("t0", 400, 123, 3, 2)
+    assert set(job) == {"run_dir", "job", "labels"}  # trainables.evaluator.eval_request
+    ev, lab = job["job"], job["labels"]
+    assert (job["run_dir"], ev["snapshot"], ev["guidance"], ev["max_steps"]) == ("RUN", snap["snapshot"], None, 30)
+    assert ev["inference"] == {"method": "softmax", "scale": 7.5, "n_candidates": 10, "temperature": 0.5}
+    assert (lab["trial_id"], lab["step"], ev["eval_seed"], lab["diffusion_seed"], ev["episodes"]) == ("t0", 400, 123, 3, 2)
     # the eval key (trial_id, step, infer_source, infer_method, infer_scale) must differ between parameter sets
     # that share a scale, or the second set would silently reuse the first one's rows
-    assert job["infer_source"] == "search:st:n_candidates=10"
-    assert search_infer_source("search:st", {"scale": 7.5, "n_candidates": 50}) != job["infer_source"]
+    assert lab["infer_source"] == "search:st:n_candidates=10"
+    assert search_infer_source("search:st", {"scale": 7.5, "n_candidates": 50}) != lab["infer_source"]
     assert search_infer_source("search:st", {"scale": 7.5}) == "search:st"
 
