@@ -25,8 +25,8 @@ import gymnasium
 import numpy as np
 import torch
 
-from rl_core.datasets import normalized_score
-from rl_core.envs import make_env
+from rl_core.data.dataset import normalized_score
+from rl_core.data.envs import make_env
 
 
 class ActorLike(Protocol):

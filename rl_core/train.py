@@ -51,8 +51,9 @@ import torch
 
 from rl_core.algos import ALGORITHM_PATHS, TRAIN_GUIDANCE_MODES, get_algorithm
 from rl_core.algos.base import ConfigMixin
-from rl_core.datasets import FIELDS, OfflineDataset
+from rl_core.data.dataset import FIELDS, OfflineDataset
 from rl_core.errors import ArtifactMismatchError, ConfigError, DivergenceError
+from rl_core.fsutil import atomic_dir
 from rl_core.types import Batch, Normalizer
 
 log = logging.getLogger(__name__)
@@ -213,12 +214,8 @@ def _save_checkpoint(workdir: Path, step: int, state: dict) -> Path:
     """Write workdir/checkpoints/step_XXXXXXXX/state.pt atomically; remove older checkpoints."""
     root = workdir / "checkpoints"
     final = root / f"step_{step:08d}"
-    tmp = root / f".tmp_step_{step:08d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    torch.save(state, tmp / "state.pt")
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
+    with atomic_dir(final) as tmp:
+        torch.save(state, tmp / "state.pt")
     for old in root.glob("step_*"):
         if old != final:
             shutil.rmtree(old, ignore_errors=True)

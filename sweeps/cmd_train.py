@@ -162,7 +162,7 @@ def _run_trial(out: Path, trial_id: str, stage: str, task: str, algo: str, guida
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from rl_core.data_io import load_dataset
+    from rl_core.data.io import load_dataset
     from rl_core.train import PretrainConfig, run_pretraining
 
     ds = load_dataset(args.task)
@@ -190,7 +190,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from rl_core.algos import get_algorithm
-    from rl_core.data_io import load_dataset
+    from rl_core.data.io import load_dataset
     from rl_core.evaluation import eval_seed_for, evaluate_snapshot
     from rl_core.train import TrainConfig, run_training
 

@@ -21,12 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from rl_core.fsutil import atomic_write
 
 EVALS_SCHEMA = pa.schema(
     [
@@ -87,10 +88,7 @@ TABLES = {"evals": EVALS_SCHEMA, "train": TRAIN_SCHEMA, "trials": TRIALS_SCHEMA}
 
 
 def _atomic_write(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def eval_job_key(trial_id: str, step: int, infer_source: str, infer_method: str, infer_scale: float) -> str:
