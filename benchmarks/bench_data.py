@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_data.py [--steps 20000] [--env hopper]
 
-Collection runs ``rl_core.data_gen.rollout`` (the code path of ``mdpt data make``); storage times a
+Collection runs ``rl_core.data.gen.collect.rollout`` (the code path of ``mdpt data make``); storage times a
 dataset of the collected expert transitions. Prints figures only; nothing is asserted. Timings on a
 shared machine vary by 2x or more: report the CPU time (``process_time``) beside the wall time.
 """
@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rl_core.data_gen import EXPERTS_2017, load_2017_expert, noisy, rollout, uniform
-from rl_core.data_io import load_dataset, save_dataset
-from rl_core.datasets import OfflineDataset
-from rl_core.envs import TASK_ENVS
+from rl_core.data.dataset import OfflineDataset
+from rl_core.data.envs import TASK_ENVS
+from rl_core.data.gen.collect import rollout
+from rl_core.data.gen.policies import EXPERTS_2017, load_2017_expert, noisy, uniform
+from rl_core.data.io import load_dataset, save_dataset
 
 
 def timed(fn):

@@ -36,7 +36,7 @@ OBS_DIM, ACT_DIM = 15, 3
 
 def synthetic_dataset(n: int = 20_000, episode: int = 100, seed: int = 0):
     """Deterministic random transitions in episodes of ``episode`` steps (time-limit cut)."""
-    from rl_core.datasets import OfflineDataset
+    from rl_core.data.dataset import OfflineDataset
 
     rng = np.random.default_rng(seed)
     obs = rng.normal(size=(n + 1, OBS_DIM)).astype(np.float32)

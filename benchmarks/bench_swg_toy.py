@@ -1,7 +1,7 @@
 """SWG exact-guidance check on 2-D toy tasks (CEP / SWG toys): distances to the exact target.
 
 For each task and beta, fit a small SWG model on (x, w_beta(x)) and print the squared energy
-distance (rl_core.toy, eq. 2) to the exact target pi ∝ w_beta mu of SWG samples at s = 1 (guided)
+distance (swg_toy.py, eq. 2) to the exact target pi ∝ w_beta mu of SWG samples at s = 1 (guided)
 and s = 0 (unguided), beside the noise floor (D^2 between two independent target samples of the
 same size: mean and 95th percentile) and the model-fit reference D^2(s = 0 samples, behaviour). Saves a PNG: behaviour | target | s = 0 | s = 1 per row.
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from rl_core.toy import TOY_TASKS, ToyConfig, ToyResult, run_toy
+from swg_toy import TOY_TASKS, ToyConfig, ToyResult, run_toy  # benchmarks/swg_toy.py, beside this script
 
 
 def plot(rows: list[tuple[str, float, ToyResult]], path: Path) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rl_core.datasets import OfflineDataset
+from rl_core.data.dataset import OfflineDataset
 from rl_core.errors import DatasetError, MdptError
 from rl_core.types import Batch, Normalizer
 

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from rl_core.config import D4RL_BULLET_REF_SCORES, ConfigMixin, check_choice, check_int
-from rl_core.datasets import normalized_score
-from rl_core.envs import make_env
+from rl_core.data.dataset import normalized_score
+from rl_core.data.envs import make_env
 from rl_core.errors import ArtifactMismatchError
 
 

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -55,6 +54,7 @@ import torch
 from torch import Tensor, nn
 
 from rl_core.errors import ArtifactMismatchError, ConfigError, MdptError
+from rl_core.fsutil import atomic_write
 from rl_core.nets import ACTIVATIONS, TwinQ, ValueNet
 from rl_core.types import Batch, Normalizer
 
@@ -412,7 +412,7 @@ def make_guidance(cfg: GuidanceConfig, obs_dim: int, act_dim: int, seed: int | t
 # ----- artifacts ------------------------------------------------------------------------------
 
 def save_artifact(path: str | Path, guidance: Guidance, meta: dict[str, Any]) -> Path:
-    """Write ``{format_version, config, state_dict, meta}`` atomically (temp file + os.replace).
+    """Write ``{format_version, config, state_dict, meta}`` atomically (``rl_core.fsutil.atomic_write``).
 
     ``meta`` must carry algo (trained by), seed, steps, dataset_fingerprint, task and normalizer
     (a Normalizer or its dict); kind, obs_dim, act_dim, gamma, config and reward_scale are filled in
@@ -428,13 +428,9 @@ def save_artifact(path: str | Path, guidance: Guidance, meta: dict[str, Any]) ->
         if k in meta and meta[k] != val:
             raise GuidanceError(f"save_artifact: meta[{k!r}] = {meta[k]!r} contradicts the guidance/normalizer ({val!r})")
     full = {**meta, **derived, "normalizer": norm, "config": guidance.cfg.to_dict()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save({"format_version": FORMAT_VERSION, "config": guidance.cfg.to_dict(),
-                "state_dict": guidance.state_dict(), "meta": full}, tmp)
-    os.replace(tmp, path)
-    return path
+    payload = {"format_version": FORMAT_VERSION, "config": guidance.cfg.to_dict(),
+               "state_dict": guidance.state_dict(), "meta": full}
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_artifact(path: str | Path, *, expect_fingerprint: str | None = None, obs_dim: int | None = None,

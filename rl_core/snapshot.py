@@ -14,7 +14,6 @@ another artifact (double guidance, cross-algorithm plug-and-play) and that artif
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from torch import nn
 from rl_core import guidance as G
 from rl_core.algos import get_algorithm
 from rl_core.errors import MdptError
+from rl_core.fsutil import atomic_write
 from rl_core.inference import Actor, InferenceConfig
 from rl_core.types import Normalizer
 
@@ -70,12 +70,7 @@ def save_snapshot(path: str | Path, algo: Any, *, step: int, config: dict, norma
                "dataset_meta": _plain(dataset_meta), "obs_dim": algo.obs_dim, "act_dim": algo.act_dim,
                "denoiser": algo.denoiser(ema=True).state_dict(), "guidance": guidance,
                "guidance_meta": _plain(guidance_meta) if guidance_meta is not None else None}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_snapshot(path: str | Path, device: str | torch.device = "cpu") -> Snapshot:

@@ -51,8 +51,9 @@ import torch
 
 from rl_core.algos import get_algorithm
 from rl_core.config import ALGORITHMS, DEVICES, GUIDANCE_KINDS, ConfigMixin, check_choice, check_int
-from rl_core.datasets import FIELDS, OfflineDataset
+from rl_core.data.dataset import FIELDS, OfflineDataset
 from rl_core.errors import ArtifactMismatchError, ConfigError, DivergenceError
+from rl_core.fsutil import atomic_dir
 from rl_core.modes import PRETRAINED_MODES, build_critic, get_mode
 from rl_core.types import Batch, Normalizer
 
@@ -204,12 +205,8 @@ def _save_checkpoint(workdir: Path, step: int, state: dict) -> Path:
     """Write workdir/checkpoints/step_XXXXXXXX/state.pt atomically; remove older checkpoints."""
     root = workdir / "checkpoints"
     final = root / f"step_{step:08d}"
-    tmp = root / f".tmp_step_{step:08d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    torch.save(state, tmp / "state.pt")
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
+    with atomic_dir(final) as tmp:
+        torch.save(state, tmp / "state.pt")
     for old in root.glob("step_*"):
         if old != final:
             shutil.rmtree(old, ignore_errors=True)

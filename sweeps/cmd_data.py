@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-BUDGET_NAMES = ("quick", "standard", "paper", "tiny")
+from rl_core.data.gen.budgets import BUDGETS  # cheap: dataclasses only (no torch, gymnasium or SB3)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
     mk = dsub.add_parser("make", help="generate a dataset with real behaviour policies in the PyBullet env")
     mk.add_argument("task", help="e.g. hopper-medium (see `mdpt data list`)")
-    mk.add_argument("--budget", default="quick", choices=BUDGET_NAMES,
+    mk.add_argument("--budget", default="quick", choices=tuple(BUDGETS),
                     help="generation budget (default quick: minutes on a laptop; tiny is for tests)")
     mk.add_argument("--out", type=Path, default=None, help="data root to write <out>/<task>/ (default: data root)")
     mk.add_argument("--seed", type=int, default=0, help="seed of the behaviour-policy training and collection")
@@ -31,8 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_make(args: argparse.Namespace) -> int:
-    from rl_core.data_gen import make_dataset
-    from rl_core.data_io import split_task
+    from rl_core.data.gen.make import make_dataset
+    from rl_core.data.io import split_task
 
     split_task(args.task)
     make_dataset(args.task, budget=args.budget, seed=args.seed, root=args.out, progress=lambda m: print(m, flush=True))
@@ -46,7 +46,7 @@ def _size(path: Path) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     import json
 
-    from rl_core.data_io import KNOWN_TASKS, META_FILE, data_root
+    from rl_core.data.io import KNOWN_TASKS, META_FILE, data_root
 
     root = Path(args.root or data_root())
     print(f"data root: {root}")
@@ -67,7 +67,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from rl_core.data_io import load_dataset
+    from rl_core.data.io import load_dataset
 
     ds = load_dataset(args.dataset, root=args.root)
     m = ds.metadata

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
-    from rl_core.data_gen import ensure_dataset
+    from rl_core.data.gen.make import ensure_dataset
     from sweeps.cmd_sweep import finish
     from sweeps.run import read_run_dir, run_sweep
     from sweeps.spec import load_spec, resolve

@@ -155,7 +155,7 @@ def _run_trial(out: Path, ident: dict, stage: str, config: dict, body: Any) -> i
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from rl_core.data_io import load_dataset
+    from rl_core.data.io import load_dataset
     from rl_core.train import PretrainConfig, run_pretraining
     from trainables.trial import Runtime, TrialIdentity, TrialSpec
 
@@ -192,7 +192,7 @@ def _ident(spec: Any, trial_id: str) -> dict:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from rl_core.algos import get_algorithm
-    from rl_core.data_io import load_dataset
+    from rl_core.data.io import load_dataset
     from rl_core.evaluation import EvalJob, eval_seed_for
     from rl_core.modes import get_mode
     from rl_core.train import TrainConfig, run_training

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import time
 from collections.abc import Callable
@@ -50,6 +49,7 @@ from ray import tune
 from ray.tune.schedulers import FIFOScheduler
 
 from rl_core.errors import ConfigError
+from rl_core.fsutil import atomic_write_text
 from sweeps.run import init_ray
 from trainables.evaluator import coordinator_name, start_pool
 from trainables.results import read_table, search_row, write_search_row
@@ -402,10 +402,7 @@ def write_best(run_dir: Path, best: dict[str, Any]) -> Path:
     path = run_dir / "guidance_search" / "best.json"
     data = json.loads(path.read_text()) if path.exists() else {}
     data[best["study"]] = best
-    tmp = path.with_name(f".best.json.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True))
 
 
 def run_guidance_search(run_dir: Path, cfg: SearchConfig, *, address: str | None = None,

@@ -228,7 +228,7 @@ def run_recombination(coord, jobs: list[dict], printer: Printer) -> int:
 
 def check_datasets(spec: dict, data_root: str | None) -> None:
     """Fail early, naming `mdpt data make <task>`, when a task's dataset is missing."""
-    from rl_core.data_io import load_dataset
+    from rl_core.data.io import load_dataset
 
     for task in spec["tasks"]:
         load_dataset(task, root=Path(data_root) if data_root else None)

@@ -33,9 +33,9 @@ def ray_session():
 def write_tiny_hopper(root: Path, n: int = 1500, seed: int = 0) -> Path:
     """A small real dataset under ``root/hopper-medium``: random-policy rollouts of the PyBullet Hopper,
     with made-up reference scores. Enough for the loops and the evaluator to run for real."""
-    from rl_core.data_io import save_dataset
-    from rl_core.datasets import OfflineDataset
-    from rl_core.envs import TASK_ENVS, make_env
+    from rl_core.data.dataset import OfflineDataset
+    from rl_core.data.envs import TASK_ENVS, make_env
+    from rl_core.data.io import save_dataset
 
     env_id = TASK_ENVS["hopper"]
     env, rng = make_env(env_id), np.random.default_rng(seed)

@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -34,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rl_core.config import infer_scale
+from rl_core.fsutil import atomic_write
 
 EVALS_SCHEMA = pa.schema(
     [
@@ -95,10 +95,7 @@ TABLES = {"evals": EVALS_SCHEMA, "train": TRAIN_SCHEMA, "trials": TRIALS_SCHEMA}
 
 
 def _atomic_write(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def eval_job_key(trial_id: str, step: int, infer_source: str, infer_method: str, infer_scale: float) -> str:

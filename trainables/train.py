@@ -142,7 +142,7 @@ def _logger(record: TrialRecord, latest: dict[str, float]):
 
 def _run(config: dict, body) -> None:
     """Shared frame: trials row RUNNING -> TERMINATED; divergence ends the trial as ERROR, others re-raise."""
-    from rl_core.data_io import load_dataset
+    from rl_core.data.io import load_dataset
 
     spec = TrialSpec.from_dict(config["trial"])
     record = TrialRecord(spec, tune.get_context().get_trial_id())

@@ -22,10 +22,11 @@ import numpy as np
 import pytest
 import torch
 
-from rl_core.algos import TRAIN_GUIDANCE_MODES, get_algorithm
+from rl_core.algos import get_algorithm
+from rl_core.config import TRAIN_GUIDANCE_MODES
 from rl_core.algos.base import bc_loss
 from rl_core.buffer import TensorBuffer, make_normalizer
-from rl_core.datasets import OfflineDataset
+from rl_core.data.dataset import OfflineDataset
 from rl_core.errors import ConfigError
 from rl_core.guidance import GuidanceCapabilityError, GuidanceConfig, make_guidance
 from rl_core.inference import Actor, InferenceConfig

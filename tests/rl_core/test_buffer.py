@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rl_core.buffer import TensorBuffer, make_normalizer
-from rl_core.datasets import OfflineDataset
+from rl_core.data.dataset import OfflineDataset
 from rl_core.errors import DatasetError, MdptError
 
 

@@ -5,11 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from rl_core import data_gen
-from rl_core.data_gen import BUDGETS, Budget, ensure_dataset, load_2017_expert, make_dataset
-from rl_core.data_io import load_dataset
-from rl_core.datasets import FIELDS, compute_fingerprint
-from rl_core.envs import make_env
+from rl_core.data.dataset import FIELDS, compute_fingerprint
+from rl_core.data.envs import make_env
+from rl_core.data.gen import budgets
+from rl_core.data.gen.budgets import BUDGETS, Budget
+from rl_core.data.gen.make import ensure_dataset, make_dataset
+from rl_core.data.gen.policies import load_2017_expert
+from rl_core.data.io import load_dataset
 from rl_core.errors import DatasetError
 
 
@@ -119,7 +121,7 @@ def test_interrupted_generation_leaves_no_complete_looking_dataset(root, tmp_pat
 
 
 def test_ensure_dataset_generates_once(tmp_path, monkeypatch):
-    monkeypatch.setattr(data_gen, "BUDGETS", {**BUDGETS, "quick": BUDGETS["tiny"]})
+    monkeypatch.setattr(budgets, "BUDGETS", {**BUDGETS, "quick": BUDGETS["tiny"]})
     ds = ensure_dataset("hopper-random", root=tmp_path)
     stamp = (tmp_path / "hopper-random" / "metadata.json").stat().st_mtime_ns
     assert ensure_dataset("hopper-random", root=tmp_path).fingerprint == ds.fingerprint

@@ -8,10 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rl_core import data_io
-from rl_core.data_io import KNOWN_TASKS, data_root, load_dataset, save_dataset
-from rl_core.datasets import FIELDS, OfflineDataset
-from rl_core.envs import make_env
+from rl_core.data.dataset import FIELDS, OfflineDataset
+from rl_core.data.envs import make_env
+from rl_core.data.io import KNOWN_TASKS, data_root, load_dataset, load_hdf5_dataset, save_dataset
 from rl_core.errors import DatasetError
 
 MAX_STEPS = 25  # a short time limit so random Hopper episodes both terminate and time out
@@ -95,8 +94,8 @@ def test_task_name_resolves_under_root_and_mdpt_data(real_ds, tmp_path, monkeypa
 def test_hdf5_d4rl_and_d4rl_pybullet_layouts_load_to_the_same_transitions(real_ds, tmp_path):
     write_d4rl(tmp_path / "hopper_random-v2.hdf5", real_ds)
     write_d4rl_pybullet(tmp_path / "hopper-bullet-random-v0.hdf5", real_ds)
-    d4rl = data_io.load_hdf5_dataset(tmp_path / "hopper_random-v2.hdf5", max_episode_steps=MAX_STEPS)
-    pyb = data_io.load_hdf5_dataset(tmp_path / "hopper-bullet-random-v0.hdf5", max_episode_steps=MAX_STEPS)
+    d4rl = load_hdf5_dataset(tmp_path / "hopper_random-v2.hdf5", max_episode_steps=MAX_STEPS)
+    pyb = load_hdf5_dataset(tmp_path / "hopper-bullet-random-v0.hdf5", max_episode_steps=MAX_STEPS)
     assert d4rl.metadata["format"] == "d4rl" and pyb.metadata["format"] == "d4rl-pybullet"
     assert pyb.metadata["task"] == "hopper-random" and pyb.env_id == "HopperBulletEnv-v0"
     assert_same(real_ds, d4rl)
@@ -105,7 +104,7 @@ def test_hdf5_d4rl_and_d4rl_pybullet_layouts_load_to_the_same_transitions(real_d
 
 def test_d4rl_pybullet_file_cut_mid_episode(real_ds, tmp_path):
     write_d4rl_pybullet(tmp_path / "cut.hdf5", real_ds, cut_last=True)
-    ds = data_io.load_hdf5_dataset(tmp_path / "cut.hdf5", max_episode_steps=MAX_STEPS)
+    ds = load_hdf5_dataset(tmp_path / "cut.hdf5", max_episode_steps=MAX_STEPS)
     n = real_ds.n_transitions - 1  # the last step's reward was in the dropped dummy row
     for k in ("observations", "actions", "rewards", "next_observations"):
         np.testing.assert_array_equal(getattr(ds, k), getattr(real_ds, k)[:n])

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from rl_core.envs import TASK_ENVS, make_env, make_vector_env
+from rl_core.data.envs import TASK_ENVS, make_env, make_vector_env
 from rl_core.errors import DatasetError
 
 DIMS = {"hopper": (15, 3), "walker2d": (22, 6), "halfcheetah": (26, 6), "ant": (28, 8)}
@@ -56,7 +56,7 @@ def test_vector_env_matches_single_envs_in_lockstep():
 
 
 def test_no_pybullet_output_on_stdout_or_stderr():
-    code = "from rl_core.envs import make_env; e = make_env('ant'); e.reset(seed=0); e.step(e.action_space.sample())"
+    code = "from rl_core.data.envs import make_env; e = make_env('ant'); e.reset(seed=0); e.step(e.action_space.sample())"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout == "" and res.stderr == ""

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from rl_core.envs import make_env
+from rl_core.data.envs import make_env
 from rl_core.evaluation import evaluate
 
 ENV = "HopperBulletEnv-v0"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from rl_core.datasets import OfflineDataset
-from rl_core.envs import make_env
+from rl_core.data.dataset import OfflineDataset
+from rl_core.data.envs import make_env
 from rl_core.errors import ArtifactMismatchError, ConfigError, DivergenceError
 from rl_core.guidance import load_artifact
 from rl_core.train import PretrainConfig, TrainConfig, load_checkpoint, run_pretraining, run_training, sarsa_next_actions

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rl_core.data_io import save_dataset
+from rl_core.data.io import save_dataset
 from tests.rl_core.test_train import TINY_ALGO, tiny_hopper_dataset
 from sweeps.cli import main as cli_main
 from trainables.results import ResultStore

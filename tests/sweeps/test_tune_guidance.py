@@ -32,9 +32,9 @@ GOOD, BAD = 0.001, 1e6  # gradient-guidance scales: policy's own actions vs satu
 
 def small_action_dataset(directory: Path, n_episodes: int = 10, cap: int = 30) -> Path:
     """Real Hopper transitions under actions ~ N(0, 0.1^2), saved as a dataset directory."""
-    from rl_core.data_io import save_dataset
-    from rl_core.datasets import OfflineDataset
-    from rl_core.envs import make_env
+    from rl_core.data.dataset import OfflineDataset
+    from rl_core.data.envs import make_env
+    from rl_core.data.io import save_dataset
 
     rng, env = np.random.default_rng(0), make_env("HopperBulletEnv-v0")
     cols: dict[str, list] = {k: [] for k in ("observations", "actions", "rewards", "next_observations", "terminals",

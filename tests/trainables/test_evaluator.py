@@ -19,7 +19,7 @@ TINY_DQL = {"hidden": 32, "n_layers": 2, "emb_dim": 8, "ema_start": 0}
 @pytest.fixture(scope="module")
 def snapshot(tiny_data_root, tmp_path_factory):
     """A real DQL snapshot after 20 gradient steps on the tiny hopper dataset."""
-    from rl_core.data_io import load_dataset
+    from rl_core.data.io import load_dataset
     from rl_core.train import TrainConfig, run_training
 
     ds = load_dataset("hopper-medium", root=tiny_data_root)

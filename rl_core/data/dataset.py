@@ -4,8 +4,8 @@ Semantics (D4RL v2): ``rewards[i] = r(s_i, a_i)``; ``terminals[i]`` is True only
 true termination (the agent fell); ``timeouts[i]`` is True when the time limit cut the episode after
 transition i. ``next_observations[i]`` is s_{i+1} of the same episode.
 
-Storage, generation and the HDF5 / Minari loaders live in ``rl_core/data_io.py`` and
-``rl_core/data_gen.py``; this module holds the container and the normalised score.
+Storage and the HDF5 / Minari loaders live in ``rl_core/data/io.py``, generation in
+``rl_core/data/gen/``; this module holds the container and the normalised score.
 """
 
 from __future__ import annotations

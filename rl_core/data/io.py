@@ -27,16 +27,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rl_core.datasets import FIELDS, OfflineDataset, compute_fingerprint
-from rl_core.envs import TASK_ENVS
+from rl_core.data.dataset import FIELDS, OfflineDataset, compute_fingerprint
+from rl_core.data.envs import TASK_ENVS
 from rl_core.errors import DatasetError
+from rl_core.fsutil import atomic_dir
 
 LEVELS = ("random", "medium", "medium-replay", "expert", "medium-expert")
 KNOWN_TASKS: tuple[str, ...] = tuple(f"{env}-{level}" for env in TASK_ENVS for level in LEVELS)
@@ -71,7 +70,6 @@ def save_dataset(ds: OfflineDataset, directory: Path) -> Path:
     import pyarrow.parquet as pq
 
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
     meta = dict(ds.metadata, n_transitions=ds.n_transitions, obs_dim=ds.obs_dim, act_dim=ds.act_dim,
                 fingerprint=compute_fingerprint(ds))
     meta.pop("source", None)
@@ -82,26 +80,10 @@ def save_dataset(ds: OfflineDataset, directory: Path) -> Path:
             columns[name] = pa.FixedSizeListArray.from_arrays(pa.array(arr.astype(np.float32).ravel()), arr.shape[1])
         else:
             columns[name] = pa.array(arr.astype(bool if name in ("terminals", "timeouts") else np.float32))
-    tmp = make_temp_dir(directory)
-    try:
+    with atomic_dir(directory) as tmp:
         pq.write_table(pa.table(columns), tmp / PARQUET_FILE)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True))
-        old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-        if directory.exists():
-            directory.rename(old)
-        tmp.rename(directory)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return directory
-
-
-def make_temp_dir(directory: Path) -> Path:
-    """A fresh hidden sibling of ``directory`` (mode 0755) to build it in before renaming into place."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    tmp.chmod(0o755)
-    return tmp
 
 
 def read_metadata(directory: Path) -> dict:
