@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-from dataclasses import replace
 
 import numpy as np
 import pytest
