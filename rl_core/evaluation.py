@@ -17,16 +17,18 @@ repeated evaluations (every snapshot of a run, an evaluator actor's jobs) do not
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import gymnasium
 import numpy as np
 import torch
 
+from rl_core.config import D4RL_BULLET_REF_SCORES, ConfigMixin, check_choice, check_int
 from rl_core.datasets import normalized_score
 from rl_core.envs import make_env
+from rl_core.errors import ArtifactMismatchError
 
 
 class ActorLike(Protocol):
@@ -40,8 +42,9 @@ class EpisodeResult:
     episode: int  # index 0..episodes-1
     eval_seed: int  # the env reset seed: seed + episode
     ret: float  # undiscounted return
-    normalized_score: float  # 100 * (ret - ref_min) / (ref_max - ref_min)
+    normalized_score: float  # 100 * (ret - ref_min) / (ref_max - ref_min), the dataset's reference scores
     length: int  # env steps until termination, truncation or max_steps
+    normalized_score_d4rl: float = math.nan  # the same on D4RL's bullet reference scores; NaN for other envs
 
 
 def eval_seed_for(trial_seed: int, step: int) -> int:
@@ -79,7 +82,10 @@ def evaluate(actor: ActorLike, env_id: str, *, episodes: int, seed: int, ref_min
             r, n = _rollout_lockstep(actor, _pooled_envs(env_id, 1), seed + i, max_steps, generator)
             rets[i], lengths[i] = r[0], n[0]
     scores = normalized_score(rets, ref_min, ref_max)
-    return [EpisodeResult(i, seed + i, float(rets[i]), float(scores[i]), int(lengths[i])) for i in range(episodes)]
+    d4rl = D4RL_BULLET_REF_SCORES.get(env_id)
+    d4rl_scores = normalized_score(rets, *d4rl) if d4rl else np.full(episodes, math.nan)
+    return [EpisodeResult(i, seed + i, float(rets[i]), float(scores[i]), int(lengths[i]), float(d4rl_scores[i]))
+            for i in range(episodes)]
 
 
 def _rollout_lockstep(actor: ActorLike, envs: list[gymnasium.Env], seed: int, max_steps: int,
@@ -107,26 +113,66 @@ def _rollout_lockstep(actor: ActorLike, envs: list[gymnasium.Env], seed: int, ma
     return rets, lengths
 
 
-def evaluate_snapshot(snapshot_path: str | Path, inference, episodes: int, seed: int,
-                      guidance_path: str | Path | None = None, *, max_steps: int = 1000,
-                      vectorized: bool = True) -> list[EpisodeResult]:
-    """Evaluate a saved snapshot (rl_core/snapshot.py) with an ``InferenceConfig``.
+GUIDANCE_FORMATS = ("artifact", "snapshot")
 
-    ``guidance_path`` plugs in another guidance artifact (double guidance, cross-algorithm); it must
-    come from the same dataset (fingerprint) and shapes. The env and reference scores are read from
-    the snapshot's dataset metadata.
-    """
+
+@dataclass(frozen=True)
+class EvalJob(ConfigMixin):
+    """One evaluation: a snapshot, the critic to act with, how to act, and which episodes.
+
+    The same job evaluated by the sweep's evaluator pool, by ``mdpt train`` / ``mdpt evaluate``, by
+    recombination or by the guidance search gives the same episodes (``run_eval_job``)."""
+
+    snapshot: str  # path of an eval snapshot (rl_core/snapshot.py)
+    inference: dict  # InferenceConfig as a dict
+    episodes: int  # episode i resets its env with eval_seed + i
+    eval_seed: int
+    max_steps: int = 1000  # episode step cap
+    guidance: str | None = None  # None = the snapshot's own critic; else the path of another critic ...
+    guidance_format: str = "artifact"  # ... stored as a guidance artifact or inside another snapshot
+
+    def __post_init__(self) -> None:
+        check_int("EvalJob.episodes", self.episodes, 1)
+        check_int("EvalJob.max_steps", self.max_steps, 1)
+        check_choice("EvalJob.guidance_format", self.guidance_format, GUIDANCE_FORMATS)
+
+    @property
+    def inference_config(self) -> Any:
+        from rl_core.inference import InferenceConfig
+
+        return InferenceConfig.from_dict(self.inference)
+
+
+def _plugged_critic(job: EvalJob, snap: Any, device: str) -> tuple[Any, Any]:
+    """(critic, its normaliser) of ``job.guidance``, checked against the snapshot's dataset; (None, None) if none."""
     from rl_core.guidance import load_artifact
-    from rl_core.snapshot import load_snapshot, make_actor
+    from rl_core.snapshot import load_snapshot
     from rl_core.types import Normalizer
 
-    snap = load_snapshot(snapshot_path)
-    guidance, guidance_normalizer = None, None
-    if guidance_path is not None:
-        guidance, meta = load_artifact(guidance_path, expect_fingerprint=snap.dataset_meta.get("fingerprint"),
-                                       obs_dim=snap.obs_dim, act_dim=snap.act_dim)
-        guidance_normalizer = Normalizer.from_dict(meta["normalizer"])
-    actor = make_actor(snap, inference, guidance=guidance, guidance_normalizer=guidance_normalizer)
+    if job.guidance is None:
+        return None, None
+    if job.guidance_format == "snapshot":
+        other = load_snapshot(job.guidance, device=device)
+        if other.dataset_meta.get("fingerprint") != snap.dataset_meta.get("fingerprint"):
+            raise ArtifactMismatchError(f"guidance snapshot {job.guidance} was trained on another dataset than "
+                                        f"{job.snapshot}")
+        return other.guidance, other.normalizer
+    guidance, meta = load_artifact(job.guidance, expect_fingerprint=snap.dataset_meta.get("fingerprint"),
+                                   obs_dim=snap.obs_dim, act_dim=snap.act_dim, device=device)
+    return guidance, Normalizer.from_dict(meta["normalizer"])
+
+
+def run_eval_job(job: EvalJob, device: str = "cpu", *, vectorized: bool = True) -> list[EpisodeResult]:
+    """Evaluate ``job``: the snapshot with its own or the plugged-in critic, in its dataset's env.
+
+    The env id and reference scores come from the snapshot's dataset metadata.
+    """
+    from rl_core.snapshot import load_snapshot, make_actor
+
+    snap = load_snapshot(job.snapshot, device=device)
+    guidance, guidance_normalizer = _plugged_critic(job, snap, device)
+    actor = make_actor(snap, job.inference_config, guidance=guidance, guidance_normalizer=guidance_normalizer)
     meta = snap.dataset_meta
-    return evaluate(actor, meta["env_id"], episodes=episodes, seed=seed, ref_min=float(meta["ref_min_score"]),
-                    ref_max=float(meta["ref_max_score"]), max_steps=max_steps, vectorized=vectorized)
+    return evaluate(actor, meta["env_id"], episodes=job.episodes, seed=job.eval_seed,
+                    ref_min=float(meta["ref_min_score"]), ref_max=float(meta["ref_max_score"]),
+                    max_steps=job.max_steps, vectorized=vectorized)

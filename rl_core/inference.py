@@ -29,26 +29,34 @@ Methods that need Q on a snapshot without a critic, or V on a critic without V, 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import math
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from rl_core.config import (INFERENCE_METHODS, SCALED_METHODS, ConfigMixin, check_choice, check_int, check_range,
+                            infer_scale)
 from rl_core.errors import ConfigError
 from rl_core.guidance import GuidanceCapabilityError
 from rl_core.types import Normalizer
 
-METHODS = ("none", "softmax", "argmax", "gradient", "swg")
+METHODS = INFERENCE_METHODS
 
 
 @dataclass(frozen=True)
-class InferenceConfig:
-    """How to act: candidate count, initial-noise temperature, selection method and its scale."""
+class InferenceConfig(ConfigMixin):
+    """How to act: candidate count, initial-noise temperature, selection method and its scale.
+
+    The only home of inference defaults: specs, ``mdpt train``, ``mdpt evaluate``, recombination and
+    ``tune-guidance`` all start from ``InferenceConfig.for_algorithm`` (the algorithm config's
+    n_candidates, eval_temperature and default method) and override fields by name.
+    """
 
     method: Literal["none", "softmax", "argmax", "gradient", "swg"] = "softmax"
-    scale: float = 100.0  # softmax: inverse temperature w on Q (or Q − V); gradient: λ; swg: s
+    scale: float | None = None  # softmax: inverse temperature w on Q (or Q − V); gradient: λ; swg: s; None = SCALED_METHODS
     n_candidates: int = 50  # candidates per observation (forced to 1 for method none)
     temperature: float = 0.5  # initial-noise temperature of the sampler (CD eval 0.5)
     use_advantage: bool | None = None  # softmax over Q − V (IDQL); None = when the critic has V
@@ -56,31 +64,37 @@ class InferenceConfig:
     swg_select: Literal["q", "weight"] = "q"  # SWG-R (method swg, N > 1): argmax Q | argmax sampled weight
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ConfigError(f"inference.method={self.method!r} is not allowed; allowed values: {list(METHODS)}")
-        if self.n_candidates < 1:
-            raise ConfigError(f"inference.n_candidates={self.n_candidates} is out of range; allowed: integer >= 1")
-        if self.temperature < 0:
-            raise ConfigError(f"inference.temperature={self.temperature} is out of range; allowed: >= 0")
-        if self.swg_select not in ("q", "weight"):
-            raise ConfigError(f"inference.swg_select={self.swg_select!r} is not allowed; allowed values: ['q', 'weight']")
+        check_choice("inference.method", self.method, METHODS)
+        if self.scale is None:
+            object.__setattr__(self, "scale", SCALED_METHODS.get(self.method, 100.0))
+        check_range("inference.scale", self.scale, -math.inf)
+        object.__setattr__(self, "scale", float(self.scale))
+        check_int("inference.n_candidates", self.n_candidates, 1)
+        check_range("inference.temperature", self.temperature, 0.0)
+        check_choice("inference.use_advantage", self.use_advantage, (True, False, None))
+        check_choice("inference.q_target", self.q_target, (True, False))
+        check_choice("inference.swg_select", self.swg_select, ("q", "weight"))
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> InferenceConfig:
-        names = {f.name for f in fields(cls)}
-        if set(d) - names:
-            raise ConfigError(f"inference: unknown field(s) {sorted(set(d) - names)}; allowed: {sorted(names)}")
-        return cls(**d)
+    @property
+    def infer_scale(self) -> float:
+        """The ``infer_scale`` of result rows: the scale where the method has one, NaN for none / argmax.
+        Part of the evaluation key, so the same evaluation gets the same key whichever command ran it."""
+        return infer_scale(self.method, self.scale)
 
     @classmethod
     def for_algorithm(cls, algo_cfg: Any, **overrides: Any) -> InferenceConfig:
-        """The algorithm config's inference defaults (n_candidates, eval_temperature, IDQL's select)."""
+        """The algorithm config's inference defaults (n_candidates, eval_temperature, its default method:
+        IDQL's ``select``, SWG's ``swg``) with ``overrides`` (InferenceConfig fields) on top."""
         base = {"n_candidates": algo_cfg.n_candidates, "temperature": algo_cfg.eval_temperature,
                 "method": getattr(algo_cfg, "select", "softmax")}
-        return cls(**{**base, **overrides})
+        return cls.from_dict({**base, **overrides})
+
+    @classmethod
+    def defaults(cls, algo: str, algo_config: dict | None = None, **overrides: Any) -> InferenceConfig:
+        """``for_algorithm`` from an algorithm name and its config overrides (as specs and trials hold them)."""
+        from rl_core.algos import get_algorithm
+
+        return cls.for_algorithm(get_algorithm(algo).Config.from_dict(dict(algo_config or {})), **overrides)
 
 
 def needed_capabilities(inference: InferenceConfig, provides: frozenset[str]) -> frozenset[str]:

@@ -143,7 +143,7 @@ def run_toy(cfg: ToyConfig) -> ToyResult:
     swg_cfg = SWGConfig(T=cfg.T, sampling_steps=cfg.T, hidden=cfg.hidden, n_blocks=cfg.n_blocks, dropout=0.0,
                         lr=cfg.lr, lr_anneal_steps=cfg.steps, ema_rate=cfg.ema_rate,
                         sample_variance=cfg.sample_variance)
-    algo = SWG(swg_cfg, 0, 2, guidance=None, guidance_mode="none", seed=cfg.seed)
+    algo = SWG(swg_cfg, 0, 2, guidance=None, guidance_mode="bc", seed=cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     no_obs = torch.zeros(cfg.batch_size, 0)
     for _ in range(cfg.steps):

@@ -49,35 +49,28 @@ from typing import Any
 import numpy as np
 import torch
 
-from rl_core.algos import ALGORITHM_PATHS, TRAIN_GUIDANCE_MODES, get_algorithm
-from rl_core.algos.base import ConfigMixin
+from rl_core.algos import get_algorithm
+from rl_core.config import ALGORITHMS, DEVICES, GUIDANCE_KINDS, ConfigMixin, check_choice, check_int
 from rl_core.datasets import FIELDS, OfflineDataset
 from rl_core.errors import ArtifactMismatchError, ConfigError, DivergenceError
+from rl_core.modes import PRETRAINED_MODES, build_critic, get_mode
 from rl_core.types import Batch, Normalizer
 
 log = logging.getLogger(__name__)
 
-PRETRAIN_KINDS = ("td", "iql")
-DEVICES = ("cpu", "cuda")
 # Fields that may differ between a checkpoint and the config resuming it (they change no result).
 RESUMABLE_CHANGES = ("steps", "threads", "log_every", "checkpoint_every")
 
 
 # ----- configs ------------------------------------------------------------------------------------
-def _check(cls_name: str, name: str, ok: bool, value: Any, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(f"{cls_name}.{name}={value!r} is not allowed; allowed: {allowed}")
-
-
 def _check_loop_fields(cfg: Any) -> None:
     name = type(cfg).__name__
     for f in ("steps", "batch_size", "log_every"):
-        _check(name, f, isinstance(getattr(cfg, f), int) and getattr(cfg, f) >= 1, getattr(cfg, f), "an integer >= 1")
+        check_int(f"{name}.{f}", getattr(cfg, f), 1)
     for f in ("checkpoint_every", "threads"):
-        v = getattr(cfg, f)
-        _check(name, f, v is None or (isinstance(v, int) and v >= 1), v, "None or an integer >= 1")
-    _check(name, "seed", isinstance(cfg.seed, int) and cfg.seed >= 0, cfg.seed, "an integer >= 0")
-    _check(name, "device", cfg.device.split(":")[0] in DEVICES, cfg.device, "cpu, cuda, cuda:<i>")
+        check_int(f"{name}.{f}", getattr(cfg, f), 1, allow_none=True)
+    check_int(f"{name}.seed", cfg.seed, 0)
+    check_choice(f"{name}.device", cfg.device.split(":")[0], DEVICES)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,7 +80,7 @@ class TrainConfig(ConfigMixin):
     task: str  # dataset task name or path (recorded; the caller passes the loaded dataset)
     algo: str  # dql | idql | edp | swg
     algo_config: dict = field(default_factory=dict)  # overrides of <Algo>Config; lr_anneal_steps defaults to steps
-    train_guidance: str = "joint"  # joint | none | noise | frozen | unfrozen
+    train_guidance: str = "joint"  # a training-guidance mode (rl_core/modes.py)
     guidance_artifact: str | None = None  # pretrained guidance (frozen / unfrozen only)
     guidance_config: dict | None = None  # overrides of GuidanceConfig for a fresh critic (joint / noise)
     seed: int = 0  # diffusion (and fresh-guidance) seed
@@ -102,16 +95,15 @@ class TrainConfig(ConfigMixin):
     threads: int | None = None  # torch.set_num_threads; None = torch's default
 
     def __post_init__(self) -> None:
-        _check("TrainConfig", "algo", self.algo in ALGORITHM_PATHS, self.algo, ", ".join(ALGORITHM_PATHS))
-        _check("TrainConfig", "train_guidance", self.train_guidance in TRAIN_GUIDANCE_MODES, self.train_guidance,
-               ", ".join(TRAIN_GUIDANCE_MODES))
-        needs_artifact = self.train_guidance in ("frozen", "unfrozen")
-        _check("TrainConfig", "guidance_artifact", needs_artifact == (self.guidance_artifact is not None),
-               self.guidance_artifact, "a path for train_guidance frozen | unfrozen, None otherwise")
-        _check("TrainConfig", "guidance_config", self.guidance_config is None or not needs_artifact,
-               self.guidance_config, "None when the guidance comes from an artifact")
-        _check("TrainConfig", "eval_every", isinstance(self.eval_every, int) and self.eval_every >= 1,
-               self.eval_every, "an integer >= 1")
+        check_choice("TrainConfig.algo", self.algo, ALGORITHMS)
+        mode = get_mode(self.train_guidance, "TrainConfig.train_guidance")
+        if mode.needs_artifact != (self.guidance_artifact is not None):
+            raise ConfigError(f"TrainConfig.guidance_artifact={self.guidance_artifact!r} is not allowed; allowed: a path "
+                              f"for train_guidance {' | '.join(PRETRAINED_MODES)}, None otherwise")
+        if self.guidance_config is not None and mode.critic not in ("fresh", "random"):
+            raise ConfigError(f"TrainConfig.guidance_config={self.guidance_config!r} is not allowed; allowed: None "
+                              f"when train_guidance={self.train_guidance!r} builds no fresh critic")
+        check_int("TrainConfig.eval_every", self.eval_every, 1)
         _check_loop_fields(self)
 
 
@@ -134,9 +126,8 @@ class PretrainConfig(ConfigMixin):
     threads: int | None = None
 
     def __post_init__(self) -> None:
-        _check("PretrainConfig", "kind", self.kind in PRETRAIN_KINDS, self.kind, ", ".join(PRETRAIN_KINDS))
-        _check("PretrainConfig", "save_every", self.save_every is None or (isinstance(self.save_every, int) and self.save_every >= 1),
-               self.save_every, "None or an integer >= 1")
+        check_choice("PretrainConfig.kind", self.kind, GUIDANCE_KINDS)
+        check_int("PretrainConfig.save_every", self.save_every, 1, allow_none=True)
         _check_loop_fields(self)
 
 
@@ -254,23 +245,19 @@ def _dataset_meta(dataset: OfflineDataset) -> dict:
 
 # ----- diffusion-policy training -------------------------------------------------------------------
 def _training_guidance(cfg: TrainConfig, algo_cls: type, dataset: OfflineDataset, normalizer: Normalizer) -> tuple[Any, dict | None]:
-    """(guidance module or None, guidance meta for the snapshot) for ``cfg.train_guidance``."""
-    from rl_core import guidance as G
-
-    mode = cfg.train_guidance
-    if mode == "none":
+    """(guidance module or None, guidance meta for the snapshot) for ``cfg.train_guidance`` (rl_core/modes.py)."""
+    mode = get_mode(cfg.train_guidance)
+    guidance, meta = build_critic(mode, default_kind=algo_cls.default_guidance_kind, obs_dim=dataset.obs_dim,
+                                  act_dim=dataset.act_dim, seed=cfg.seed, guidance_config=cfg.guidance_config,
+                                  artifact=cfg.guidance_artifact, expect_fingerprint=dataset.fingerprint,
+                                  normalizer=normalizer, device=cfg.device)
+    if guidance is None:
         return None, None
-    if mode in ("frozen", "unfrozen"):
-        guidance, meta = G.load_artifact(cfg.guidance_artifact, expect_fingerprint=dataset.fingerprint,
-                                         obs_dim=dataset.obs_dim, act_dim=dataset.act_dim, normalizer=normalizer,
-                                         device=cfg.device)
-        return guidance, {**meta, "train_guidance": mode, "artifact": str(cfg.guidance_artifact)}
-    kind = algo_cls.default_guidance_kind if mode == "joint" else "random"
-    gcfg = G.GuidanceConfig.from_dict({**(cfg.guidance_config or {}), "kind": kind})
-    guidance = G.make_guidance(gcfg, dataset.obs_dim, dataset.act_dim, cfg.seed, device=cfg.device)
-    meta = {"kind": kind, "algo": cfg.algo, "seed": cfg.seed, "train_guidance": mode, "config": guidance.cfg.to_dict(),
-            "dataset_fingerprint": dataset.fingerprint, "normalizer": normalizer.to_dict()}
-    return guidance, meta
+    if mode.needs_artifact:
+        return guidance, {**meta, "train_guidance": mode.name, "artifact": str(cfg.guidance_artifact)}
+    return guidance, {"kind": guidance.kind, "algo": cfg.algo, "seed": cfg.seed, "train_guidance": mode.name,
+                      "config": guidance.cfg.to_dict(), "dataset_fingerprint": dataset.fingerprint,
+                      "normalizer": normalizer.to_dict()}
 
 
 def _save_swg_weight_column(algo: Any, buffer: Any, workdir: Path, dataset: OfflineDataset, cfg: TrainConfig) -> None:
@@ -348,7 +335,7 @@ def run_training(cfg: TrainConfig, dataset: OfflineDataset, *, workdir: Path,
         log.info("resumed %s from step %d", cfg.algo, start)
     ckpt_every = cfg.checkpoint_every or cfg.eval_every
     dataset_meta = _dataset_meta(dataset)
-    if cfg.algo == "swg" and cfg.train_guidance == "frozen" and start == 0:
+    if cfg.algo == "swg" and algo.mode.frozen and start == 0:
         _save_swg_weight_column(algo, buffer, workdir, dataset, cfg)
     last: dict[str, float] = {}
     for step in range(start + 1, cfg.steps + 1):

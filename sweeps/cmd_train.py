@@ -16,11 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-INFER_METHODS = ("none", "softmax", "argmax", "gradient", "swg")
-GUIDANCE_MODES = ("joint", "none", "noise", "frozen", "unfrozen")
-ALGOS = ("dql", "idql", "edp", "swg")
+from rl_core.config import ALGORITHMS, GUIDANCE_KINDS, INFERENCE_METHODS, TRAIN_GUIDANCE_MODES
+
 FMT = argparse.ArgumentDefaultsHelpFormatter
-DEFAULT_SCALES = {"gradient": 1.0, "swg": 1.0}  # softmax: InferenceConfig's inverse temperature (100)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "OUT/guidance/<trial_id>/ (step_XXXXXXXX.pt every --save-every steps, and final.pt). "
                                    "kind iql: expectile V and Q to V(s'); kind td: SARSA with the dataset's next actions.")
     p.add_argument("--task", required=True, default=argparse.SUPPRESS, help="dataset: a task name (e.g. hopper-medium) or a dataset path")
-    p.add_argument("--kind", choices=("td", "iql"), default="iql", help="critic kind (td for DQL/EDP, iql for IDQL/SWG)")
+    p.add_argument("--kind", choices=GUIDANCE_KINDS, default="iql", help="critic kind (td for DQL/EDP, iql for IDQL/SWG)")
     _loop_args(p, steps=5000)
     p.add_argument("--save-every", type=int, default=None, help="also save step-matched artifacts every K steps")
     p.set_defaults(func=cmd_pretrain)
@@ -39,9 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Train one (task, algorithm, training-guidance mode, seed) trial, evaluating each "
                                    "snapshot in-process; writes OUT/results/{evals,train,trials} like a sweep.")
     p.add_argument("--task", required=True, default=argparse.SUPPRESS, help="dataset: a task name (e.g. hopper-medium) or a dataset path")
-    p.add_argument("--algo", choices=ALGOS, default="dql", help="algorithm")
-    p.add_argument("--guidance", choices=GUIDANCE_MODES, default="joint",
-                   help="training-guidance mode (frozen/unfrozen need --guidance-artifact)")
+    p.add_argument("--algo", choices=ALGORITHMS, default="dql", help="algorithm")
+    p.add_argument("--guidance", choices=TRAIN_GUIDANCE_MODES, default="joint",
+                   help="training-guidance mode (rl_core/modes.py; frozen/unfrozen need --guidance-artifact)")
     p.add_argument("--guidance-artifact", default=None, help="pretrained guidance artifact (from `mdpt pretrain-guidance`)")
     _loop_args(p, steps=2000)
     p.add_argument("--eval-every", type=int, default=400, help="snapshot + evaluation interval, gradient steps")
@@ -73,38 +71,41 @@ def _loop_args(p: argparse.ArgumentParser, steps: int) -> None:
 
 def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--episodes", type=int, default=10, help="evaluation episodes per snapshot")
-    p.add_argument("--method", choices=INFER_METHODS, default=None,
-                   help="inference guidance; None = swg for SWG, softmax when a critic is present, else none")
+    p.add_argument("--method", choices=INFERENCE_METHODS, default=None,
+                   help="inference guidance; None = the algorithm's default (InferenceConfig.for_algorithm), or none "
+                        "when there is no critic")
     p.add_argument("--scale", type=float, default=None, help="inference scale: softmax inverse temperature (None = 100), "
-                   "gradient lambda (None = 1), SWG s (None = 1, exact guidance)")
+                   "gradient lambda (None = 1), SWG s (None = 1, exact guidance); unused by none / argmax")
     p.add_argument("--candidates", type=int, default=None, help="candidate actions per state; None = the algorithm config's n_candidates")
     p.add_argument("--max-steps", type=int, default=1000, help="episode step cap")
 
 
-def _inference(args: argparse.Namespace, algo_cfg: Any, swg: bool, has_guidance: bool) -> Any:
-    """InferenceConfig from the CLI flags over the algorithm config's defaults; 'none' without a critic."""
+def _inference(args: argparse.Namespace, algo_cfg: Any, has_guidance: bool) -> Any:
+    """InferenceConfig: the algorithm config's defaults (InferenceConfig.for_algorithm) with the CLI flags on top;
+    without a critic, one unguided sample unless the method needs none (SWG self-guidance)."""
     from rl_core.inference import InferenceConfig
 
     kw: dict[str, Any] = {}
-    if args.method or swg or not has_guidance:
-        kw["method"] = args.method or ("swg" if swg else "none")
-    if args.scale is not None or kw.get("method") in DEFAULT_SCALES:
-        kw["scale"] = args.scale if args.scale is not None else DEFAULT_SCALES[kw["method"]]
+    if args.method:
+        kw["method"] = args.method
+    if args.scale is not None:
+        kw["scale"] = args.scale
     if args.candidates:
         kw["n_candidates"] = args.candidates
-    return InferenceConfig.for_algorithm(algo_cfg, **kw)
+    inference = InferenceConfig.for_algorithm(algo_cfg, **kw)
+    if not has_guidance and not args.method and inference.method != "swg":
+        inference = InferenceConfig.for_algorithm(algo_cfg, **{**kw, "method": "none"})
+    return inference
 
 
-def _infer_scale(inference: Any) -> float:
-    return float(inference.scale) if inference.method in ("softmax", "gradient", "swg") else math.nan
-
-
-def _print_scores(results: list, prefix: str = "") -> float:
+def _print_scores(rows: list[dict], prefix: str = "") -> float:
+    """Print mean ± std of the episodes' normalized scores (eval rows), return and length; returns the mean."""
     import numpy as np
 
-    scores = np.array([r.normalized_score for r in results])
+    scores = np.array([r["normalized_score"] for r in rows])
     print(f"{prefix}normalized score {scores.mean():.1f} ± {scores.std():.1f} over {len(scores)} episodes "
-          f"(return {np.mean([r.ret for r in results]):.1f}, length {np.mean([r.length for r in results]):.0f})", flush=True)
+          f"(return {np.mean([r['return'] for r in rows]):.1f}, length {np.mean([r['length'] for r in rows]):.0f})",
+          flush=True)
     return float(scores.mean())
 
 
@@ -113,14 +114,6 @@ def _write_run_json(out: Path, name: str) -> None:
     if not path.exists():
         out.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"sweep": name, "scale": None, "comparisons": [], "created": time.time()}, indent=2))
-
-
-def _trial_row(sweep: str, trial_id: str, stage: str, task: str, algo: str, guidance: str, seed: int,
-               config: dict, status: str, reason: str = "") -> dict:
-    return {"sweep": sweep, "trial_id": trial_id, "stage": stage, "task": task, "algo": algo,
-            "train_guidance": guidance, "seed": seed, "config_json": json.dumps(config, sort_keys=True),
-            "status": status, "failure_reason": reason, "restored_from": -1, "num_failures": 0,
-            "updated_at": time.time()}
 
 
 def _progress(m: dict[str, float], total: int, extra: str = "") -> None:
@@ -135,45 +128,49 @@ class _TrainRows:
         self.store, self.ident, self.rows = store, ident, []
 
     def add(self, m: dict[str, float]) -> None:
-        step = int(m["step"])
-        self.rows += [{**self.ident, "step": step, "metric": k, "value": float(v)} for k, v in m.items() if k != "step"]
+        from trainables.results import train_rows
+
+        self.rows += train_rows(self.ident, m)
 
     def flush(self) -> None:
         self.store.write_train(self.rows)
         self.rows = []
 
 
-def _run_trial(out: Path, trial_id: str, stage: str, task: str, algo: str, guidance: str, seed: int,
-               config: dict, body: Any) -> int:
+def _run_trial(out: Path, ident: dict, stage: str, config: dict, body: Any) -> int:
     """Record the trial as RUNNING, run ``body()``, then TERMINATED (or ERROR with the reason, re-raised)."""
-    from trainables.results import ResultStore
+    from trainables.results import ResultStore, trial_row
 
     store = ResultStore(out)
     _write_run_json(out, out.name)
-    row = lambda status, reason="": _trial_row(out.name, trial_id, stage, task, algo, guidance, seed, config, status, reason)  # noqa: E731
-    store.write_trial(row("RUNNING"))
+    store.write_trial(trial_row(ident, stage=stage, config=config, status="RUNNING"))
     try:
         body(store)
     except BaseException as exc:
-        store.write_trial(row("ERROR", f"{type(exc).__name__}: {exc}"))
+        store.write_trial(trial_row(ident, stage=stage, config=config, status="ERROR",
+                                    failure_reason=f"{type(exc).__name__}: {exc}"))
         raise
-    store.write_trial(row("TERMINATED"))
+    store.write_trial(trial_row(ident, stage=stage, config=config, status="TERMINATED"))
     return 0
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from rl_core.data_io import load_dataset
     from rl_core.train import PretrainConfig, run_pretraining
+    from trainables.trial import Runtime, TrialIdentity, TrialSpec
 
     ds = load_dataset(args.task)
     cfg = PretrainConfig(task=args.task, kind=args.kind, seed=args.seed, steps=args.steps, batch_size=args.batch_size,
                          save_every=args.save_every, log_every=args.log_every, device=args.device, threads=args.threads)
     trial_id, task = f"guidance-{args.kind}-s{args.seed}", ds.task or args.task
     workdir = args.out / "guidance" / trial_id
+    spec = TrialSpec(stage="pretrain", pretrain=cfg, runtime=Runtime(sweep=args.out.name, run_dir=str(args.out)),
+                     identity=TrialIdentity(task=task, algo="pretrain", train_guidance=f"pretrain:{args.kind}",
+                                            seed=args.seed, guidance_seed=args.seed))
+    ident = _ident(spec, trial_id)
 
     def body(store: Any) -> None:
-        rows = _TrainRows(store, {"sweep": args.out.name, "trial_id": trial_id, "task": task, "algo": "pretrain",
-                                  "train_guidance": f"pretrain:{args.kind}", "seed": args.seed})
+        rows = _TrainRows(store, ident)
 
         def report(m: dict[str, float]) -> None:
             rows.add(m)
@@ -184,15 +181,24 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         rows.flush()
         print(f"final guidance artifact: {final}")
 
-    return _run_trial(args.out, trial_id, "pretrain", task, "pretrain", f"pretrain:{args.kind}", args.seed,
-                      {"pretrain": cfg.to_dict()}, body)
+    return _run_trial(args.out, ident, "pretrain", spec.to_dict(), body)
+
+
+def _ident(spec: Any, trial_id: str) -> dict:
+    i = spec.identity
+    return {"sweep": spec.runtime.sweep, "trial_id": trial_id, "task": i.task, "algo": i.algo,
+            "train_guidance": i.train_guidance, "seed": i.seed}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from rl_core.algos import get_algorithm
     from rl_core.data_io import load_dataset
-    from rl_core.evaluation import eval_seed_for, evaluate_snapshot
+    from rl_core.evaluation import EvalJob, eval_seed_for
+    from rl_core.modes import get_mode
     from rl_core.train import TrainConfig, run_training
+    from trainables.evaluator import eval_request, run_request
+    from trainables.results import EvalLabels
+    from trainables.trial import EvalSpec, Runtime, TrialIdentity, TrialSpec
 
     ds = load_dataset(args.task)
     algo_config = _json_object("--algo-config", args.algo_config)
@@ -200,40 +206,42 @@ def cmd_train(args: argparse.Namespace) -> int:
                       guidance_artifact=args.guidance_artifact, seed=args.seed, steps=args.steps,
                       batch_size=args.batch_size, eval_every=args.eval_every, log_every=args.log_every,
                       device=args.device, threads=args.threads)
+    mode = get_mode(args.guidance)
     algo_cfg = get_algorithm(args.algo).Config.from_dict(algo_config)
-    inference = _inference(args, algo_cfg, args.algo == "swg", has_guidance=args.guidance != "none")
+    inference = _inference(args, algo_cfg, has_guidance=mode.has_critic)
     trial_id = args.trial_id or f"{args.algo}-{args.guidance}-s{args.seed}"
-    guidance_seed = _guidance_seed(cfg)
-    task = ds.task or args.task
-    ident = {"sweep": args.out.name, "trial_id": trial_id, "task": task, "algo": args.algo,
-             "train_guidance": args.guidance}
+    artifact_seed = _artifact_seed(cfg.guidance_artifact)
+    spec = TrialSpec(stage="train", train=cfg, runtime=Runtime(sweep=args.out.name, run_dir=str(args.out)),
+                     eval=EvalSpec(inference=inference.to_dict(), episodes=args.episodes, max_steps=args.max_steps),
+                     identity=TrialIdentity(task=ds.task or args.task, algo=args.algo, train_guidance=args.guidance,
+                                            seed=args.seed, guidance_seed=mode.guidance_seed(args.seed, artifact_seed)))
+    ident = _ident(spec, trial_id)
     print(f"trial {trial_id}: {args.algo} on {args.task} ({ds.n_transitions} transitions), guidance {args.guidance}, "
           f"inference {inference.method}; writing to {args.out}", flush=True)
 
     def body(store: Any) -> None:
-        rows, latest = _TrainRows(store, {**ident, "seed": args.seed}), {"score": math.nan}
+        import pyarrow.parquet as pq
+
+        rows, latest = _TrainRows(store, ident), {"score": math.nan}
 
         def report(m: dict[str, float]) -> None:
             rows.add(m)
             _progress(m, cfg.steps, f" | latest score {latest['score']:.1f}")
 
         def on_snapshot(step: int, path: Path) -> None:
-            t0, eval_seed = time.perf_counter(), eval_seed_for(args.seed, step)
-            results = evaluate_snapshot(path, inference, args.episodes, eval_seed, max_steps=args.max_steps)
-            wall = time.perf_counter() - t0
-            store.write_eval_job([{**ident, "infer_source": "self", "infer_method": inference.method,
-                                   "infer_scale": _infer_scale(inference), "diffusion_seed": args.seed,
-                                   "guidance_seed": guidance_seed, "step": step, "episode": r.episode,
-                                   "eval_seed": r.eval_seed, "return": r.ret, "normalized_score": r.normalized_score,
-                                   "length": r.length, "wall_s": wall} for r in results])
+            job = EvalJob(snapshot=str(path), inference=spec.eval.inference, episodes=args.episodes,
+                          eval_seed=eval_seed_for(args.seed, step), max_steps=args.max_steps)
+            labels = EvalLabels(sweep=ident["sweep"], trial_id=trial_id, task=ident["task"], algo=args.algo,
+                                train_guidance=args.guidance, infer_source="self", diffusion_seed=args.seed,
+                                guidance_seed=spec.identity.guidance_seed, step=step)
+            file, _ = run_request(eval_request(args.out, job, labels), args.device)
             rows.flush()
-            latest["score"] = _print_scores(results, f"eval @ step {step}: ")
+            latest["score"] = _print_scores(pq.read_table(file).to_pylist(), f"eval @ step {step}: ")
 
         run_training(cfg, ds, workdir=args.out / "snapshots" / trial_id, report=report, on_snapshot=on_snapshot)
         rows.flush()
 
-    return _run_trial(args.out, trial_id, "train", task, args.algo, args.guidance, args.seed,
-                      {"train": cfg.to_dict(), "inference": inference.to_dict(), "episodes": args.episodes}, body)
+    return _run_trial(args.out, ident, "train", spec.to_dict(), body)
 
 
 def _json_object(flag: str, text: str | None) -> dict:
@@ -248,22 +256,20 @@ def _json_object(flag: str, text: str | None) -> dict:
     return value
 
 
-def _guidance_seed(cfg: Any) -> int:
-    """Seed of the training critic: the trial seed for fresh critics, the artifact's for pretrained ones, -1 for none."""
-    if cfg.train_guidance == "none":
-        return -1
-    if cfg.guidance_artifact is None:
-        return cfg.seed
+def _artifact_seed(artifact: str | None) -> int | None:
+    """The seed recorded in a pretrained guidance artifact (None without one)."""
+    if artifact is None:
+        return None
     from rl_core.guidance import load_artifact
 
-    return int(load_artifact(cfg.guidance_artifact)[1]["seed"])
+    return int(load_artifact(artifact)[1]["seed"])
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import torch
 
     from rl_core.algos import get_algorithm
-    from rl_core.evaluation import evaluate_snapshot
+    from rl_core.evaluation import EvalJob, run_eval_job
     from rl_core.snapshot import load_snapshot
 
     if args.threads:
@@ -271,13 +277,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     snap = load_snapshot(args.snapshot)
     has_guidance = snap.guidance is not None or args.guidance_artifact is not None
     algo_cfg = get_algorithm(snap.algo).Config.from_dict(snap.algo_config)
-    inference = _inference(args, algo_cfg, snap.algo == "swg", has_guidance)
-    results = evaluate_snapshot(args.snapshot, inference, args.episodes, args.seed, args.guidance_artifact,
-                                max_steps=args.max_steps)
+    inference = _inference(args, algo_cfg, has_guidance)
+    job = EvalJob(snapshot=str(args.snapshot), inference=inference.to_dict(), episodes=args.episodes,
+                  eval_seed=args.seed, max_steps=args.max_steps, guidance=args.guidance_artifact)
+    results = run_eval_job(job)
     for r in results:
         print(f"episode {r.episode} (env seed {r.eval_seed}): return {r.ret:.1f}, normalized score "
               f"{r.normalized_score:.1f}, length {r.length}")
     source = args.guidance_artifact or "own critic"
-    _print_scores(results, f"{snap.algo} step {snap.step}, {inference.method} ({source}): ")
+    _print_scores([{"return": r.ret, "normalized_score": r.normalized_score, "length": r.length} for r in results],
+                  f"{snap.algo} step {snap.step}, {inference.method} ({source}): ")
     return 0
-

@@ -109,20 +109,12 @@ def search_config(args: argparse.Namespace):
 
 
 def cmd_tune_guidance(args: argparse.Namespace) -> int:
-    from sweeps.guidance_search import evaluate_command, run_guidance_search
+    from sweeps.guidance_search import print_results, run_guidance_search
 
     t0 = time.perf_counter()
     cfg = search_config(args)
     run_dir = run_dir_of(args.target)
     results = run_guidance_search(run_dir, cfg, address=args.address, printer=lambda s: print(s, flush=True))
-    for best in results:
-        seeds = ", ".join(f"seed {s}: {v:.1f}" for s, v in sorted(best["per_seed"].items()))
-        params = " ".join(f"{k}={v:.4g}" for k, v in sorted(best["params"].items()))
-        print(f"best {best['method']} for {best['task']} {best['algo']}/{best['train_guidance']}: {params} -> mean "
-              f"normalized score {best['objective']:.1f} ({seeds}); trial {best['trial']} of {best['n_trials']}, "
-              f"{best['wall_s']:.0f} s")
-        print(f"  evaluate: {evaluate_command(best)}")
-    if results:
-        print(f"best parameters: {run_dir / 'guidance_search' / 'best.json'}")
+    print_results(run_dir, results)
     print(f"total wall time: {time.perf_counter() - t0:.0f} s")
     return 0 if results else 1

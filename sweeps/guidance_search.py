@@ -1,7 +1,10 @@
 """Guidance-parameter search over fixed snapshots: the driver of `mdpt tune-guidance`.
 
 Inference-only parameters (SWG scale s, gradient-guidance scale λ, softmax inverse temperature,
-optionally the start temperature and the number of candidates) are searched without retraining:
+optionally the start temperature and the number of candidates) are searched without retraining.
+This module is the driver (snapshot groups, one study each, resume, best.json, printing); the Tune
+trainable, its eval jobs and the Optuna searcher are ``trainables/search.py``; the ``guidance_search``
+table (schema, row builder, writer) is ``trainables/results.py``.
 
 1. **Snapshots.** From a run directory's ``trials`` table, every finished training trial, grouped by
    (task, algo, train_guidance); per trial its final snapshot (or ``step``) under
@@ -21,10 +24,11 @@ optionally the start temperature and the number of candidates) are searched with
    key, so re-evaluated parameters reuse their ``evals`` rows (hence a changed ``episodes`` or
    ``max_steps`` needs a new study name). One driver per study at a time.
 4. **Results.** ``evals`` rows (``infer_source = search:<study>[...]``, ``infer_method``,
-   ``infer_scale``), the ``guidance_search`` table, and ``RUN_DIR/guidance_search/best.json``:
-   ``{<study>: {study, task, algo, train_guidance, method, params, inference, objective, per_seed,
-   n_trials, n_complete, n_failed, snapshots, storage}}``; ``inference`` is a complete
-   InferenceConfig dict, usable as a spec's ``eval.inference.<algo>`` entry.
+   ``infer_scale``), the ``guidance_search`` table (``trainables.results.GUIDANCE_SEARCH_SCHEMA``), and
+   ``RUN_DIR/guidance_search/best.json``: ``{<study>: {study, task, algo, train_guidance, method, params,
+   inference, objective, per_seed, trial, n_trials, n_complete, n_failed, snapshots, storage, episodes,
+   max_steps, wall_s}}``; ``inference`` is a complete InferenceConfig dict, usable as a spec's
+   ``eval.inference.<algo>`` entry.
 """
 
 from __future__ import annotations
@@ -48,8 +52,8 @@ from ray.tune.schedulers import FIFOScheduler
 from rl_core.errors import ConfigError
 from sweeps.run import init_ray
 from trainables.evaluator import coordinator_name, start_pool
-from trainables.results import read_table
-from trainables.search import METRIC, MODE, TrackedOptunaSearch, guidance_trial, search_row, write_search_row
+from trainables.results import read_table, search_row, write_search_row
+from trainables.search import METRIC, MODE, TrackedOptunaSearch, guidance_trial, suggested_params, trial_param_space
 
 SEARCH_METHODS = ("swg", "gradient", "softmax")
 TRIAL_RESOURCES = {"cpu": 0, "memory": 2**20}  # a trial only waits on the pool; Tune refuses an all-zero request
@@ -183,7 +187,8 @@ class SnapshotRef:
     def group(self) -> tuple[str, str, str]:
         return self.task, self.algo, self.train_guidance
 
-    def job_fields(self) -> dict[str, Any]:
+    def trial_entry(self) -> dict[str, Any]:
+        """This snapshot in the trial config (``trainables.search.trial_param_space``), with its eval seed."""
         from rl_core.evaluation import eval_seed_for
 
         keys = ("snapshot", "sweep", "trial_id", "task", "algo", "train_guidance", "seed", "guidance_seed", "step")
@@ -297,7 +302,7 @@ class SearchProgress(tune.Callback):
         self.study, self.printer = study, printer
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        params = {k: trial.config[k] for k in trial.config["search"]["params"]}
+        params = suggested_params(trial.config)
         seeds = ", ".join(f"{k[5:]}: {v:.1f}" for k, v in sorted(result.items()) if k.startswith("seed_"))
         self.printer(f"[{self.study}] {_fmt(params)} -> mean {result[METRIC]:.1f} (per seed {seeds})")
 
@@ -305,7 +310,7 @@ class SearchProgress(tune.Callback):
         path = Path(trial.error_file) if trial.error_file else None  # local copy: storage may not be synced yet
         text = path.read_text() if path and path.exists() else str(trial.get_error() or "")
         err = [ln for ln in text.splitlines() if ln.strip()]
-        params = {k: trial.config.get(k) for k in trial.config["search"]["params"]}
+        params = suggested_params(trial.config)
         self.printer(f"[{self.study}] {_fmt(params)} FAILED: {err[-1] if err else 'no error trace'}")
 
 
@@ -333,15 +338,15 @@ def run_study(run_dir: Path, group: tuple[str, str, str], refs: list[SnapshotRef
     printer(f"[{name}] {len(refs)} snapshot(s) (seeds {[r.seed for r in refs]}, steps {sorted({r.step for r in refs})}), "
             f"method {method}, {done} trial(s) already finished, running {max(remaining, 0)}; study {storage_label}")
     if remaining > 0:
-        search = {"run_dir": str(run_dir), "coordinator": coordinator_name(run_dir),
-                  "params": sorted(space.distributions()), "inference": fixed, "infer_source": record["infer_source"],
-                  "episodes": refs[0].episodes, "max_steps": refs[0].max_steps,
-                  "snapshots": [r.job_fields() for r in refs]}
+        param_space = trial_param_space(
+            run_dir=str(run_dir), coordinator=coordinator_name(run_dir), params=sorted(space.distributions()),
+            inference=fixed, infer_source=record["infer_source"], episodes=refs[0].episodes,
+            max_steps=refs[0].max_steps, snapshots=[r.trial_entry() for r in refs])
         sampler = optuna.samplers.TPESampler(seed=cfg.seed + len(study.trials), n_startup_trials=cfg.startup_trials)
         searcher = TrackedOptunaSearch(record=record, space=space.distributions(), metric=METRIC, mode=MODE,
                                        sampler=sampler, study_name=name, storage=storage)
         tune.Tuner(
-            tune.with_resources(guidance_trial, TRIAL_RESOURCES), param_space={"search": search},
+            tune.with_resources(guidance_trial, TRIAL_RESOURCES), param_space=param_space,
             tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, search_alg=searcher, scheduler=FIFOScheduler(),
                                         num_samples=remaining, max_concurrent_trials=cfg.max_concurrent, reuse_actors=True),
             run_config=tune.RunConfig(name=f"{name}-{done:05d}", verbose=0,
@@ -380,6 +385,19 @@ def evaluate_command(best: dict[str, Any]) -> str:
     cmd = (f"mdpt evaluate {snapshot} --method {inf['method']} --scale {inf['scale']:.6g} "
            f"--candidates {inf['n_candidates']} --episodes {best['episodes']} --max-steps {best['max_steps']}")
     return cmd if "temperature" not in best["params"] else cmd + "  # start temperature: no flag in `mdpt evaluate`"
+
+
+def print_results(run_dir: Path, results: list[dict[str, Any]], printer: Printer = print) -> None:
+    """The summary of `mdpt tune-guidance`: per study its best parameters and the `mdpt evaluate` command."""
+    for best in results:
+        seeds = ", ".join(f"seed {s}: {v:.1f}" for s, v in sorted(best["per_seed"].items()))
+        params = " ".join(f"{k}={v:.4g}" for k, v in sorted(best["params"].items()))
+        printer(f"best {best['method']} for {best['task']} {best['algo']}/{best['train_guidance']}: {params} -> mean "
+                f"normalized score {best['objective']:.1f} ({seeds}); trial {best['trial']} of {best['n_trials']}, "
+                f"{best['wall_s']:.0f} s")
+        printer(f"  evaluate: {evaluate_command(best)}")
+    if results:
+        printer(f"best parameters: {Path(run_dir) / 'guidance_search' / 'best.json'}")
 
 
 def write_best(run_dir: Path, best: dict[str, Any]) -> Path:

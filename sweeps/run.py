@@ -12,6 +12,7 @@ rows already written.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -23,11 +24,13 @@ import ray
 from ray import tune
 
 from rl_core.errors import ConfigError
-from sweeps.spec import PRETRAINED_MODES, Stage, dump_spec, expand, infer_source, validate_spec
+from rl_core.evaluation import EvalJob, eval_seed_for
+from sweeps.spec import Stage, dump_spec, expand, infer_source, validate_spec
 from trainables.callbacks import TrialsTableCallback
-from trainables.evaluator import coordinator_name, start_pool
-from trainables.results import ResultStore
+from trainables.evaluator import coordinator_name, eval_request, start_pool
+from trainables.results import EvalLabels, ResultStore
 from trainables.train import pretrain_guidance, train_policy
+from trainables.trial import Runtime, TrialSpec
 
 NAMESPACE = "mdpt"
 Printer = Callable[[str], None]
@@ -66,36 +69,11 @@ def init_ray(address: str | None) -> None:
 
 
 # ----- trial configs ---------------------------------------------------------------------------
-def _common(spec: dict, run_dir: Path, stage: str, data_root: str | None) -> dict:
+def runtime(spec: dict, run_dir: Path, data_root: str | None) -> Runtime:
+    """Where the sweep's trials run (``TrialSpec.runtime``)."""
     res = spec["resources"]["trial"]
-    return {"sweep": spec["name"], "run_dir": str(run_dir), "data_root": data_root,
-            "coordinator": coordinator_name(run_dir), "stage": stage, "threads": max(1, int(res["cpu"])),
-            "gpu": res["gpu"]}
-
-
-def pretrain_trial(item: dict) -> dict:
-    """The ``trial`` part of a pretraining trial's config."""
-    save_every = item["save_every"]
-    return {"identity": {"task": item["task"], "algo": item["algo"], "train_guidance": f"pretrain:{item['name']}",
-                         "seed": item["seed"], "guidance_seed": item["seed"]},
-            "pretrain": {"task": item["task"], "kind": item["kind"], "guidance_config": item["guidance_config"],
-                         "seed": item["seed"], "steps": item["steps"], "batch_size": item["batch_size"],
-                         "save_every": save_every, "log_every": item["log_every"],
-                         "checkpoint_every": save_every or item["eval_every"]}}
-
-
-def train_trial(item: dict, artifact: Path | None, max_steps: int) -> dict:
-    """The ``trial`` part of a training trial's config. Mode ``none`` trains no critic: inference ``none``."""
-    mode = item["train_guidance"]
-    inference = dict(item["inference"], method="none") if mode == "none" else item["inference"]
-    return {"identity": {"task": item["task"], "algo": item["algo"], "train_guidance": mode, "seed": item["seed"],
-                         "guidance_seed": -1 if mode == "none" else item["seed"]},
-            "train": {"task": item["task"], "algo": item["algo"], "algo_config": item["algo_config"],
-                      "train_guidance": mode, "guidance_artifact": str(artifact) if artifact else None,
-                      "guidance_config": item["guidance_config"] if mode != "none" else None,
-                      "seed": item["seed"], "steps": item["steps"], "batch_size": item["batch_size"],
-                      "eval_every": item["eval_every"], "log_every": item["log_every"]},
-            "eval": {"inference": inference, "episodes": item["episodes"], "max_steps": max_steps}}
+    return Runtime(sweep=spec["name"], run_dir=str(run_dir), data_root=data_root,
+                   coordinator=coordinator_name(run_dir), threads=max(1, int(res["cpu"])), gpu=res["gpu"])
 
 
 def _trial_dirname(trial) -> str:
@@ -113,8 +91,7 @@ class Progress(tune.Callback):
         self.last_print, self.last_text = 0.0, ""
 
     def _label(self, trial) -> str:
-        i = trial.config["trial"]["identity"]
-        return f"{i['task']} {i['algo']}/{i['train_guidance']} s{i['seed']}"
+        return TrialSpec.from_dict(trial.config["trial"]).label
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         score = result.get("eval/score_mean")
@@ -144,8 +121,7 @@ class Progress(tune.Callback):
 
 
 # ----- stages -----------------------------------------------------------------------------------
-def run_tune_stage(stage: str, trainable, trials: list[dict], spec: dict, run_dir: Path, data_root: str | None,
-                   printer: Printer) -> tune.ResultGrid:
+def run_tune_stage(stage: str, trainable, trials: list[TrialSpec], spec: dict, run_dir: Path, printer: Printer) -> tune.ResultGrid:
     """Run (or restore and finish) one Tune experiment: a grid over the stage's trials."""
     res = spec["resources"]
     wrapped = tune.with_resources(trainable, {"cpu": res["trial"]["cpu"], "gpu": res["trial"]["gpu"]})
@@ -156,7 +132,7 @@ def run_tune_stage(stage: str, trainable, trials: list[dict], spec: dict, run_di
     else:
         tuner = tune.Tuner(
             wrapped,
-            param_space={**_common(spec, run_dir, stage, data_root), "trial": tune.grid_search(trials)},
+            param_space={"trial": tune.grid_search([t.to_dict() for t in trials])},
             tune_config=tune.TuneConfig(max_concurrent_trials=res["max_concurrent_trials"],
                                         trial_dirname_creator=_trial_dirname),
             run_config=tune.RunConfig(
@@ -169,9 +145,10 @@ def run_tune_stage(stage: str, trainable, trials: list[dict], spec: dict, run_di
 
 
 def _terminated(run_dir: Path, stage: str) -> list[dict]:
-    """Trials rows of ``stage`` that finished (TERMINATED), with their config parsed."""
+    """Trials rows of ``stage`` that finished (TERMINATED), with their TrialSpec parsed (``spec``)."""
     rows = ResultStore(run_dir).read("trials").to_pylist()
-    return [dict(r, config=json.loads(r["config_json"])) for r in rows if r["stage"] == stage and r["status"] == "TERMINATED"]
+    return [dict(r, spec=TrialSpec.from_dict(json.loads(r["config_json"]))) for r in rows
+            if r["stage"] == stage and r["status"] == "TERMINATED"]
 
 
 def pretrained_artifacts(run_dir: Path) -> dict[tuple[str, str, int], Path]:
@@ -216,23 +193,16 @@ def recombination_jobs(spec: dict, items: list[dict], run_dir: Path, printer: Pr
             if diff is None or not g_files:
                 printer(f"[recombine] {item['name']} seed {seed}: skipped (diffusion or guidance run missing or failed)")
                 continue
-            ev = diff["config"]["trial"]["eval"]
+            ev = diff["spec"].eval
             for step, snap in sorted(_steps(run_dir / "snapshots" / diff["trial_id"]).items()):
-                jobs.append({"run_dir": str(run_dir), "snapshot": str(snap),
-                             "guidance": str(_pick(g_files, step, item["match"])[1]), "guidance_format": fmt,
-                             "inference": dict(item["inference"]),
-                             "episodes": ev["episodes"], "eval_seed": _eval_seed(seed, step),
-                             "max_steps": ev["max_steps"], "sweep": spec["name"], "trial_id": diff["trial_id"],
-                             "task": item["task"], "algo": d["algo"], "train_guidance": d["train_guidance"],
-                             "infer_source": infer_source(item), "diffusion_seed": seed, "guidance_seed": g_seed,
-                             "step": step})
+                job = EvalJob(snapshot=str(snap), inference=dict(item["inference"]), episodes=ev.episodes,
+                              eval_seed=eval_seed_for(seed, step), max_steps=ev.max_steps,
+                              guidance=str(_pick(g_files, step, item["match"])[1]), guidance_format=fmt)
+                labels = EvalLabels(sweep=spec["name"], trial_id=diff["trial_id"], task=item["task"], algo=d["algo"],
+                                    train_guidance=d["train_guidance"], infer_source=infer_source(item),
+                                    diffusion_seed=seed, guidance_seed=g_seed, step=step)
+                jobs.append(eval_request(run_dir, job, labels))
     return jobs
-
-
-def _eval_seed(seed: int, step: int) -> int:
-    from rl_core.evaluation import eval_seed_for
-
-    return eval_seed_for(seed, step)
 
 
 def run_recombination(coord, jobs: list[dict], printer: Printer) -> int:
@@ -249,7 +219,8 @@ def run_recombination(coord, jobs: list[dict], printer: Printer) -> int:
             done += 1
         except Exception as exc:  # noqa: BLE001 - one bad pairing must not stop the others
             failed += 1
-            printer(f"[recombine] {job['infer_source']} on {job['snapshot']}: failed: {type(exc).__name__}: {exc}")
+            printer(f"[recombine] {job['labels']['infer_source']} on {job['job']['snapshot']}: failed: "
+                    f"{type(exc).__name__}: {exc}")
         if (done + failed) % 10 == 0 or not pending:
             printer(f"[recombine] {done + failed}/{len(jobs)} done, {failed} failed")
     return failed
@@ -291,25 +262,24 @@ def run_sweep(spec: dict, run_dir: Path, *, address: str | None = None, resume: 
 
 
 def _run_stage(stage: Stage, spec: dict, run_dir: Path, data_root: str | None, coord, printer: Printer) -> dict:
+    rt = runtime(spec, run_dir, data_root)
     if stage.name == "pretrain":
-        items = [dict(i, eval_every=spec["budget"]["eval_every"]) for i in stage.items]
-        grid = run_tune_stage("pretrain", pretrain_guidance, [pretrain_trial(i) for i in items], spec, run_dir,
-                              data_root, printer)
-        return _grid_summary(grid)
+        trials = [t.replace(runtime=rt) for t in stage.items]
+        return _grid_summary(run_tune_stage("pretrain", pretrain_guidance, trials, spec, run_dir, printer))
     if stage.name == "train":
         artifacts = pretrained_artifacts(run_dir)
         trials = []
-        for item in stage.items:
-            artifact = None
-            if item["train_guidance"] in PRETRAINED_MODES:
-                found = artifacts.get((item["task"], item["pretrained"], item["seed"]))
+        for t in stage.items:
+            i = t.identity
+            if i.pretrained is not None:
+                found = artifacts.get((i.task, i.pretrained, i.seed))
                 if found is None:
-                    printer(f"[train] {item['task']} {item['algo']}/{item['train_guidance']} s{item['seed']}: skipped, "
-                            f"its pretraining trial ({item['pretrained']}, seed {item['seed']}) did not finish")
+                    printer(f"[train] {t.label}: skipped, its pretraining trial ({i.pretrained}, seed {i.seed}) "
+                            "did not finish")
                     continue
-                artifact = found / "final.pt"
-            trials.append(train_trial(item, artifact, spec["eval"]["max_episode_steps"]))
-        return _grid_summary(run_tune_stage("train", train_policy, trials, spec, run_dir, data_root, printer))
+                t = t.replace(train=dataclasses.replace(t.train, guidance_artifact=str(found / "final.pt")))
+            trials.append(t.replace(runtime=rt))
+        return _grid_summary(run_tune_stage("train", train_policy, trials, spec, run_dir, printer))
     if stage.name == "recombine":
         jobs = recombination_jobs(spec, stage.items, run_dir, printer)
         return {"jobs": len(jobs), "failed": run_recombination(coord, jobs, printer)}

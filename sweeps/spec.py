@@ -9,7 +9,11 @@ recombination -> report.
 
 Every validation error is a ``ConfigError`` naming the field path (``algorithms[1]``,
 ``budgets.quick.steps``), the bad value and the allowed values. Unknown keys are rejected with
-the list of allowed keys. This module imports neither torch nor Ray.
+the list of allowed keys. Vocabularies come from ``rl_core.config``, the meaning of each
+training-guidance mode from ``rl_core.modes``, and inference defaults from
+``rl_core.inference.InferenceConfig`` (the only home of those defaults), so validating a spec
+imports torch (not Ray). ``apply_overrides`` applies ``--set PATH=VALUE`` overrides to the raw YAML
+before validation, so an override is checked exactly like the file.
 """
 
 from __future__ import annotations
@@ -23,25 +27,16 @@ from typing import Any, Callable
 
 import yaml
 
+from rl_core.config import ALGORITHMS, DEFAULT_GUIDANCE_KIND, GUIDANCE_KINDS, KNOWN_TASKS, TRAIN_GUIDANCE_MODES
 from rl_core.errors import ConfigError
+from rl_core.modes import PRETRAINED_MODES, get_mode
 
-ALGORITHMS = ("dql", "idql", "edp", "swg")
-TRAIN_GUIDANCE_MODES = ("joint", "none", "noise", "frozen", "unfrozen")
-PRETRAINED_MODES = ("frozen", "unfrozen")
-GUIDANCE_KINDS = ("td", "iql")
-DEFAULT_GUIDANCE_KIND = {"dql": "td", "edp": "td", "idql": "iql", "swg": "iql"}
-INFERENCE_METHODS = ("none", "softmax", "argmax", "gradient", "swg")
 SCALES = ("quick", "paper")
 RECOMBINATION_KINDS = ("double_guidance", "cross_algorithm")
 MATCH_MODES = ("final", "step")
 COMPARISON_KINDS = ("gfdt", "double_guidance", "plug_and_play", "swg_scale", "generic")
 SELECTOR_KEYS = ("task", "algo", "train_guidance", "infer_source", "infer_method", "infer_scale")
-TASK_ENVS = ("hopper", "halfcheetah", "walker2d", "ant")
-TASK_LEVELS = ("random", "medium", "medium-replay", "expert", "medium-expert")
 STAGES = ("pretrain", "train", "recombine", "report")
-
-DEFAULT_INFERENCE = {"method": "softmax", "scale": 100.0, "n_candidates": 50, "temperature": 0.5,
-                     "use_advantage": None, "q_target": True}  # rl_core.inference.InferenceConfig fields
 
 
 # ----- small validators ----------------------------------------------------------------------
@@ -95,8 +90,7 @@ def _task(v: Any, path: str) -> str:
     """A D4RL-style task name ({env}-{level}), a dataset path, or ``minari:<id>``."""
     if isinstance(v, str) and (v.startswith("minari:") or "/" in v or v.endswith(".hdf5")):
         return v
-    envs_levels = [f"{e}-{lvl}" for e in TASK_ENVS for lvl in TASK_LEVELS]
-    return _choice(v, path, tuple(envs_levels) + ("a dataset path", "minari:<dataset_id>"))
+    return _choice(v, path, KNOWN_TASKS + ("a dataset path", "minari:<dataset_id>"))
 
 
 # ----- sections ------------------------------------------------------------------------------
@@ -116,28 +110,29 @@ def _budget(d: Any, path: str) -> dict:
     return out
 
 
-def _inference(d: Any, path: str, base: dict | None = None) -> dict:
-    """InferenceConfig fields plus ``scale_by_task`` (per-task scale, e.g. CleanDiffuser's weight_temperature)."""
-    d = _mapping(d, path, tuple(DEFAULT_INFERENCE) + ("scale_by_task",))
-    out = dict(base or dict(DEFAULT_INFERENCE, scale_by_task={}))
-    if "method" in d:
-        out["method"] = _choice(d["method"], f"{path}.method", INFERENCE_METHODS)
-    if "scale" in d:
-        out["scale"] = _float(d["scale"], f"{path}.scale")
-    if "n_candidates" in d:
-        out["n_candidates"] = _int(d["n_candidates"], f"{path}.n_candidates", 1)
-    if "temperature" in d:
-        out["temperature"] = _float(d["temperature"], f"{path}.temperature", 0.0)
-    if "use_advantage" in d:
-        out["use_advantage"] = _choice(d["use_advantage"], f"{path}.use_advantage", (True, False, None))
-    if "q_target" in d:
-        out["q_target"] = _choice(d["q_target"], f"{path}.q_target", (True, False))
-    if "scale_by_task" in d:
-        by_task = d["scale_by_task"]
-        if not isinstance(by_task, dict):
-            raise _err(f"{path}.scale_by_task", by_task, "a mapping task -> scale")
-        out["scale_by_task"] = {_task(t, f"{path}.scale_by_task"): _float(v, f"{path}.scale_by_task.{t}")
-                                for t, v in by_task.items()}
+def _inference(d: Any, path: str, algo: str, algo_config: dict, base: dict | None = None) -> dict:
+    """A resolved InferenceConfig dict plus ``scale_by_task`` (per-task scale, e.g. CleanDiffuser's
+    weight_temperature). Starts from ``base`` (a resolved entry) or from ``InferenceConfig.defaults`` for
+    the algorithm and its spec ``algo_config``; a changed method without a scale gets that method's default."""
+    from rl_core.inference import InferenceConfig
+
+    d = _mapping(d, path, InferenceConfig.field_names() + ("scale_by_task",))
+    over = {k: v for k, v in d.items() if k != "scale_by_task"}
+    if "method" in over and "scale" not in over:
+        over["scale"] = None
+    try:
+        start = {k: v for k, v in base.items() if k != "scale_by_task"} if base else \
+            InferenceConfig.defaults(algo, algo_config).to_dict()
+        out = InferenceConfig.from_dict({**start, **over}).to_dict()
+    except ConfigError as exc:  # "inference.<field>=<value> is not allowed; ..." -> name the spec field
+        m = re.match(r"inference\.(\w+)=(.*)", str(exc))
+        raise ConfigError(f"spec field `{path}.{m.group(1)}`: bad value {m.group(2)}" if m else
+                          f"spec field `{path}`: {exc}") from None
+    by_task = d.get("scale_by_task", (base or {}).get("scale_by_task", {}))
+    if not isinstance(by_task, dict):
+        raise _err(f"{path}.scale_by_task", by_task, "a mapping task -> scale")
+    out["scale_by_task"] = {_task(t, f"{path}.scale_by_task"): _float(v, f"{path}.scale_by_task.{t}")
+                            for t, v in by_task.items()}
     return out
 
 
@@ -209,12 +204,13 @@ def _recombination(d: Any, path: str, spec: dict) -> dict:
     if kind == "cross_algorithm" and g_algo == diffusion["algo"]:
         raise _err(f"{path}.guidance", g, f"guidance trained by an algorithm other than {diffusion['algo']!r}")
     base = spec["eval"]["inference"][diffusion["algo"]]
+    algo, algo_config = diffusion["algo"], spec["algo_config"][diffusion["algo"]]
     name = d["name"]
     if not isinstance(name, str) or not name:
         raise _err(f"{path}.name", name, "a non-empty string")
     return {"name": name, "kind": kind, "diffusion": diffusion, "guidance": guidance, "guidance_algo": g_algo,
             "match": _choice(d.get("match", "final"), f"{path}.match", MATCH_MODES), "seed_shift": shift,
-            "inference": _inference(d.get("inference", {}), f"{path}.inference", base)}
+            "inference": _inference(d.get("inference", {}), f"{path}.inference", algo, algo_config, base)}
 
 
 def infer_source(entry: dict) -> str:
@@ -261,15 +257,13 @@ def validate_spec(raw: Any) -> dict:
                                 lambda v, p: _pretraining(v, p, spec["seeds"]), nonempty=False)
     budgets = _mapping(d["budgets"], "budgets", SCALES, required=SCALES)
     spec["budgets"] = {s: _budget(budgets[s], f"budgets.{s}") for s in SCALES}
+    ac = _mapping(d.get("algo_config", {}), "algo_config", ALGORITHMS)
+    spec["algo_config"] = {a: _algo_config(ac.get(a, {}), f"algo_config.{a}", a) for a in spec["algorithms"]}
     ev = _mapping(d.get("eval", {}), "eval", ("max_episode_steps", "inference"))
     inf = _mapping(ev.get("inference", {}), "eval.inference", ALGORITHMS)
     spec["eval"] = {"max_episode_steps": _int(ev.get("max_episode_steps", 1000), "eval.max_episode_steps", 1),
-                    "inference": {a: _inference(inf.get(a, {}), f"eval.inference.{a}") for a in spec["algorithms"]}}
-    ac = _mapping(d.get("algo_config", {}), "algo_config", ALGORITHMS)
-    for a, v in ac.items():
-        if not isinstance(v, dict):
-            raise _err(f"algo_config.{a}", v, "a mapping of the algorithm's config fields")
-    spec["algo_config"] = {a: dict(ac.get(a, {})) for a in spec["algorithms"]}
+                    "inference": {a: _inference(inf.get(a, {}), f"eval.inference.{a}", a, spec["algo_config"][a])
+                                  for a in spec["algorithms"]}}
     gc = _mapping(d.get("guidance_config", {}), "guidance_config", ALGORITHMS)
     for a, v in gc.items():
         if v is not None and not isinstance(v, dict):
@@ -296,9 +290,22 @@ def validate_spec(raw: Any) -> dict:
     return spec
 
 
+def _algo_config(v: Any, path: str, algo: str) -> dict:
+    """Overrides of the algorithm's config, checked by building it (unknown fields and bad values named)."""
+    from rl_core.algos import get_algorithm
+
+    if not isinstance(v, dict):
+        raise _err(path, v, "a mapping of the algorithm's config fields")
+    try:
+        get_algorithm(algo).Config.from_dict(dict(v))
+    except ConfigError as exc:
+        raise ConfigError(f"spec field `{path}`: {exc}") from None
+    return dict(v)
+
+
 def _check_pretraining_covers(spec: dict) -> None:
     """frozen/unfrozen trials need a pretraining entry trained by their algorithm, for every seed."""
-    modes = [m for m in spec["train_guidance"] if m in PRETRAINED_MODES]
+    modes = [m for m in spec["train_guidance"] if get_mode(m).needs_artifact]
     names = [p["name"] for p in spec["pretraining"]]
     if len(set(names)) != len(names):
         raise _err("pretraining", names, "entries with unique names")
@@ -362,31 +369,60 @@ class Stage:
 def expand(spec: dict) -> list[Stage]:
     """Expand a resolved spec into its non-empty stages, in run order.
 
-    pretrain items: {name, task, algo, kind, seed, steps, batch_size, save_every, guidance_config};
-    train items: {task, algo, train_guidance, seed, pretrained (name or None), steps, eval_every,
-    batch_size, log_every, episodes, algo_config, guidance_config, inference}; recombine items: the recombination
-    entries with ``task`` set (one per task); report items: the comparisons.
+    pretrain and train items are ``trainables.trial.TrialSpec`` (without runtime; a frozen / unfrozen
+    trial's ``guidance_artifact`` is a placeholder the driver replaces by its pretraining trial's
+    final artifact); recombine items are the recombination entries with ``task`` set (one per task);
+    report items are the comparisons.
     """
     b = spec["budget"]
     pre_needed = {pretraining_for(spec, a)["name"] for a in spec["algorithms"]
-                  if any(m in PRETRAINED_MODES for m in spec["train_guidance"])}
+                  if any(get_mode(m).needs_artifact for m in spec["train_guidance"])}
     pre_needed |= {r["guidance"]["pretrained"] for r in spec["recombination"] if "pretrained" in r["guidance"]}
-    pre = [{"name": p["name"], "task": t, "algo": p["algo"], "kind": p["kind"], "seed": s,
-            "steps": b["pretrain_steps"], "batch_size": b["batch_size"], "log_every": b["log_every"],
-            "save_every": p["save_every"], "guidance_config": p["guidance_config"]}
-           for t in spec["tasks"] for p in spec["pretraining"] if p["name"] in pre_needed for s in p["seeds"]]
-    train = [{"task": t, "algo": a, "train_guidance": m, "seed": s,
-              "pretrained": pretraining_for(spec, a)["name"] if m in PRETRAINED_MODES else None,
-              "steps": b["steps"], "eval_every": b["eval_every"], "batch_size": b["batch_size"],
-              "log_every": b["log_every"], "episodes": b["episodes"], "algo_config": spec["algo_config"][a],
-              "guidance_config": None if m in PRETRAINED_MODES else spec["guidance_config"][a],
-              "inference": inference_for(spec["eval"]["inference"][a], t)}
-             for t in spec["tasks"] for a in spec["algorithms"] for m in spec["train_guidance"] for s in spec["seeds"]]
+    pre = [_pretrain_trial(spec, p, t, s) for t in spec["tasks"] for p in spec["pretraining"] if p["name"] in pre_needed
+           for s in p["seeds"]]
+    train = [_train_trial(spec, t, a, m, s) for t in spec["tasks"] for a in spec["algorithms"]
+             for m in spec["train_guidance"] for s in spec["seeds"]]
     recombine = [dict(r, task=t, inference=inference_for(r["inference"], t))
                  for t in spec["tasks"] for r in spec["recombination"]]
     stages = [Stage("pretrain", pre), Stage("train", train), Stage("recombine", recombine),
               Stage("report", list(spec["report"]["comparisons"]))]
     return [s for s in stages if s.items or s.name == "report"]
+
+
+def artifact_placeholder(pretrained: str, task: str, seed: int) -> str:
+    """The ``guidance_artifact`` of a pretrained-mode trial before its pretraining trial has run."""
+    return f"<final artifact of pretraining {pretrained!r}, {task}, seed {seed}>"
+
+
+def _pretrain_trial(spec: dict, entry: dict, task: str, seed: int) -> Any:
+    from rl_core.train import PretrainConfig
+    from trainables.trial import TrialIdentity, TrialSpec
+
+    b = spec["budget"]
+    cfg = PretrainConfig(task=task, kind=entry["kind"], guidance_config=entry["guidance_config"], seed=seed,
+                         steps=b["pretrain_steps"], batch_size=b["batch_size"], save_every=entry["save_every"],
+                         log_every=b["log_every"], checkpoint_every=entry["save_every"] or b["eval_every"])
+    ident = TrialIdentity(task=task, algo=entry["algo"], train_guidance=f"pretrain:{entry['name']}", seed=seed,
+                          guidance_seed=seed)
+    return TrialSpec(stage="pretrain", identity=ident, pretrain=cfg)
+
+
+def _train_trial(spec: dict, task: str, algo: str, mode_name: str, seed: int) -> Any:
+    from rl_core.train import TrainConfig
+    from trainables.trial import EvalSpec, TrialIdentity, TrialSpec
+
+    b, mode = spec["budget"], get_mode(mode_name)
+    pretrained = pretraining_for(spec, algo)["name"] if mode.needs_artifact else None
+    cfg = TrainConfig(task=task, algo=algo, algo_config=spec["algo_config"][algo], train_guidance=mode_name,
+                      guidance_artifact=artifact_placeholder(pretrained, task, seed) if pretrained else None,
+                      guidance_config=spec["guidance_config"][algo] if mode.critic in ("fresh", "random") else None,
+                      seed=seed, steps=b["steps"], batch_size=b["batch_size"], eval_every=b["eval_every"],
+                      log_every=b["log_every"])
+    ev = EvalSpec(inference=mode.inference(inference_for(spec["eval"]["inference"][algo], task)),
+                  episodes=b["episodes"], max_steps=spec["eval"]["max_episode_steps"])
+    ident = TrialIdentity(task=task, algo=algo, train_guidance=mode_name, seed=seed,
+                          guidance_seed=mode.guidance_seed(seed, seed), pretrained=pretrained)
+    return TrialSpec(stage="train", identity=ident, train=cfg, eval=ev)
 
 
 def dump_spec(spec: dict) -> str:

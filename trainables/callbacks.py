@@ -8,12 +8,10 @@ restarted trial then writes RUNNING with the step it was ``restored_from``.
 
 from __future__ import annotations
 
-import json
-import time
-
 from ray import tune
 
-from trainables.results import ResultStore
+from trainables.results import ResultStore, trial_row
+from trainables.trial import TrialSpec
 
 
 def _reason(trial) -> str:
@@ -30,14 +28,14 @@ class TrialsTableCallback(tune.Callback):
         self.store = ResultStore(run_dir)
 
     def _write(self, trial, status: str) -> None:
-        cfg = trial.config
-        ident = cfg["trial"]["identity"]
+        spec = TrialSpec.from_dict(trial.config["trial"])
+        i = spec.identity
+        ident = {"sweep": spec.runtime.sweep, "trial_id": trial.trial_id, "task": i.task, "algo": i.algo,
+                 "train_guidance": i.train_guidance, "seed": i.seed}
         prev = self.store.read_trial(trial.trial_id) or {"restored_from": -1}
-        self.store.write_trial({
-            "sweep": cfg["sweep"], "trial_id": trial.trial_id, "stage": cfg["stage"], "task": ident["task"],
-            "algo": ident["algo"], "train_guidance": ident["train_guidance"], "seed": ident["seed"],
-            "config_json": json.dumps(cfg), "status": status, "failure_reason": _reason(trial),
-            "restored_from": prev["restored_from"], "num_failures": int(trial.num_failures), "updated_at": time.time()})
+        self.store.write_trial(trial_row(ident, stage=spec.stage, config=spec.to_dict(), status=status,
+                                         failure_reason=_reason(trial), restored_from=prev["restored_from"],
+                                         num_failures=int(trial.num_failures)))
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
         self._write(trial, "RUNNING")

@@ -5,17 +5,14 @@ their (fractional) CPUs/GPUs for the whole run and are never captured into a tri
 group; ``get_if_exists=True`` makes a resumed driver reuse or recreate it idempotently. Trials
 and the recombination stage only call ``evaluate`` on the coordinator found by name.
 
-A job is a dict::
+A request is a dict (``eval_request``)::
 
-    run_dir             the run directory whose result tables receive the rows
-    snapshot            path of an eval snapshot (rl_core/snapshot.py)
-    guidance            None (the snapshot's own critic) or the path of another critic ...
-    guidance_format     ... stored as a guidance "artifact" (rl_core/guidance.py) or in a "snapshot"
-    inference           InferenceConfig as a dict
-    episodes, eval_seed, max_steps
-    sweep, trial_id, task, algo, train_guidance, infer_source, diffusion_seed, guidance_seed, step
+    run_dir     the run directory whose result tables receive the rows
+    job         rl_core.evaluation.EvalJob as a dict: snapshot, critic (own | artifact | other snapshot),
+                inference, episodes, eval_seed, max_steps
+    labels      trainables.results.EvalLabels as a dict: what the rows say about their origin
 
-Jobs are idempotent: an evaluator skips a job whose rows exist (``ResultStore.has_eval``) and
+Requests are idempotent: an evaluator skips one whose rows exist (``ResultStore.eval_path_for``) and
 writes all episode rows of a job in one atomic file, so a retried or resubmitted job never
 duplicates or loses rows. A dead evaluator is replaced and its job retried, up to
 ``MAX_ATTEMPTS`` attempts.
@@ -25,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
 import os
 import time
 from pathlib import Path
@@ -35,20 +31,15 @@ import pyarrow.parquet as pq
 import ray
 from ray.exceptions import RayActorError
 
-from trainables.results import ResultStore
+from rl_core.evaluation import EvalJob
+from trainables.results import EvalLabels, ResultStore, eval_rows
 
 MAX_ATTEMPTS = 3
-NO_SCALE_METHODS = ("none",)  # methods without a scale: infer_scale is NaN (as in `mdpt train`)
 
 
-def infer_scale(inference: dict) -> float:
-    """The ``infer_scale`` column of an inference config (NaN when the method has no scale)."""
-    return math.nan if inference["method"] in NO_SCALE_METHODS else float(inference["scale"])
-
-
-def _key(job: dict) -> tuple:
-    inf = job["inference"]
-    return job["trial_id"], job["step"], job["infer_source"], inf["method"], infer_scale(inf)
+def eval_request(run_dir: str | Path, job: EvalJob, labels: EvalLabels) -> dict[str, Any]:
+    """The one dict shape the pool evaluates (module docstring)."""
+    return {"run_dir": str(run_dir), "job": job.to_dict(), "labels": labels.to_dict()}
 
 
 def summarize(rows: list[dict]) -> dict[str, float]:
@@ -59,37 +50,20 @@ def summarize(rows: list[dict]) -> dict[str, float]:
             "score_mean": sum(r["normalized_score"] for r in rows) / n}
 
 
-def run_job(job: dict, device: str = "cpu") -> list[dict[str, Any]]:
-    """Evaluate one job in this process and return its episode rows (EVALS_SCHEMA)."""
-    from rl_core.evaluation import evaluate
-    from rl_core.guidance import load_artifact
-    from rl_core.inference import InferenceConfig
-    from rl_core.snapshot import load_snapshot, make_actor
-    from rl_core.types import Normalizer
+def run_request(request: dict[str, Any], device: str = "cpu") -> tuple[Path, bool]:
+    """Evaluate ``request`` in this process unless its rows exist; returns (rows file, skipped).
 
+    The single evaluation path of the project: the pool's evaluators, `mdpt train` and the tests call it."""
+    from rl_core.evaluation import run_eval_job
+
+    job, labels = EvalJob.from_dict(request["job"]), EvalLabels(**request["labels"])
+    store = ResultStore(request["run_dir"])
+    path = store.eval_path_for(labels, job.inference)
+    if path.exists():
+        return path, True
     t0 = time.perf_counter()
-    snap = load_snapshot(job["snapshot"], device=device)
-    guidance, g_norm = None, None
-    if job.get("guidance") and job.get("guidance_format", "artifact") == "snapshot":
-        other = load_snapshot(job["guidance"], device=device)
-        if other.dataset_meta.get("fingerprint") != snap.dataset_meta.get("fingerprint"):
-            raise ValueError(f"guidance snapshot {job['guidance']} was trained on another dataset than {job['snapshot']}")
-        guidance, g_norm = other.guidance, other.normalizer
-    elif job.get("guidance"):
-        guidance, meta = load_artifact(job["guidance"], expect_fingerprint=snap.dataset_meta.get("fingerprint"),
-                                       obs_dim=snap.obs_dim, act_dim=snap.act_dim, device=device)
-        g_norm = Normalizer.from_dict(meta["normalizer"])
-    actor = make_actor(snap, InferenceConfig(**job["inference"]), guidance=guidance, guidance_normalizer=g_norm)
-    meta = snap.dataset_meta
-    results = evaluate(actor, meta["env_id"], episodes=job["episodes"], seed=job["eval_seed"],
-                       ref_min=float(meta["ref_min_score"]), ref_max=float(meta["ref_max_score"]),
-                       max_steps=job["max_steps"])
-    wall = time.perf_counter() - t0
-    ident = {k: job[k] for k in ("sweep", "trial_id", "task", "algo", "train_guidance", "infer_source",
-                                 "diffusion_seed", "guidance_seed", "step")}
-    return [dict(ident, infer_method=job["inference"]["method"], infer_scale=infer_scale(job["inference"]),
-                 episode=r.episode, eval_seed=r.eval_seed, normalized_score=r.normalized_score, length=r.length,
-                 wall_s=wall, **{"return": r.ret}) for r in results]
+    results = run_eval_job(job, device)
+    return store.write_eval_job(eval_rows(labels, job.inference, results, time.perf_counter() - t0)), False
 
 
 @ray.remote(max_restarts=0)
@@ -106,13 +80,9 @@ class Evaluator:
         """This evaluator's node id and process id."""
         return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
 
-    def evaluate(self, job: dict) -> dict[str, Any]:
-        """Evaluate ``job`` unless its rows exist; returns the summary of its rows."""
-        store = ResultStore(job["run_dir"])
-        path = store.eval_path(*_key(job))
-        skipped = path.exists()
-        if not skipped:
-            path = store.write_eval_job(run_job(job, self.device))
+    def evaluate(self, request: dict) -> dict[str, Any]:
+        """Evaluate ``request`` unless its rows exist; returns the summary of its rows."""
+        path, skipped = run_request(request, self.device)
         return dict(summarize(pq.read_table(path).to_pylist()), skipped=skipped, **self.where())
 
 
@@ -137,7 +107,7 @@ class EvalCoordinator:
         return list(await asyncio.gather(*[ev.where.remote() for ev in self.evaluators]))
 
     async def evaluate(self, job: dict) -> dict[str, Any]:
-        """Run ``job`` on an idle evaluator; on evaluator death replace it and retry."""
+        """Run the request ``job`` (``eval_request``) on an idle evaluator; on evaluator death replace it and retry."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
             ev = await self.idle.get()
             try:

@@ -12,8 +12,11 @@ atomically (temporary file + rename). A retried evaluation or a restored trial r
 file, so rows are neither duplicated nor lost. Training-metric files are named by their step
 range and de-duplicated on read (last write wins per (trial_id, step, metric)).
 
-This module imports only pyarrow/numpy (no torch, no Ray), so `mdpt train` and the Ray
-trainables write identical files. `analysis` reads these files with pyarrow alone.
+Rows are built only by the row builders below (``eval_rows``, ``train_rows``, ``trial_row``), used by
+the sweep's trials and evaluators, by recombination, by the guidance search and by `mdpt train`, so
+every command writes identical rows (and the same evaluation gets the same key). This module imports
+only pyarrow/numpy and rl_core's torch-free modules (no torch, no Ray); `analysis` reads these files
+with pyarrow alone. Columns added later (``normalized_score_d4rl``) read as null from older files.
 """
 
 from __future__ import annotations
@@ -21,12 +24,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import uuid
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from rl_core.config import infer_scale
 
 EVALS_SCHEMA = pa.schema(
     [
@@ -34,8 +41,8 @@ EVALS_SCHEMA = pa.schema(
         ("trial_id", pa.string()),
         ("task", pa.string()),
         ("algo", pa.string()),
-        ("train_guidance", pa.string()),  # joint | none | noise | frozen | unfrozen
-        ("infer_source", pa.string()),  # self | seed:<s> | algo:<a> | artifact:<name>
+        ("train_guidance", pa.string()),  # a training-guidance mode (rl_core/modes.py) | pretrain:<name>
+        ("infer_source", pa.string()),  # self | seed:+<shift> | algo:<a> (+ -final) | search:<study>
         ("infer_method", pa.string()),  # none | softmax | argmax | gradient | swg
         ("infer_scale", pa.float64()),  # temperature / lambda / SWG scale (NaN when unused)
         ("diffusion_seed", pa.int64()),
@@ -44,7 +51,8 @@ EVALS_SCHEMA = pa.schema(
         ("episode", pa.int64()),
         ("eval_seed", pa.int64()),
         ("return", pa.float64()),
-        ("normalized_score", pa.float64()),  # 100 * (R - ref_min) / (ref_max - ref_min)
+        ("normalized_score", pa.float64()),  # 100 * (R - ref_min) / (ref_max - ref_min), the dataset's references
+        ("normalized_score_d4rl", pa.float64()),  # the same on D4RL's bullet references; NaN for other envs
         ("length", pa.int64()),
         ("wall_s", pa.float64()),  # wall time of the whole evaluation job, seconds
     ]
@@ -107,6 +115,54 @@ def _table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pylist([{f.name: r[f.name] for f in schema} for r in rows], schema=schema)
 
 
+# ----- row builders ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EvalLabels:
+    """What an evaluation's rows say about where they come from (every evals column but the episode's)."""
+
+    sweep: str
+    trial_id: str  # the diffusion trial whose snapshot is evaluated
+    task: str
+    algo: str
+    train_guidance: str
+    infer_source: str  # self | seed:+<shift>[-final] | algo:<a>[-final] | search:<study>...
+    diffusion_seed: int
+    guidance_seed: int  # the critic's seed; -1 without a critic
+    step: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def eval_key(labels: EvalLabels, inference: dict) -> tuple:
+    """(trial_id, step, infer_source, infer_method, infer_scale): the idempotency key of one evaluation."""
+    return (labels.trial_id, labels.step, labels.infer_source, inference["method"],
+            infer_scale(inference["method"], inference["scale"]))
+
+
+def eval_rows(labels: EvalLabels, inference: dict, results: Iterable[Any], wall_s: float) -> list[dict[str, Any]]:
+    """The evals rows of one evaluation: ``results`` are rl_core.evaluation.EpisodeResult."""
+    base = dict(labels.to_dict(), infer_method=inference["method"],
+                infer_scale=infer_scale(inference["method"], inference["scale"]), wall_s=float(wall_s))
+    return [dict(base, episode=r.episode, eval_seed=r.eval_seed, normalized_score=r.normalized_score,
+                 normalized_score_d4rl=r.normalized_score_d4rl, length=r.length, **{"return": r.ret})
+            for r in results]
+
+
+def train_rows(ident: dict[str, Any], metrics: dict[str, float]) -> list[dict[str, Any]]:
+    """Long-format train rows of one report: ``ident`` = sweep, trial_id, task, algo, train_guidance, seed."""
+    step = int(metrics["step"])
+    return [dict(ident, step=step, metric=k, value=float(v)) for k, v in metrics.items() if k != "step"]
+
+
+def trial_row(ident: dict[str, Any], *, stage: str, config: dict, status: str, failure_reason: str = "",
+              restored_from: int = -1, num_failures: int = 0) -> dict[str, Any]:
+    """One trials row; ``config`` is the trial's full resolved config (trainables.trial.TrialSpec dict)."""
+    return dict(ident, stage=stage, config_json=json.dumps(config, sort_keys=True), status=status,
+                failure_reason=failure_reason, restored_from=int(restored_from), num_failures=int(num_failures),
+                updated_at=time.time())
+
+
 class ResultStore:
     """Writes and reads the three result tables of one run directory."""
 
@@ -120,6 +176,10 @@ class ResultStore:
 
     def has_eval(self, trial_id: str, step: int, infer_source: str, infer_method: str, infer_scale: float) -> bool:
         return self.eval_path(trial_id, step, infer_source, infer_method, infer_scale).exists()
+
+    def eval_path_for(self, labels: EvalLabels, inference: dict) -> Path:
+        """The file that holds (or will hold) the rows of evaluating ``labels`` with ``inference``."""
+        return self.eval_path(*eval_key(labels, inference))
 
     def write_eval_job(self, rows: list[dict[str, Any]]) -> Path:
         """Write all episode rows of one evaluation job (same key) atomically; replaces a previous write."""
@@ -173,11 +233,19 @@ def _files(directory: Path) -> Iterable[Path]:
     return sorted(p for p in directory.rglob("*.parquet") if not p.name.startswith("."))
 
 
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` in ``schema``'s column order; columns it predates are added as nulls."""
+    for f in schema:
+        if f.name not in table.column_names:
+            table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+    return table.select(schema.names).cast(schema)
+
+
 def read_table(run_dir: str | os.PathLike[str], table: str) -> pa.Table:
     """Read a result table of a run directory; an absent table reads as empty with its schema."""
     schema = TABLES[table]
     directory = Path(run_dir) / "results" / table
-    parts = [pq.read_table(p).cast(schema) for p in _files(directory)] if directory.exists() else []
+    parts = [_conform(pq.read_table(p), schema) for p in _files(directory)] if directory.exists() else []
     out = pa.concat_tables(parts) if parts else schema.empty_table()
     if table == "train" and out.num_rows:
         # last write wins per (trial_id, step, metric): files are read in step order
@@ -187,3 +255,70 @@ def read_table(run_dir: str | os.PathLike[str], table: str) -> pa.Table:
         mask = pa.array([i in keep for i in range(out.num_rows)])
         out = out.filter(mask).drop_columns(["_i"])
     return out
+
+
+# ----- guidance_search: one row per finished Optuna trial of `mdpt tune-guidance` ---------------
+# Written by trainables/search.py (the searcher, as each trial finishes) and sweeps/guidance_search.py
+# (interrupted trials); read by analysis (its GUIDANCE_SEARCH_COLUMNS). Layout:
+#     RUN_DIR/results/guidance_search/<study>/trial_<number>.parquet   (a rewrite replaces the row)
+# Columns:
+#     study           Optuna study name
+#     trial           Optuna trial number (continues across resumed sessions)
+#     tune_trial_id   Tune trial id ("" for a trial interrupted with its driver)
+#     task, algo, train_guidance   the snapshot group searched (one group per study)
+#     method          inference method: swg | gradient | softmax
+#     scale           the trial's scale (NaN when unknown)
+#     params_json     the searched parameters, JSON object
+#     inference_json  the complete InferenceConfig evaluated, JSON object
+#     objective       mean normalized score (x100) over seeds; NaN unless state is COMPLETE
+#     per_seed_json   {"<diffusion seed>": mean normalized score of that seed's snapshot}; {} when failed
+#     state           COMPLETE | FAIL (Optuna trial state)
+#     reason          why a trial failed ("" when COMPLETE)
+#     infer_source    the evals rows of this trial have this infer_source (``search_infer_source``)
+#     episodes        episodes per snapshot
+#     updated_at      unix time
+GUIDANCE_SEARCH_SCHEMA = pa.schema([
+    ("study", pa.string()), ("trial", pa.int64()), ("tune_trial_id", pa.string()), ("task", pa.string()),
+    ("algo", pa.string()), ("train_guidance", pa.string()), ("method", pa.string()), ("scale", pa.float64()),
+    ("params_json", pa.string()), ("inference_json", pa.string()), ("objective", pa.float64()),
+    ("per_seed_json", pa.string()), ("state", pa.string()), ("reason", pa.string()), ("infer_source", pa.string()),
+    ("episodes", pa.int64()), ("updated_at", pa.float64()),
+])
+TABLES["guidance_search"] = GUIDANCE_SEARCH_SCHEMA
+
+
+def search_infer_source(base: str, params: dict[str, Any]) -> str:
+    """``infer_source`` of a search trial's eval rows: ``base`` (``search:<study>``), plus the searched values
+    other than ``scale`` (``search:<study>:n_candidates=10``), so the eval key
+    (trial_id, step, infer_source, infer_method, infer_scale) tells apart every parameter set."""
+    extra = ",".join(f"{k}={params[k]:.10g}" for k in sorted(params) if k != "scale")
+    return f"{base}:{extra}" if extra else base
+
+
+def search_row(record: dict[str, Any], number: int, params: dict[str, Any], state: str, objective: float,
+               per_seed: dict[str, float], reason: str, tune_trial_id: str) -> dict[str, Any]:
+    """A ``guidance_search`` row from a study's constant columns and one trial's outcome.
+
+    ``record``: {study, task, algo, train_guidance, method, inference (the fixed InferenceConfig dict),
+    infer_source (the study's base, ``search:<study>``), episodes} (extra keys are ignored)."""
+    import time
+
+    inference = {**record["inference"], **params}
+    return {"study": record["study"], "trial": int(number), "tune_trial_id": tune_trial_id,
+            **{k: record[k] for k in ("task", "algo", "train_guidance", "method", "episodes")},
+            "infer_source": search_infer_source(record["infer_source"], params),
+            "scale": float(params.get("scale", inference.get("scale", float("nan")))),
+            "params_json": json.dumps(params, sort_keys=True), "inference_json": json.dumps(inference, sort_keys=True),
+            "objective": objective, "per_seed_json": json.dumps(per_seed, sort_keys=True), "state": state,
+            "reason": reason, "updated_at": time.time()}
+
+
+def search_row_path(run_dir: str | os.PathLike[str], study: str, trial: int) -> Path:
+    return Path(run_dir) / "results" / "guidance_search" / study / f"trial_{trial:05d}.parquet"
+
+
+def write_search_row(run_dir: str | os.PathLike[str], row: dict[str, Any]) -> Path:
+    """Write (or replace) the row of one Optuna trial, atomically."""
+    path = search_row_path(run_dir, row["study"], row["trial"])
+    _atomic_write(_table([row], GUIDANCE_SEARCH_SCHEMA), path)
+    return path

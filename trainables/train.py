@@ -9,13 +9,8 @@ only on the first and the final one, so every report carries a finite ``eval/sco
 Training rows go to the ``train`` table, the trial's state (status, failure reason,
 restored_from) to the ``trials`` table. An algorithm x training-guidance mode is a config.
 
-Trial config (built by ``sweeps/run.py``; one Tune ``grid_search`` over ``trial``)::
-
-    sweep, run_dir, data_root (None = the worker's default), coordinator (the pool's actor name),
-    stage ("pretrain" | "train"), threads, gpu (the trial's GPU request),
-    trial: {identity: {task, algo, train_guidance, seed, guidance_seed},
-            train: TrainConfig dict | pretrain: PretrainConfig dict,
-            eval (train only): {inference, episodes, max_steps}}
+Trial config: ``config["trial"]`` is a ``trainables.trial.TrialSpec`` dict (built by
+``sweeps/spec.py`` + ``sweeps/run.py``); the trainable's first line turns it back into the typed object.
 
 Episode seeds come from ``rl_core.evaluation.eval_seed_for(diffusion_seed, step)``, as in
 ``mdpt train``, and recombination evaluates a checkpoint on the same episodes (paired comparisons).
@@ -23,6 +18,7 @@ Episode seeds come from ``rl_core.evaluation.eval_seed_for(diffusion_seed, step)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -36,8 +32,9 @@ from ray import tune
 from ray.exceptions import RayActorError
 
 from rl_core.errors import DivergenceError
-from trainables.evaluator import get_coordinator
-from trainables.results import ResultStore
+from trainables.evaluator import eval_request, get_coordinator
+from trainables.results import EvalLabels, ResultStore, train_rows, trial_row
+from trainables.trial import TrialSpec
 
 STATE_FILE = "mdpt_trial.json"  # written into each reported checkpoint: the step it holds
 
@@ -45,17 +42,16 @@ STATE_FILE = "mdpt_trial.json"  # written into each reported checkpoint: the ste
 class TrialRecord:
     """The trial's rows in the result tables (trials row, buffered train rows)."""
 
-    def __init__(self, config: dict, trial_id: str) -> None:
-        self.store = ResultStore(config["run_dir"])
-        self.config, self.trial_id = config, trial_id
-        ident = config["trial"]["identity"]
-        self.ident = {"sweep": config["sweep"], "trial_id": trial_id, "task": ident["task"], "algo": ident["algo"],
-                      "train_guidance": ident["train_guidance"], "seed": ident["seed"]}
+    def __init__(self, spec: TrialSpec, trial_id: str) -> None:
+        self.spec, self.trial_id = spec, trial_id
+        self.store = ResultStore(spec.runtime.run_dir)
+        i = spec.identity
+        self.ident = {"sweep": spec.runtime.sweep, "trial_id": trial_id, "task": i.task, "algo": i.algo,
+                      "train_guidance": i.train_guidance, "seed": i.seed}
         self.rows: list[dict[str, Any]] = []
 
     def log(self, metrics: dict[str, float]) -> None:
-        step = int(metrics["step"])
-        self.rows += [dict(self.ident, step=step, metric=k, value=float(v)) for k, v in metrics.items() if k != "step"]
+        self.rows += train_rows(self.ident, metrics)
 
     def flush(self) -> None:
         self.store.write_train(self.rows)
@@ -64,10 +60,11 @@ class TrialRecord:
     def mark(self, status: str, reason: str = "", restored_from: int | None = None) -> None:
         """Write the trials row; keeps num_failures / restored_from written earlier (by the driver callback)."""
         prev = self.store.read_trial(self.trial_id) or {}
-        self.store.write_trial(dict(self.ident, stage=self.config["stage"], config_json=json.dumps(self.config),
-                                    status=status, failure_reason=reason or prev.get("failure_reason", ""),
-                                    restored_from=prev.get("restored_from", -1) if restored_from is None else restored_from,
-                                    num_failures=prev.get("num_failures", 0), updated_at=time.time()))
+        self.store.write_trial(trial_row(
+            self.ident, stage=self.spec.stage, config=self.spec.to_dict(), status=status,
+            failure_reason=reason or prev.get("failure_reason", ""),
+            restored_from=prev.get("restored_from", -1) if restored_from is None else restored_from,
+            num_failures=prev.get("num_failures", 0)))
 
 
 class EvalClient:
@@ -114,12 +111,12 @@ def _restore() -> tuple[Path | None, int]:
     return local, int(json.loads((local / STATE_FILE).read_text())["step"])
 
 
-def _runtime(config: dict) -> dict[str, Any]:
+def _runtime(spec: TrialSpec) -> dict[str, Any]:
     """Device (CUDA when this worker sees a GPU and the trial asked for one) and thread count."""
     import torch
 
-    gpu = config.get("gpu", 0) > 0 and torch.cuda.is_available()
-    return {"device": "cuda" if gpu else "cpu", "threads": config["threads"]}
+    gpu = spec.runtime.gpu > 0 and torch.cuda.is_available()
+    return {"device": "cuda" if gpu else "cpu", "threads": spec.runtime.threads}
 
 
 def _reporter(record: TrialRecord, latest: dict[str, float], restored_from: int, client: EvalClient | None = None):
@@ -147,12 +144,13 @@ def _run(config: dict, body) -> None:
     """Shared frame: trials row RUNNING -> TERMINATED; divergence ends the trial as ERROR, others re-raise."""
     from rl_core.data_io import load_dataset
 
-    record = TrialRecord(config, tune.get_context().get_trial_id())
+    spec = TrialSpec.from_dict(config["trial"])
+    record = TrialRecord(spec, tune.get_context().get_trial_id())
     resume_from, restored_from = _restore()
     record.mark("RUNNING", restored_from=restored_from)
-    root = Path(config["data_root"]) if config.get("data_root") else None
+    root = Path(spec.runtime.data_root) if spec.runtime.data_root else None
     try:
-        body(record, load_dataset(config["trial"]["identity"]["task"], root=root), resume_from, restored_from)
+        body(spec, record, load_dataset(spec.identity.task, root=root), resume_from, restored_from)
     except DivergenceError as exc:  # deterministic: retrying from the checkpoint would diverge again
         record.flush()
         record.mark("ERROR", reason=f"DivergenceError: {exc}")
@@ -168,23 +166,23 @@ def _run(config: dict, body) -> None:
 
 def train_policy(config: dict) -> None:
     """Tune trainable: train one diffusion policy, evaluating every snapshot through the pool."""
-    from rl_core.evaluation import eval_seed_for
-    from rl_core.train import TrainConfig, run_training
+    from rl_core.evaluation import EvalJob, eval_seed_for
+    from rl_core.train import run_training
 
-    def body(record: TrialRecord, dataset, resume_from: Path | None, restored_from: int) -> None:
-        cfg = TrainConfig.from_dict({**config["trial"]["train"], **_runtime(config)})
-        ev, ident, client = config["trial"]["eval"], config["trial"]["identity"], EvalClient(config["coordinator"])
+    def body(spec: TrialSpec, record: TrialRecord, dataset, resume_from: Path | None, restored_from: int) -> None:
+        cfg = dataclasses.replace(spec.train, **_runtime(spec))
+        ev, ident, client = spec.eval, spec.identity, EvalClient(spec.runtime.coordinator)
         latest: dict[str, float] = {}
 
         def on_snapshot(step: int, path: Path) -> None:
-            job = {"run_dir": config["run_dir"], "snapshot": str(path), "guidance": None, "inference": ev["inference"], "episodes": ev["episodes"],
-                   "eval_seed": eval_seed_for(ident["seed"], step), "max_steps": ev["max_steps"],
-                   "sweep": config["sweep"], "trial_id": record.trial_id, "task": ident["task"], "algo": ident["algo"],
-                   "train_guidance": ident["train_guidance"], "infer_source": "self", "diffusion_seed": ident["seed"],
-                   "guidance_seed": ident["guidance_seed"], "step": step}
-            client.submit(job, final=step >= cfg.steps)
+            job = EvalJob(snapshot=str(path), inference=ev.inference, episodes=ev.episodes,
+                          eval_seed=eval_seed_for(ident.seed, step), max_steps=ev.max_steps)
+            labels = EvalLabels(sweep=spec.runtime.sweep, trial_id=record.trial_id, task=ident.task, algo=ident.algo,
+                                train_guidance=ident.train_guidance, infer_source="self", diffusion_seed=ident.seed,
+                                guidance_seed=ident.guidance_seed, step=step)
+            client.submit(eval_request(spec.runtime.run_dir, job, labels), final=step >= cfg.steps)
 
-        workdir = Path(config["run_dir"]) / "snapshots" / record.trial_id
+        workdir = Path(spec.runtime.run_dir) / "snapshots" / record.trial_id
         try:
             run_training(cfg, dataset, workdir=workdir, report=_logger(record, latest), on_snapshot=on_snapshot,
                          on_checkpoint=_reporter(record, latest, restored_from, client), resume_from=resume_from)
@@ -196,12 +194,12 @@ def train_policy(config: dict) -> None:
 
 def pretrain_guidance(config: dict) -> None:
     """Tune trainable: pretrain one guidance module; artifacts under RUN_DIR/guidance/<trial_id>/."""
-    from rl_core.train import PretrainConfig, run_pretraining
+    from rl_core.train import run_pretraining
 
-    def body(record: TrialRecord, dataset, resume_from: Path | None, restored_from: int) -> None:
-        cfg = PretrainConfig.from_dict({**config["trial"]["pretrain"], **_runtime(config)})
+    def body(spec: TrialSpec, record: TrialRecord, dataset, resume_from: Path | None, restored_from: int) -> None:
+        cfg = dataclasses.replace(spec.pretrain, **_runtime(spec))
         latest: dict[str, float] = {}
-        workdir = Path(config["run_dir"]) / "guidance" / record.trial_id
+        workdir = Path(spec.runtime.run_dir) / "guidance" / record.trial_id
         run_pretraining(cfg, dataset, workdir=workdir, report=_logger(record, latest),
                         on_checkpoint=_reporter(record, latest, restored_from),
                         resume_from=resume_from)

@@ -12,15 +12,10 @@ Each algorithm file adds its losses and ``update``; this module holds what they 
 - ``q_policy_loss``: the normalised Q term of DQL / EDP,
   L_q = −Q_i(s, a).mean() / stopgrad(|Q_j(s, a)|.mean()), i ≠ j drawn at random (CD ``main``).
 
-Training-guidance modes (``guidance_mode``; DESIGN.md "Core concepts"):
-
-| mode     | guidance passed in           | critic updated | critic term in the actor loss |
-|----------|------------------------------|----------------|-------------------------------|
-| joint    | fresh critic (built if None) | yes            | yes                           |
-| none     | optional                     | yes, if given  | no (η = 0)                    |
-| noise    | RandomCritic (built if None) | never (frozen) | yes (a random signal)         |
-| frozen   | pretrained artifact          | never (frozen) | yes (∇ through Q, not into Q) |
-| unfrozen | pretrained artifact          | yes            | yes                           |
+Training-guidance modes (``guidance_mode``): what each means — critic source, trained or not,
+in the actor loss or not — is ``rl_core.modes.MODES``; this class reads ``self.mode`` only. A critic
+passed in is used as is; with ``guidance=None`` a mode that has a critic gets one from
+``rl_core.modes.build_critic`` (the same builder the training loop uses).
 
 Frozen = ``requires_grad_(False)`` (not ``no_grad``), so ∇_a Q still reaches the actions.
 """
@@ -29,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import functools
 import math
 from collections.abc import Callable, Iterator
@@ -41,49 +35,15 @@ from torch import Tensor, nn
 
 from rl_core import diffusion as D
 from rl_core import guidance as G
-from rl_core.algos import TRAIN_GUIDANCE_MODES
+from rl_core.config import TRAIN_GUIDANCE_MODES, ConfigMixin, check_choice, check_range  # noqa: F401 (re-exported)
 from rl_core.errors import ConfigError
+from rl_core.modes import Mode, build_critic, get_mode
 from rl_core.types import Batch
 
 SCHEDULES = ("cosine", "vp", "linear")
 PREDICTS = ("eps", "x0")
 SOLVERS = ("ddpm", "dpm_solver_1", "dpm_solver_2m")
 EMA_WARMUPS = ("hold", "copy")
-
-
-def check_choice(field: str, value: Any, allowed: tuple) -> None:
-    """Raise ConfigError naming ``field`` when ``value`` is not one of ``allowed``."""
-    if value not in allowed:
-        raise ConfigError(f"{field}={value!r} is not allowed; allowed values: {list(allowed)}")
-
-
-def check_range(field: str, value: float, lo: float, hi: float = math.inf) -> None:
-    """Raise ConfigError naming ``field`` when ``value`` is outside [lo, hi]."""
-    if not lo <= value <= hi:
-        raise ConfigError(f"{field}={value!r} is out of range; allowed: [{lo}, {hi}]")
-
-
-class ConfigMixin:
-    """``to_dict`` / ``from_dict`` for flat frozen config dataclasses (JSON is canonical).
-
-    ``from_dict`` names unknown and missing required fields and turns JSON lists back into tuples.
-    Used by the algorithm configs and by the loop configs (rl_core/train.py)."""
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Any:
-        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-        names = {f.name for f in fields}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"{cls.__name__}: unknown field(s) {unknown}; allowed: {sorted(names)}")
-        missing = [f.name for f in fields if f.name not in d
-                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-        if missing:
-            raise ConfigError(f"{cls.__name__}: missing required field(s) {missing}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 @dataclass(frozen=True)
@@ -176,12 +136,14 @@ class DiffusionAlgorithm:
     Config: ClassVar[type]
     requires: ClassVar[frozenset[str]]  # guidance capabilities needed in training
     default_guidance_kind: ClassVar[str]
+    modes: ClassVar[tuple[str, ...]] = TRAIN_GUIDANCE_MODES  # training-guidance modes this algorithm supports
 
     def __init__(self, cfg: DiffusionConfig, obs_dim: int, act_dim: int, *, guidance: Any | None,
                  guidance_mode: str, seed: int, device: str | torch.device = "cpu") -> None:
         if not isinstance(cfg, self.Config):
             raise ConfigError(f"{self.name}: config must be {self.Config.__name__}, got {type(cfg).__name__}")
-        check_choice("guidance_mode", guidance_mode, TRAIN_GUIDANCE_MODES)
+        self.mode: Mode = get_mode(guidance_mode, "guidance_mode")
+        check_choice(f"{self.name} guidance_mode", guidance_mode, self.modes)
         self.cfg, self.obs_dim, self.act_dim = cfg, obs_dim, act_dim
         self.guidance_mode, self.device, self.step = guidance_mode, torch.device(device), 0
         with torch.random.fork_rng(devices=[]):
@@ -199,37 +161,36 @@ class DiffusionAlgorithm:
     # ----- guidance ---------------------------------------------------------------------------
     @property
     def trains_guidance(self) -> bool:
-        """Whether ``update`` trains the critic (joint, unfrozen, and none when a critic is given)."""
-        return self.guidance is not None and self.guidance_mode in ("joint", "none", "unfrozen")
+        """Whether ``update`` trains the critic (``Mode.trained``)."""
+        return self.guidance is not None and self.mode.trained
 
     @property
     def guides_actor(self) -> bool:
-        """Whether the critic enters the actor loss (every mode but none)."""
-        return self.guidance is not None and self.guidance_mode != "none"
+        """Whether the critic enters the actor loss (``Mode.guides_actor``)."""
+        return self.guidance is not None and self.mode.guides_actor
 
     def _attach_guidance(self, guidance: Any | None, seed: int) -> Any | None:
-        """Check (and if needed build) the critic for ``guidance_mode``; freeze it where the mode says."""
-        mode = self.guidance_mode
-        if guidance is None and mode in ("frozen", "unfrozen"):
-            raise ConfigError(f"guidance_mode={mode!r} needs a pretrained guidance artifact "
-                              "(TrainConfig.guidance_artifact); got none")
-        if guidance is None and mode in ("joint", "noise"):
-            kind = self.default_guidance_kind if mode == "joint" else "random"
-            guidance = G.make_guidance(G.GuidanceConfig(kind=kind), self.obs_dim, self.act_dim, seed)
+        """Check (and if needed build) the critic for the mode; freeze it where the mode says."""
+        mode = self.mode
+        if guidance is not None and not mode.has_critic:
+            raise ConfigError(f"guidance_mode={mode.name!r} trains without a critic; got one (pass guidance=None)")
+        if guidance is None:
+            guidance, _ = build_critic(mode, default_kind=self.default_guidance_kind, obs_dim=self.obs_dim,
+                                       act_dim=self.act_dim, seed=seed)
         if guidance is None:
             return None
         if (guidance.obs_dim, guidance.act_dim) != (self.obs_dim, self.act_dim):
             raise ConfigError(f"guidance shapes (obs_dim, act_dim): expected={(self.obs_dim, self.act_dim)}, "
                               f"actual={(guidance.obs_dim, guidance.act_dim)}")
-        if mode == "noise" and guidance.kind != "random":
-            raise ConfigError(f"guidance_mode='noise' needs a random critic: expected kind='random', "
-                              f"actual kind={guidance.kind!r}")
+        if (mode.critic == "random") != (guidance.kind == "random"):
+            raise ConfigError(f"guidance_mode={mode.name!r}: expected a {'random' if mode.critic == 'random' else 'trained'} "
+                              f"critic, actual kind={guidance.kind!r}")
         missing = self.requires - guidance.provides
         if missing:
             raise G.GuidanceCapabilityError(
-                f"{self.name} in guidance_mode={mode!r} needs guidance providing {sorted(self.requires)}: "
+                f"{self.name} in guidance_mode={mode.name!r} needs guidance providing {sorted(self.requires)}: "
                 f"expected={sorted(self.requires)}, actual={sorted(guidance.provides)} (kind={guidance.kind!r})")
-        guidance.freeze() if mode in ("frozen", "noise") else guidance.unfreeze()
+        guidance.unfreeze() if mode.trained else guidance.freeze()
         return guidance.to(self.device)
 
     def _critic_step(self, batch: Batch, generator: torch.Generator) -> dict[str, float]:

@@ -36,7 +36,8 @@ Training-guidance modes (critic -> weights -> actor, guidance-first by construct
   The loop counts both phases as steps, so snapshots of the critic phase hold an untrained
   denoiser, and the LR schedule (stepped on diffusion steps only) ends above 0.
 - ``unfrozen``: a pretrained IQL critic keeps training alongside; weights follow the current critic.
-- ``none``: w ≡ 1 (behaviour cloning of the joint; the no-guidance control).
+- ``none``: w ≡ 1 (behaviour cloning of the joint; the no-guidance control), an IQL critic trained
+  alongside (available for SWG-R selection at inference); ``bc``: w ≡ 1 and no critic.
 - ``noise`` is refused: the random critic of that mode has no V, so no advantage weight exists.
 
 Deviations from the reference implementation (SWG-J ``atagle123/SWG-JAX``, SWG-P ``SWG-pytorch``):
@@ -184,12 +185,10 @@ class SWG(DiffusionAlgorithm):
     Config: ClassVar[type] = SWGConfig
     requires: ClassVar[frozenset[str]] = frozenset({"q", "v"})
     default_guidance_kind: ClassVar[str] = "iql"
+    modes: ClassVar[tuple[str, ...]] = ("joint", "none", "bc", "frozen", "unfrozen")  # no noise: a random critic has no V
 
     def __init__(self, cfg: SWGConfig, obs_dim: int, act_dim: int, *, guidance: Any | None, guidance_mode: str,
                  seed: int, device: str | torch.device = "cpu") -> None:
-        if guidance_mode == "noise":
-            raise ConfigError("SWG has no guidance_mode 'noise': its weights need Q - V and the random critic has "
-                              "no V; use 'none' (w = 1) as the no-guidance control, or joint | frozen | unfrozen")
         super().__init__(cfg, obs_dim, act_dim, guidance=guidance, guidance_mode=guidance_mode, seed=seed, device=device)
         self.critic_step = 0  # joint mode: IQL steps taken in the critic phase
         if guidance_mode == "joint" and not self.in_critic_phase:
@@ -205,8 +204,8 @@ class SWG(DiffusionAlgorithm):
         return self.guidance_mode == "joint" and self.critic_step < self.cfg.critic_steps
 
     def batch_weights(self, batch: Batch) -> Tensor:
-        """w(s, a) of the batch rows (B,): from the critic (Q - V), or 1 in mode 'none'."""
-        if self.guidance_mode == "none":
+        """w(s, a) of the batch rows (B,): from the critic (Q - V), or 1 when the mode does not guide the actor."""
+        if not self.mode.guides_actor:
             return torch.ones(len(batch.act), device=batch.act.device)
         return critic_weights(self.guidance, batch.obs, batch.act, self.cfg.weights)
 

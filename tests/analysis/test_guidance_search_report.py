@@ -1,10 +1,9 @@
 """The report's guidance-scale search section, from a run directory holding the guidance_search table
-in trainables.search's schema (rows built here with pyarrow: trainables.search imports Ray) and the
+in the writer's schema (trainables.results.GUIDANCE_SEARCH_SCHEMA; rows built here with pyarrow) and the
 search trials' eval rows (written by trainables.results.ResultStore via conftest.write_run)."""
 
 from __future__ import annotations
 
-import ast
 import json
 import math
 from pathlib import Path
@@ -19,16 +18,8 @@ from analysis import tables as tb
 from analysis.load import GUIDANCE_SEARCH_COLUMNS, comparisons_for, is_search_source, load_run, variants
 from sweeps.cmd_report import make_report
 from tests.analysis.conftest import write_run
+from trainables.results import GUIDANCE_SEARCH_SCHEMA as SCHEMA
 
-ROOT = Path(__file__).resolve().parents[2]
-# trainables.search.GUIDANCE_SEARCH_SCHEMA, copied (checked against the source by test_schema_matches_the_writer)
-SCHEMA = pa.schema([
-    ("study", pa.string()), ("trial", pa.int64()), ("tune_trial_id", pa.string()), ("task", pa.string()),
-    ("algo", pa.string()), ("train_guidance", pa.string()), ("method", pa.string()), ("scale", pa.float64()),
-    ("params_json", pa.string()), ("inference_json", pa.string()), ("objective", pa.float64()),
-    ("per_seed_json", pa.string()), ("state", pa.string()), ("reason", pa.string()), ("infer_source", pa.string()),
-    ("episodes", pa.int64()), ("updated_at", pa.float64()),
-])
 TASK = "hopper-medium"
 SWG_STUDY, GRAD_STUDY = "hm-swg-joint-swg", "hm-dql-joint-gradient"
 # study SWG: scale -> per-seed scores (x100); None = a FAIL trial. Scales span 0.1..30 (> 2 decades: log axis)
@@ -73,12 +64,8 @@ def _write_search_run(run: Path) -> Path:
 
 
 def test_schema_matches_the_writer():
-    """The copy above (and analysis' column list) is trainables.search.GUIDANCE_SEARCH_SCHEMA, read without importing Ray."""
-    tree = ast.parse((ROOT / "trainables" / "search.py").read_text())
-    (node,) = [n for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "GUIDANCE_SEARCH_SCHEMA"]
-    fields = [(e.elts[0].value, e.elts[1].func.attr) for e in node.value.args[0].elts]
-    assert fields == [(f.name, str(f.type).replace("double", "float64")) for f in SCHEMA]
-    assert tuple(f.name for f in SCHEMA) == GUIDANCE_SEARCH_COLUMNS
+    """analysis keeps its own column list (it imports no trainables); it must be the writer's schema."""
+    assert tuple(SCHEMA.names) == GUIDANCE_SEARCH_COLUMNS
 
 
 def test_per_study_tables_are_read_and_search_sources_get_no_default_comparison(tmp_path):

@@ -9,8 +9,8 @@ DQL, IDQL, EDP and SWG x their modes. Each check is also a plain function of ``(
 - ``check_parameter_updates``: after one large-lr step every trainable parameter has moved (the
   online denoiser, its EMA and, where the mode trains it, every online critic parameter; d3rlpy
   ``check_parameter_updates``);
-- ``check_frozen_guidance``: a frozen critic (modes frozen and noise, SWG joint after its critic
-  phase) is bit-identical after updates, optimiser state and step counter included;
+- ``check_frozen_guidance``: a frozen critic (modes whose critic is not trained, SWG joint after its
+  critic phase) is bit-identical after updates, optimiser state and step counter included;
 - ``check_determinism``: same seed -> identical metrics and actions; another seed -> other weights;
 - ``check_state_dict_round_trip``: state_dict -> load_state_dict into a differently seeded object
   continues bit-identically;
@@ -18,6 +18,9 @@ DQL, IDQL, EDP and SWG x their modes. Each check is also a plain function of ``(
   Actor on the live EMA denoiser and critic;
 - ``check_config_round_trip``: config JSON round trip and one-line field errors;
 - ``check_learns``: the denoising loss on a fixed batch falls.
+
+What each mode means (critic source, trained, in the actor loss) is read from the mode table
+``rl_core.modes.MODES``: the checks hold every algorithm to that table.
 
 Tiny configs (hidden 32, T 5, batch 8) on synthetic data built in code; no PyBullet. The helpers
 (``tiny_dataset``, ``tiny_buffer``, ``tiny_guidance``, ``make_algo``) are shared by other tests.
@@ -37,13 +40,14 @@ import pytest
 import torch
 
 from rl_core import diffusion as D
-from rl_core.algos import TRAIN_GUIDANCE_MODES, get_algorithm
+from rl_core.algos import get_algorithm
 from rl_core.algos.base import bc_loss
 from rl_core.buffer import TensorBuffer, make_normalizer
 from rl_core.datasets import OfflineDataset
 from rl_core.errors import ConfigError
 from rl_core.guidance import GuidanceConfig, make_guidance
 from rl_core.inference import Actor, InferenceConfig
+from rl_core.modes import MODES
 from rl_core.snapshot import load_snapshot, make_actor, save_snapshot
 from rl_core.types import Batch
 
@@ -60,7 +64,7 @@ ALGOS = tuple(TINY_CONFIGS)
 
 def modes(name: str) -> tuple[str, ...]:
     """The training-guidance modes ``name`` accepts (SWG refuses noise: the random critic has no V)."""
-    return tuple(m for m in TRAIN_GUIDANCE_MODES if not (name == "swg" and m == "noise"))
+    return get_algorithm(name).modes
 
 
 CASES = [(a, m) for a in ALGOS for m in modes(a)]
@@ -88,10 +92,10 @@ def tiny_guidance(kind: str, seed: int = 0):
 
 
 def mode_guidance_kind(name: str, mode: str) -> str | None:
-    """The critic the training loop passes in ``mode``: joint a fresh default one, noise a random
-    one, frozen / unfrozen a pretrained (here: fresh) IQL artifact, none nothing."""
-    return {"joint": get_algorithm(name).default_guidance_kind, "noise": "random", "none": None,
-            "frozen": "iql", "unfrozen": "iql"}[mode]
+    """The kind of critic the training loop passes in ``mode`` (rl_core/modes.py): fresh = the
+    algorithm's own kind, random, an artifact (here: a fresh IQL critic), or none."""
+    return {"fresh": get_algorithm(name).default_guidance_kind, "random": "random", "artifact": "iql",
+            "none": None}[MODES[mode].critic]
 
 
 def make_algo(name: str, mode: str, seed: int = 0, guidance_kind: str | None = None, guidance=None, **overrides):
@@ -151,12 +155,13 @@ CRITIC_PREFIX = {"swg": "guidance/"}  # SWG namespaces its critic's keys
 def expected_metric_keys(name: str, mode: str, n: int = 4) -> list[set[str]]:
     """The exact key sets of the first ``n`` updates with the tiny configs.
 
-    Critic steps: joint / unfrozen train the critic every update; IDQL only on steps 0, 2, ...
-    (critic_every = 2); SWG joint trains only the critic for critic_steps = 2 updates, then only the
-    denoiser. Frozen, noise and none never train a critic (none has none here).
+    Critic steps: a mode whose critic is trained (rl_core/modes.py ``Mode.trained``) trains it every
+    update; IDQL only on steps 0, 2, ... (critic_every = 2); SWG joint trains only the critic for
+    critic_steps = 2 updates, then only the denoiser. DQL / EDP report the Q term whenever the mode's
+    critic guides the actor.
     """
-    kind = mode_guidance_kind(name, mode)
-    critic = [mode in ("joint", "unfrozen")] * n
+    kind, spec = mode_guidance_kind(name, mode), MODES[mode]
+    critic = [spec.trained] * n
     actor = [True] * n
     if name == "idql":
         critic = [c and i % 2 == 0 for i, c in enumerate(critic)]
@@ -166,7 +171,7 @@ def expected_metric_keys(name: str, mode: str, n: int = 4) -> list[set[str]]:
     for c, a in zip(critic, actor):
         keys = {CRITIC_PREFIX.get(name, "") + k for k in CRITIC_KEYS[kind]} if c else set()
         if a:
-            keys |= ACTOR_KEYS[name] | (Q_TERM_KEYS if name in ("dql", "edp") and mode != "none" else set())
+            keys |= ACTOR_KEYS[name] | (Q_TERM_KEYS if name in ("dql", "edp") and spec.guides_actor else set())
         if name == "swg":
             keys.add("swg/critic_phase")
         out.append(keys)
@@ -192,7 +197,7 @@ def warmup_updates(name: str, mode: str) -> int:
 
 def critic_trains(name: str, mode: str) -> bool:
     """Whether the update after the warm-up trains the critic (IDQL: step 0 is a critic step)."""
-    return mode in ("joint", "unfrozen") and (name, mode) != ("swg", "joint")
+    return MODES[mode].trained and (name, mode) != ("swg", "joint")
 
 
 def check_parameter_updates(name: str, mode: str) -> None:
@@ -216,7 +221,7 @@ def check_parameter_updates(name: str, mode: str) -> None:
 
 def check_frozen_guidance(name: str, mode: str) -> None:
     """A frozen critic is bit-identical after updates (weights, targets, optimisers, step counter)."""
-    frozen = mode in ("frozen", "noise") or (name, mode) == ("swg", "joint")
+    frozen = MODES[mode].frozen or (name, mode) == ("swg", "joint")
     if not frozen:
         return
     buf, _ = tiny_buffer()

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from rl_core.algos import TRAIN_GUIDANCE_MODES, get_algorithm
+from rl_core.algos import get_algorithm
 from rl_core.buffer import make_normalizer
+from rl_core.config import TRAIN_GUIDANCE_MODES
 from rl_core.errors import ConfigError
 from rl_core.guidance import GuidanceCapabilityError
 from rl_core.inference import InferenceConfig
@@ -38,14 +39,14 @@ def test_algorithm_contract(name, mode, tmp_path):
 # ----- DQL / IDQL / EDP specifics -------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["dql", "edp"])
 def test_frozen_critic_gradient_reaches_the_actor(name):
-    """GFDT: ∇ flows through the frozen Q into the actor (frozen ≠ none), never into Q."""
+    """GFDT: ∇ flows through the frozen Q into the actor (frozen ≠ bc), never into Q."""
     buf, _ = tiny_buffer()
     batch = buf.sample(8, torch.Generator().manual_seed(1))
-    frozen, none = make_algo(name, "frozen"), make_algo(name, "none")
+    frozen, bc = make_algo(name, "frozen"), make_algo(name, "bc")
     m = frozen.update(batch, torch.Generator().manual_seed(0))
-    none.update(batch, torch.Generator().manual_seed(0))
+    bc.update(batch, torch.Generator().manual_seed(0))  # the same BC draws come first: only the Q term differs
     assert "loss/q_policy" in m and m["loss/actor"] != m["loss/bc"]
-    assert any(not torch.equal(a, b) for a, b in zip(_params(frozen.net), _params(none.net)))
+    assert any(not torch.equal(a, b) for a, b in zip(_params(frozen.net), _params(bc.net)))
     assert all(p.grad is None for p in frozen.guidance.parameters())
 
 
@@ -66,7 +67,7 @@ def test_idql_actor_is_the_same_in_every_mode():
 def test_idql_critic_guides_dql_and_edp_diffusion(name, tmp_path):
     """Cross-algorithm plug-and-play: an IQL critic (with V) resamples DQL / EDP candidates."""
     buf, ds = tiny_buffer()
-    algo = make_algo(name, "none")
+    algo = make_algo(name, "bc")
     path = save_snapshot(tmp_path / "s.pt", algo, step=0, config={}, normalizer=make_normalizer(ds),
                          dataset_meta={}, guidance_meta=None)
     snap, iql = load_snapshot(path), tiny_guidance("iql", 7)
@@ -82,7 +83,7 @@ def test_idql_critic_guides_dql_and_edp_diffusion(name, tmp_path):
 
 def test_dql_critic_guides_idql_diffusion_and_needs_no_v(tmp_path):
     buf, ds = tiny_buffer()
-    algo = make_algo("idql", "none")
+    algo = make_algo("idql", "bc")
     path = save_snapshot(tmp_path / "s.pt", algo, step=0, config={}, normalizer=make_normalizer(ds),
                          dataset_meta={}, guidance_meta=None)
     snap, td = load_snapshot(path), tiny_guidance("td", 8)
@@ -95,7 +96,7 @@ def test_dql_critic_guides_idql_diffusion_and_needs_no_v(tmp_path):
 
 def test_q_methods_on_a_snapshot_without_critic_raise(tmp_path):
     _, ds = tiny_buffer()
-    algo = make_algo("dql", "none")
+    algo = make_algo("dql", "bc")
     snap = load_snapshot(save_snapshot(tmp_path / "s.pt", algo, step=0, config={}, normalizer=make_normalizer(ds),
                                        dataset_meta={}, guidance_meta=None))
     for method in ("softmax", "argmax", "gradient"):
@@ -107,13 +108,13 @@ def test_q_methods_on_a_snapshot_without_critic_raise(tmp_path):
 
 
 def test_mode_and_guidance_mismatches_raise_clear_errors():
-    with pytest.raises(ConfigError, match="guidance_mode='frozen' needs a pretrained guidance artifact"):
+    with pytest.raises(ConfigError, match="train_guidance='frozen' needs a pretrained guidance artifact"):
         get_algorithm("dql")(get_algorithm("dql").Config(), OBS_DIM, ACT_DIM, guidance=None, guidance_mode="frozen",
                              seed=0)
-    with pytest.raises(ConfigError, match="expected kind='random', actual kind='td'"):
+    with pytest.raises(ConfigError, match="expected a random critic, actual kind='td'"):
         make_algo("dql", "noise", guidance_kind="td")
     with pytest.raises(ConfigError, match=r"guidance_mode='gfdt'.*allowed values"):
-        make_algo("edp", "none").__class__(get_algorithm("edp").Config(), OBS_DIM, ACT_DIM, guidance=None,
+        make_algo("edp", "bc").__class__(get_algorithm("edp").Config(), OBS_DIM, ACT_DIM, guidance=None,
                                            guidance_mode="gfdt", seed=0)
     with pytest.raises(GuidanceCapabilityError, match=r"expected=\['q'\], actual=\[\]"):
         get_algorithm("dql")(get_algorithm("dql").Config(), OBS_DIM, ACT_DIM, guidance=_NoQ(), guidance_mode="joint",

@@ -33,7 +33,7 @@ class QuadCritic:
 
 
 def _actor(method: str, critic=None, algo_name: str = "dql", **kw) -> tuple[Actor, object]:
-    algo = make_algo(algo_name, "none")
+    algo = make_algo(algo_name, "bc")
     return Actor(type(algo), algo.cfg, algo.ema, NORM, InferenceConfig(method=method, **kw), critic), algo
 
 
@@ -84,7 +84,7 @@ def test_none_is_one_unguided_sample_and_deterministic_per_generator():
 
 def test_plugged_in_critic_sees_observations_normalised_with_its_own_normaliser():
     critic, other = QuadCritic(), Normalizer((0.0,) * OBS_DIM, (10.0,) * OBS_DIM, 1.0)
-    algo = make_algo("dql", "none")
+    algo = make_algo("dql", "bc")
     actor = Actor(type(algo), algo.cfg, algo.ema, NORM, InferenceConfig(method="argmax", n_candidates=4), critic,
                   guidance_normalizer=other)
     actor.act(OBS, torch.Generator().manual_seed(0))

@@ -22,7 +22,7 @@ def _trained(name: str, mode: str, steps: int = 3):
     return algo, ds
 
 
-@pytest.mark.parametrize("name,mode", [("dql", "joint"), ("idql", "joint"), ("edp", "noise"), ("dql", "none")])
+@pytest.mark.parametrize("name,mode", [("dql", "joint"), ("idql", "joint"), ("edp", "noise"), ("dql", "none"), ("dql", "bc")])
 def test_round_trip_restores_every_field_the_ema_denoiser_and_the_critic(name, mode, tmp_path):
     algo, ds = _trained(name, mode)
     norm = make_normalizer(ds)

@@ -183,7 +183,7 @@ def test_guidance_raises_the_predicted_weight():
 
 
 def test_self_guided_sample_shapes_ranges_and_swg_r_weights():
-    algo = SWG(TINY, OBS, ACT, guidance=None, guidance_mode="none", seed=0)
+    algo = SWG(TINY, OBS, ACT, guidance=None, guidance_mode="bc", seed=0)
     obs = torch.randn(3, OBS)
     a, w = SWG.self_guided_sample(TINY, algo.denoiser(), obs, gen(), n=4, temperature=1.0, scale=5.0,
                                   return_weights=True)

@@ -169,7 +169,7 @@ def _tensors(d):
 def test_config_round_trip_and_errors():
     cfg = tiny_cfg(train_guidance="none", guidance_config=None)
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
-    with pytest.raises(ConfigError, match="train_guidance.*allowed: joint, none, noise, frozen, unfrozen"):
+    with pytest.raises(ConfigError, match=r"train_guidance.*allowed values: \['joint', 'none', 'bc', 'noise', 'frozen', 'unfrozen'\]"):
         tiny_cfg(train_guidance="sometimes")
     with pytest.raises(ConfigError, match="guidance_artifact"):
         tiny_cfg(train_guidance="frozen")

@@ -43,7 +43,7 @@ def _restore_threads():
 
 
 def cfg(**kw) -> TrainConfig:
-    base = dict(task="toy-medium", algo="dql", algo_config=TINY_CONFIGS["dql"], train_guidance="none", seed=1,
+    base = dict(task="toy-medium", algo="dql", algo_config=TINY_CONFIGS["dql"], train_guidance="bc", seed=1,
                 steps=10, batch_size=8, log_every=3, eval_every=4, checkpoint_every=5, threads=1)
     return TrainConfig(**(base | kw))
 

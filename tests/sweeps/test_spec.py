@@ -85,19 +85,21 @@ def test_expansion_into_stages():
     stages = expand(resolve(spec, "quick"))
     assert [s.name for s in stages] == ["pretrain", "train", "recombine", "report"]
     pre, train, rec, _ = stages
-    assert [(p["name"], p["seed"], p["steps"]) for p in pre.items] == [("dql_td", 0, 400), ("dql_td", 1, 400)]
+    assert [(p.identity.train_guidance, p.identity.seed, p.pretrain.steps) for p in pre.items] == [
+        ("pretrain:dql_td", 0, 400), ("pretrain:dql_td", 1, 400)]
     assert len(train.items) == 4
-    assert {(t["train_guidance"], t["pretrained"]) for t in train.items} == {("joint", None), ("frozen", "dql_td")}
-    assert all(t["steps"] == 800 and t["episodes"] == 2 for t in train.items)
+    assert {(t.identity.train_guidance, t.identity.pretrained) for t in train.items} == {("joint", None),
+                                                                                        ("frozen", "dql_td")}
+    assert all(t.train.steps == 800 and t.eval.episodes == 2 for t in train.items)
     assert rec.items[0]["task"] == "hopper-medium" and rec.items[0]["seed_shift"] == 1
     paper = expand(resolve(spec, "paper"))[1].items[0]
-    assert (paper["steps"], paper["eval_every"], paper["episodes"]) == (100000, 400, 50)
+    assert (paper.train.steps, paper.train.eval_every, paper.eval.episodes) == (100000, 400, 50)
 
 
 def test_scale_by_task_and_resolved_round_trip():
     spec = validate_spec(_with("eval", {"inference": {"dql": {"scale": 50, "scale_by_task": {"hopper-medium": 7}}}}))
     resolved = resolve(spec, "quick")
-    assert expand(resolved)[1].items[0]["inference"]["scale"] == 7.0
+    assert expand(resolved)[1].items[0].eval.inference["scale"] == 7.0
     again = validate_spec(yaml.safe_load(dump_spec(resolved)))
     assert again == resolved and again["budget"]["steps"] == 800
 

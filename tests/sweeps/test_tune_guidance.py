@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import optuna
-import pyarrow.parquet as pq
 import pytest
 import torch
 from optuna.storages import JournalStorage
@@ -84,8 +83,8 @@ def load_study(run_dir: Path, name: str) -> optuna.Study:
 
 
 def search_rows(run_dir: Path, study: str) -> list[dict]:
-    files = (run_dir / "results" / "guidance_search" / study).glob("*.parquet")
-    return sorted((pq.read_table(p).to_pylist()[0] for p in files), key=lambda r: r["trial"])
+    return sorted((r for r in read_table(run_dir, "guidance_search").to_pylist() if r["study"] == study),
+                  key=lambda r: r["trial"])
 
 
 def test_search_finds_the_known_best_scale(run_dir, capsys):

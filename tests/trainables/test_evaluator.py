@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from trainables.evaluator import run_job, start_pool
-from trainables.results import read_table
+from rl_core.evaluation import EvalJob, run_eval_job
+from trainables.evaluator import eval_request, start_pool
+from trainables.results import EvalLabels, read_table
 
 pytestmark = pytest.mark.ray
 TINY_DQL = {"hidden": 32, "n_layers": 2, "emb_dim": 8, "ema_start": 0}
@@ -29,13 +30,16 @@ def snapshot(tiny_data_root, tmp_path_factory):
     return work / "step_00000020.pt"
 
 
+def _eval_job(snapshot, episodes: int = 2) -> EvalJob:
+    return EvalJob(snapshot=str(snapshot), episodes=episodes, eval_seed=123, max_steps=20,
+                   inference={"method": "softmax", "scale": 10.0, "n_candidates": 4, "temperature": 0.5,
+                              "use_advantage": None, "q_target": True, "swg_select": "q"})
+
+
 def _job(run_dir, snapshot, episodes: int = 2) -> dict:
-    return {"run_dir": str(run_dir), "snapshot": str(snapshot), "guidance": None,
-            "inference": {"method": "softmax", "scale": 10.0, "n_candidates": 4, "temperature": 0.5,
-                          "use_advantage": None, "q_target": True},
-            "episodes": episodes, "eval_seed": 123, "max_steps": 20, "sweep": "t", "trial_id": "trial0",
-            "task": "hopper-medium", "algo": "dql", "train_guidance": "joint", "infer_source": "self",
-            "diffusion_seed": 0, "guidance_seed": 0, "step": 20}
+    labels = EvalLabels(sweep="t", trial_id="trial0", task="hopper-medium", algo="dql", train_guidance="joint",
+                        infer_source="self", diffusion_seed=0, guidance_seed=0, step=20)
+    return eval_request(run_dir, _eval_job(snapshot, episodes), labels)
 
 
 def test_job_rows_are_written_once_and_skipped_when_present(ray_session, snapshot, tmp_path):
@@ -51,8 +55,8 @@ def test_job_rows_are_written_once_and_skipped_when_present(ray_session, snapsho
     rows = read_table(tmp_path, "evals").to_pylist()
     assert [(r["episode"], r["eval_seed"]) for r in rows] == [(0, 123), (1, 124)]
     assert {(r["infer_method"], r["infer_scale"], r["step"]) for r in rows} == {("softmax", 10.0, 20)}
-    local = run_job(_job(tmp_path, snapshot))  # the actor and an in-process run agree (deterministic seeds)
-    assert [r["return"] for r in local] == [r["return"] for r in rows]
+    local = run_eval_job(_eval_job(snapshot))  # the actor and an in-process run agree (deterministic seeds)
+    assert [r.ret for r in local] == [r["return"] for r in rows]
 
 
 def test_dead_evaluator_is_replaced_and_its_job_retried(ray_session, snapshot, tmp_path):
