@@ -111,6 +111,87 @@ def test_iql_value_approaches_the_expectile_of_q_targets() -> None:
     assert m > 0.15  # the expectile is well above the mean 0: the test distinguishes it from plain regression
 
 
+# ----- TD targets by hand ------------------------------------------------------------------------
+
+GAMMA = 0.9  # != 1 and != the default 0.99: a target that ignores gamma differs
+
+
+def _td_batch(n: int = 8) -> Batch:
+    """Non-terminal and terminal rows mixed; next states differ from states."""
+    b = make_batch(n, seed=4)
+    return Batch(b.obs, b.act, b.rew, b.next_obs, torch.tensor([0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0])[:n])
+
+
+def _perturbed_target(critic) -> None:
+    """Make the target twin differ from the online one (as after training), so reading the wrong
+    net changes the target."""
+    g = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        for p in critic.nets["q_target"].parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=g))
+
+
+def _assert_only(reported: float, right: float, wrong: dict[str, float]) -> None:
+    """``reported`` equals the hand value and none of the plausible wrong variants (so the data
+    distinguishes them: the test can fail)."""
+    assert reported == pytest.approx(right, rel=1e-5, abs=1e-7)
+    for name, value in wrong.items():
+        assert value != pytest.approx(right, rel=1e-3), f"test data does not separate the variant {name!r}"
+
+
+def test_td_update_regresses_to_the_hand_computed_target() -> None:
+    """y = r + γ(1 − d)·min_j Q'_j(s', a') from the TARGET twin at the caller's a';
+    L = Σ_j mean (Q_j(s, a) − y)²."""
+    critic, batch, a2 = make_guidance(tiny("td", gamma=GAMMA), OBS, ACT, 0), _td_batch(), next_act(8)
+    _perturbed_target(critic)
+    with torch.no_grad():
+        t1, t2 = critic.nets["q_target"](batch.next_obs, a2)
+        o1, o2 = critic.nets["q"](batch.next_obs, a2)
+        q1, q2 = critic.nets["q"](batch.obs, batch.act)
+    r, d = batch.rew, batch.terminal
+
+    def loss(y: torch.Tensor) -> float:
+        return (((q1 - y) ** 2).mean() + ((q2 - y) ** 2).mean()).item()
+
+    right = loss(r + GAMMA * (1 - d) * torch.minimum(t1, t2))
+    wrong = {"no (1 - d)": loss(r + GAMMA * torch.minimum(t1, t2)),
+             "gamma 0.99": loss(r + 0.99 * (1 - d) * torch.minimum(t1, t2)),
+             "max head": loss(r + GAMMA * (1 - d) * torch.maximum(t1, t2)),
+             "online net": loss(r + GAMMA * (1 - d) * torch.minimum(o1, o2)),
+             "heads averaged": loss(r + GAMMA * (1 - d) * torch.minimum(t1, t2)) / 2}
+    m = critic.update(batch, a2)
+    _assert_only(m["loss/critic"], right, wrong)
+    assert m["q/mean"] == pytest.approx(torch.stack([q1, q2]).mean().item(), rel=1e-5)
+
+
+def test_iql_update_hand_computed_value_and_q_targets() -> None:
+    """L_V = mean |τ − 1[u<0]| u², u = min_j Q'_j(s, a) − V(s) (target twin, dataset action); then
+    y = r + γ(1 − d)·V(s') with the V just stepped (IDQL order); L_Q = Σ_j mean (Q_j(s, a) − y)²."""
+    critic, batch = make_guidance(tiny("iql", gamma=GAMMA, lr=1e-2), OBS, ACT, 0), _td_batch()
+    _perturbed_target(critic)
+    with torch.no_grad():
+        qt = torch.minimum(*critic.nets["q_target"](batch.obs, batch.act))
+        qo = torch.minimum(*critic.nets["q"](batch.obs, batch.act))
+        v0, v0_next = critic.v(batch.obs), critic.v(batch.next_obs)
+        q1, q2 = critic.nets["q"](batch.obs, batch.act)
+    r, d = batch.rew, batch.terminal
+
+    def v_loss(u: torch.Tensor) -> float:
+        return (torch.where(u > 0, 0.7, 0.3) * u ** 2).mean().item()
+
+    def q_loss(y: torch.Tensor) -> float:
+        return (((q1 - y) ** 2).mean() + ((q2 - y) ** 2).mean()).item()
+
+    m = critic.update(batch)
+    with torch.no_grad():
+        v1_next = critic.v(batch.next_obs)  # V after its step (the Q step does not touch V)
+    _assert_only(m["loss/value"], v_loss(qt - v0),
+                 {"online Q": v_loss(qo - v0), "tau 0.5": (0.5 * (qt - v0) ** 2).mean().item()})
+    _assert_only(m["loss/critic"], q_loss(r + GAMMA * (1 - d) * v1_next),
+                 {"no (1 - d)": q_loss(r + GAMMA * v1_next), "gamma 0.99": q_loss(r + 0.99 * (1 - d) * v1_next),
+                  "V before its step": q_loss(r + GAMMA * (1 - d) * v0_next)})
+
+
 # ----- freezing and capabilities ------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", ["td", "iql", "random"])

@@ -13,7 +13,7 @@ from rl_core.errors import ConfigError
 from rl_core.guidance import GuidanceCapabilityError
 from rl_core.inference import Actor, InferenceConfig
 from rl_core.types import Normalizer
-from tests.rl_core.test_algos_contract import ACT_DIM, OBS_DIM, TINY_CONFIGS, make_algo
+from tests.rl_core.algo_tester import ACT_DIM, OBS_DIM, TINY_CONFIGS, make_algo
 
 NORM = Normalizer((1.0, -1.0, 0.5, 0.0), (2.0, 0.5, 1.0, 3.0), 1.0)
 OBS = np.random.default_rng(0).normal(size=(3, OBS_DIM)).astype(np.float32)

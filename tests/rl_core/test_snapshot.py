@@ -8,7 +8,7 @@ import torch
 
 from rl_core.buffer import make_normalizer
 from rl_core.snapshot import SnapshotError, load_snapshot, save_snapshot
-from tests.rl_core.test_algos_contract import OBS_DIM, make_algo, tiny_buffer
+from tests.rl_core.algo_tester import OBS_DIM, make_algo, tiny_buffer
 
 META = {"fingerprint": "abc123", "env_id": "HopperBulletEnv-v0", "task": "hopper-medium",
         "ref_min_score": np.float64(-20.0), "ref_max_score": 3234.3, "counts": np.array([3, 4])}
