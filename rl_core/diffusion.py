@@ -47,6 +47,15 @@ CleanDiffuser ``classifier_guidance``) acts on eps before the clip:
 
       eps_hat <- eps_hat - guidance_scale * sigma_k * guidance(x_k, k)                            (6)
 
+Step API (as diffusers' schedulers): ``make_sampler(solver, sched, steps, ...)`` returns a
+``Sampler`` (``DDPMSampler``, ``DPMSolver1Sampler``, ``DPMSolver2MSampler``) with ``timesteps`` (the
+levels the caller loops over), ``init_noise`` and ``step(model_output, i, x, generator=...) ->
+StepOutput(prev_sample, x0_pred)``; the caller owns the loop and the guidance (``Sampler.guide``
+applies (6) to eps_hat before ``step``). :func:`sample` is that loop. DDPM options beyond (3):
+``variance="beta"`` injects 1 - (alpha/alpha')^2 (= beta_k, SWG-J / IDQL) instead of s^2,
+``noise_scale`` multiplies the injected noise, and ``mean="eps"`` forms the same posterior mean as
+(x - beta_k/sigma_k eps_hat)/sqrt(1 - beta_k) (adjacent levels only; SWG's sampler).
+
 Gradients flow through the whole chain unless the caller runs under ``torch.no_grad`` (DQL
 backpropagates its Q-loss through all steps); per-step coefficients are precomputed Python floats.
 """

@@ -15,16 +15,17 @@ The conditional mean comes from the same network by Tweedie's formula on the wei
     g           = ∇_{z_k} log w0_hat(z_k)       (w.r.t. all of z_k; NaN -> 0; optional |g| clip)  (4)
     eps_tilde   = eps_theta - s · sigma_k · g                                                   (5)
 
-followed by the DDPM step of SWG-J / IDQL (per-step beta_k = 1 - alphabar_k / alphabar_{k-1}):
+followed by the DDPM step of SWG-J / IDQL (per-step beta_k = 1 - alphabar_k / alphabar_{k-1};
+``diffusion.DDPMSampler(mean="eps", variance="beta", noise_scale=temp)``):
 
     z_{k-1} = (z_k - beta_k / sigma_k · eps_tilde) / sqrt(1 - beta_k) + 1[k > 0] sqrt(beta_k) · temp · xi   (6)
 
 with the action coordinates clipped to [-1, 1] and the weight to [w_min, 1] after every step;
 z_T = temp · N(0, I). s = 1 is exact guidance; s != 1 sharpens heuristically (p_k E[W_0|z_k]^s).
-s and temp are inference parameters (``self_guided_sample``), searchable without retraining.
-SWG-R draws n samples per state and keeps the best: rl_core.inference selects by Q (SWG-J);
-``self_guided_sample(..., return_weights=True)`` also returns the sampled weight coordinate for
-selection by predicted weight (SWG-P ``select_better``).
+s and temp are inference parameters (``sample_with(self_guidance_scale=s)`` / ``self_guided_sample``),
+searchable without retraining. SWG-R draws n samples per state and keeps the best: rl_core.inference
+selects by Q (SWG-J) or, with ``sample_with(..., return_aux=True)`` returning the sampled weight
+coordinate, by predicted weight (SWG-P ``select_better``).
 
 Training-guidance modes (critic -> weights -> actor, guidance-first by construction):
 - ``frozen``: a pretrained IQL artifact, frozen; w = weight_fn(Q(s,a) - V(s)) per minibatch. This is
