@@ -378,7 +378,7 @@ def test_ddpm_mean_forms_agree_and_match_the_exact_moments(variance):
     """mean='x0' (eq. 3) and mean='eps' (Ho et al.) are one posterior mean: the same draws give the same
     chain; its moments are the exact linear-Gaussian ones of the chosen noise variance."""
     sched = make_schedule("vp", 10)
-    n = 40_000
+    n = 20_000
     out = {}
     for mean in ("x0", "eps"):
         sampler = make_sampler("ddpm", sched, predict="eps", clip=None, variance=variance, mean=mean)
