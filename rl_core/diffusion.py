@@ -47,6 +47,15 @@ CleanDiffuser ``classifier_guidance``) acts on eps before the clip:
 
       eps_hat <- eps_hat - guidance_scale * sigma_k * guidance(x_k, k)                            (6)
 
+Step API (as diffusers' schedulers): ``make_sampler(solver, sched, steps, ...)`` returns a
+``Sampler`` (``DDPMSampler``, ``DPMSolver1Sampler``, ``DPMSolver2MSampler``) with ``timesteps`` (the
+levels the caller loops over), ``init_noise`` and ``step(model_output, i, x, generator=...) ->
+StepOutput(prev_sample, x0_pred)``; the caller owns the loop and the guidance (``Sampler.guide``
+applies (6) to eps_hat before ``step``). :func:`sample` is that loop. DDPM options beyond (3):
+``variance="beta"`` injects 1 - (alpha/alpha')^2 (= beta_k, SWG-J / IDQL) instead of s^2,
+``noise_scale`` multiplies the injected noise, and ``mean="eps"`` forms the same posterior mean as
+(x - beta_k/sigma_k eps_hat)/sqrt(1 - beta_k) (adjacent levels only; SWG's sampler).
+
 Gradients flow through the whole chain unless the caller runs under ``torch.no_grad`` (DQL
 backpropagates its Q-loss through all steps); per-step coefficients are precomputed Python floats.
 """
@@ -55,7 +64,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Any, Callable, ClassVar, Literal, NamedTuple
 
 import torch
 from torch import Tensor
@@ -213,6 +222,219 @@ def step_indices(T: int, steps: int) -> list[int]:
     return torch.linspace(T - 1, 0, steps, dtype=torch.float64).round().long().tolist()
 
 
+class StepOutput(NamedTuple):
+    """One sampler step from level i to level i + 1 of the step schedule."""
+
+    prev_sample: Tensor  # (B, d) the sample at the next level (the clean point after the last step, clipped to ``clip``)
+    x0_pred: Tensor  # (B, d) x0_hat at the current level (after the prediction clip)
+
+
+class Sampler:
+    """The level sequence and the ``step`` of one solver; the caller owns the loop (as diffusers' schedulers).
+
+    ``timesteps`` are the S = ``steps`` (default T) levels of :func:`step_indices`; step i moves the
+    sample from level ``timesteps[i]`` to level ``timesteps[i + 1]`` (the clean point after the last).
+    ``step`` takes the model output at the current level in the ``predict`` parametrisation, turns it
+    into eps_hat (2), clips the implied x0_hat to ``clip`` (``clip_x0``; eps_hat recomputed by (2))
+    and applies the solver's update; the last step clips its result to ``clip`` (None: no clipping
+    anywhere). Guidance is the caller's: ``eps = sampler.guide(sampler.to_eps(out, i, x), i, grad,
+    scale)`` (6) and then ``step(eps, i, x, predict="eps")``. Per-loop state (DPM-Solver++(2M)'s
+    previous x0_hat) lives in the sampler, so one sampler runs one loop at a time, steps in order
+    i = 0, 1, ... Coefficients are Python floats computed once (float64 from the schedule's float32
+    values). A loop, as :func:`sample` runs it::
+
+        sampler = make_sampler("dpm_solver_2m", sched, 15, predict="x0")
+        x = sampler.init_noise((B, d), generator, temperature).to(cond)
+        for i, k in enumerate(sampler.timesteps):
+            x = sampler.step(model_fn(x, torch.full((B,), float(k)), cond), i, x, generator=generator).prev_sample
+    """
+
+    solver: ClassVar[str]
+
+    def __init__(self, sched: NoiseSchedule, steps: int | None = None, *, predict: Literal["eps", "x0"] = "eps",
+                 clip: tuple[float, float] | None = (-1.0, 1.0), clip_x0: bool = True) -> None:
+        _check("predict", predict, PREDICTS)
+        ks = step_indices(sched.T, sched.T if steps is None else steps)
+        alphas, sigmas = sched.alphas.double().tolist(), sched.sigmas.double().tolist()
+        self.sched, self.predict, self.clip, self.clip_x0 = sched, predict, clip, clip_x0
+        self.timesteps: tuple[int, ...] = tuple(ks)
+        # (alpha, sigma) of the visited levels, then the clean end point
+        self.levels: tuple[tuple[float, float], ...] = tuple((alphas[k], sigmas[k]) for k in ks) + ((1.0, 0.0),)
+
+    def __len__(self) -> int:
+        return len(self.timesteps)
+
+    def alpha(self, i: int) -> float:
+        """alpha at level ``timesteps[i]``."""
+        return self.levels[i][0]
+
+    def sigma(self, i: int) -> float:
+        """sigma at level ``timesteps[i]``."""
+        return self.levels[i][1]
+
+    @staticmethod
+    def init_noise(shape: tuple[int, ...], generator: torch.Generator, temperature: float = 1.0) -> Tensor:
+        """x_T = temperature * N(0, I) of ``shape``, drawn on the generator's device in the default dtype."""
+        return temperature * torch.randn(shape, generator=generator, device=generator.device)
+
+    def to_eps(self, model_output: Tensor, i: int, x: Tensor) -> Tensor:
+        """eps_hat at level i from the model output in the ``predict`` parametrisation, eq. (2)."""
+        if self.predict == "eps":
+            return model_output
+        a, s = self.levels[i]
+        return (x - a * model_output) / s
+
+    def guide(self, eps: Tensor, i: int, grad: Tensor, scale: float = 1.0) -> Tensor:
+        """Classifier guidance (6): eps_hat - scale * sigma_i * grad, grad = d log h / d x_k (B, d)."""
+        return eps - scale * self.levels[i][1] * grad
+
+    def step(self, model_output: Tensor, i: int, x: Tensor, *, generator: torch.Generator | None = None,
+             predict: Literal["eps", "x0"] | None = None) -> StepOutput:
+        """Move x (B, d) at level ``timesteps[i]`` to the next level given the model output there.
+
+        ``predict`` overrides the sampler's parametrisation of ``model_output`` (``"eps"`` after
+        guidance). ``generator`` feeds the injected noise (DDPM only). Differentiable.
+        """
+        n = len(self.timesteps)
+        if not 0 <= i < n:
+            raise ConfigError(f"sampler step index i={i} is out of range; allowed: 0..{n - 1}")
+        a, s = self.levels[i]
+        predict = predict or self.predict
+        if predict == "eps":
+            eps = model_output
+        elif predict == "x0":
+            eps = (x - a * model_output) / s
+        else:
+            raise ConfigError(f"unknown predict={predict!r}; allowed: {', '.join(PREDICTS)}")
+        x0 = (x - s * eps) / a
+        if self.clip_x0 and self.clip is not None:
+            x0 = x0.clamp(*self.clip)
+            eps = (x - a * x0) / s
+        x = self._update(i, x, x0, eps, generator)
+        if i == n - 1 and self.clip is not None:
+            x = x.clamp(*self.clip)
+        return StepOutput(x, x0)
+
+    def _update(self, i: int, x: Tensor, x0: Tensor, eps: Tensor, generator: torch.Generator | None) -> Tensor:
+        raise NotImplementedError
+
+
+class DDPMSampler(Sampler):
+    """Ancestral sampling (``"ddpm"``): the posterior mean plus injected noise.
+
+    ``variance`` of the noise: ``"posterior"`` s^2 of eq. (3) (beta_tilde; CleanDiffuser's ``ddpm``)
+    or ``"beta"`` 1 - (alpha/alpha')^2 (= beta_k between adjacent levels; SWG-J / IDQL). The noise
+    standard deviation is multiplied by ``noise_scale`` (SWG's temperature); noise is drawn whenever
+    the unscaled one is > 0, so the draws do not depend on ``noise_scale``. ``mean`` is how the
+    posterior mean is formed (equal in exact arithmetic, not in floats):
+
+    * ``"x0"``  alpha' x0_hat + sqrt(sigma'^2 - s^2) eps_hat, eq. (3) with the posterior s, any ``steps``;
+    * ``"eps"`` (x - beta_k / sigma_k eps_hat) / sqrt(1 - beta_k) with the schedule's betas (Ho et al.
+      eq. 11, SWG-J / IDQL ``ddpm_sampler``): adjacent levels only, so ``steps`` must be T.
+    """
+
+    solver: ClassVar[str] = "ddpm"
+
+    def __init__(self, sched: NoiseSchedule, steps: int | None = None, *, predict: Literal["eps", "x0"] = "eps",
+                 clip: tuple[float, float] | None = (-1.0, 1.0), clip_x0: bool = True,
+                 variance: Literal["posterior", "beta"] = "posterior", mean: Literal["x0", "eps"] = "x0",
+                 noise_scale: float = 1.0) -> None:
+        super().__init__(sched, steps, predict=predict, clip=clip, clip_x0=clip_x0)
+        _check("variance", variance, ("posterior", "beta"))
+        _check("mean", mean, ("x0", "eps"))
+        self.variance, self.mean, self.noise_scale = variance, mean, noise_scale
+        n = len(self.timesteps)
+        if mean == "eps":
+            if self.timesteps != tuple(range(sched.T - 1, -1, -1)):
+                raise ConfigError(f"DDPM mean='eps' steps between adjacent levels: needs steps = T = {sched.T}, "
+                                  f"got steps={steps}")
+            sigmas, betas = sched.sigmas.tolist(), sched.betas.tolist()
+            noise_var = [b * (sigmas[k - 1] ** 2 / sigmas[k] ** 2 if variance == "posterior" and k > 0 else 1.0)
+                         for k, b in enumerate(betas)]
+            self._coefs = [(betas[k] / sigmas[k], (1.0 - betas[k]) ** 0.5) for k in self.timesteps]
+            self._std = [noise_var[k] ** 0.5 if k > 0 else 0.0 for k in self.timesteps]
+        else:
+            self._coefs, self._std = [], []
+            for i in range(n):
+                (a, s), (a1, s1) = self.levels[i], self.levels[i + 1]
+                last = i == n - 1
+                std = 0.0 if last else (s1 / s) * math.sqrt(max(1 - (a / a1) ** 2, 0.0))  # posterior, eq. (3)
+                self._coefs.append((a1, math.sqrt(max(s1**2 - std**2, 0.0))))
+                self._std.append(std if variance == "posterior" or last else math.sqrt(max(1 - (a / a1) ** 2, 0.0)))
+
+    def _update(self, i: int, x: Tensor, x0: Tensor, eps: Tensor, generator: torch.Generator | None) -> Tensor:
+        c0, c1 = self._coefs[i]
+        x = (x - c0 * eps) / c1 if self.mean == "eps" else c0 * x0 + c1 * eps
+        std = self._std[i]
+        if std > 0:
+            if generator is None:
+                raise ConfigError("the DDPM step injects noise: pass generator=")
+            x = x + self.noise_scale * std * torch.randn(x.shape, generator=generator, device=generator.device,
+                                                         dtype=x.dtype).to(x.device)
+        return x
+
+
+class DPMSolver1Sampler(Sampler):
+    """First-order DPM-Solver (``"dpm_solver_1"``) = deterministic DDIM, eq. (4)."""
+
+    solver: ClassVar[str] = "dpm_solver_1"
+
+    def __init__(self, sched: NoiseSchedule, steps: int | None = None, *, predict: Literal["eps", "x0"] = "eps",
+                 clip: tuple[float, float] | None = (-1.0, 1.0), clip_x0: bool = True) -> None:
+        super().__init__(sched, steps, predict=predict, clip=clip, clip_x0=clip_x0)
+        # x' = (sigma'/sigma) x + (alpha' - alpha sigma'/sigma) D, eq. (5) with D = x0_hat
+        self._coefs = [(s1 / s, a1 - a * s1 / s) for (a, s), (a1, s1) in zip(self.levels[:-1], self.levels[1:])]
+
+    def _d(self, i: int, x0: Tensor) -> Tensor:
+        return x0
+
+    def _update(self, i: int, x: Tensor, x0: Tensor, eps: Tensor, generator: torch.Generator | None) -> Tensor:
+        c0, c1 = self._coefs[i]
+        return c0 * x + c1 * self._d(i, x0)
+
+
+class DPMSolver2MSampler(DPMSolver1Sampler):
+    """DPM-Solver++(2M) (``"dpm_solver_2m"``), eq. (5); first order on the first move and the last two.
+
+    State: the previous step's x0_hat (``step`` must run i = 0, 1, ... in order).
+    """
+
+    solver: ClassVar[str] = "dpm_solver_2m"
+
+    def __init__(self, sched: NoiseSchedule, steps: int | None = None, *, predict: Literal["eps", "x0"] = "eps",
+                 clip: tuple[float, float] | None = (-1.0, 1.0), clip_x0: bool = True) -> None:
+        super().__init__(sched, steps, predict=predict, clip=clip, clip_x0=clip_x0)
+        lv = self.levels
+        hs = [math.log(a1 / s1) - math.log(a / s) for (a, s), (a1, s1) in zip(lv[:-2], lv[1:-1])]  # h_i, eq. (5)
+        n = len(self.timesteps)
+        # r_i = h_{i-1} / h_i where the second-order update applies (lower_order_final: not the last two moves)
+        self._r = [hs[i - 1] / hs[i] if 0 < i < n - 2 and hs[i - 1] > 0 and hs[i] > 0 else None for i in range(n)]
+        self._x0_prev: tuple[int, Tensor] | None = None  # (i, x0_hat) of the last step taken
+
+    def _d(self, i: int, x0: Tensor) -> Tensor:
+        r, prev = self._r[i], self._x0_prev
+        self._x0_prev = (i, x0)
+        if r is None:
+            return x0
+        if prev is None or prev[0] != i - 1:
+            raise ConfigError(f"DPM-Solver++(2M) steps run in order i = 0, 1, ...: step i={i} "
+                              f"follows {'no step' if prev is None else f'step i={prev[0]}'}")
+        return (1 + 0.5 / r) * x0 - (0.5 / r) * prev[1]
+
+
+SAMPLERS: dict[str, type[Sampler]] = {c.solver: c for c in (DDPMSampler, DPMSolver1Sampler, DPMSolver2MSampler)}
+
+
+def make_sampler(solver: Literal["ddpm", "dpm_solver_1", "dpm_solver_2m"], sched: NoiseSchedule,
+                 steps: int | None = None, **kwargs: Any) -> Sampler:
+    """A fresh sampler of ``solver`` over ``steps`` (default T) levels of ``sched``.
+
+    kwargs: predict, clip, clip_x0 (all solvers); variance, mean, noise_scale (``"ddpm"``).
+    """
+    _check("solver", solver, SOLVERS)
+    return SAMPLERS[solver](sched, steps, **kwargs)
+
+
 def sample(
     model_fn: ModelFn,
     cond: Tensor,
@@ -230,7 +452,7 @@ def sample(
     guidance_scale: float = 0.0,
     x_T: Tensor | None = None,
 ) -> Tensor:
-    """Draw samples x_0 of ``shape`` = (B, d) conditioned on ``cond`` (B, c).
+    """Draw samples x_0 of ``shape`` = (B, d) conditioned on ``cond`` (B, c): a loop over :meth:`Sampler.step`.
 
     x_T = temperature * N(0, I) from ``generator`` (on the generator's device, moved to cond's),
     or the given ``x_T`` (B, d). Visits the ``steps`` (default T) levels of :func:`step_indices`
@@ -240,42 +462,19 @@ def sample(
     ``guidance`` is called as guidance(x_k (B, d), k (B,) float); it must enable grad itself if it
     differentiates a critic while the caller samples under no_grad. Returns (B, d).
     """
-    _check("solver", solver, SOLVERS)
-    _check("predict", predict, PREDICTS)
-    ks = step_indices(sched.T, sched.T if steps is None else steps)
-    alphas, sigmas = sched.alphas.double().tolist(), sched.sigmas.double().tolist()
-    levels = [(alphas[k], sigmas[k]) for k in ks] + [(1.0, 0.0)]  # the clean end point
-    hs = [math.log(a1 / s1) - math.log(a / s) for (a, s), (a1, s1) in zip(levels[:-2], levels[1:-1])]  # h_i, eq. (5)
+    sampler = make_sampler(solver, sched, steps, predict=predict, clip=clip, clip_x0=clip_x0)
     if len(shape) != 2 or shape[0] != cond.shape[0]:
         raise ConfigError(f"sample shape must be (B, d) with B = cond.shape[0] = {cond.shape[0]}, got shape={tuple(shape)}")
     if x_T is None:
-        x_T = temperature * torch.randn(shape, generator=generator, device=generator.device)
+        x_T = sampler.init_noise(shape, generator, temperature)
     elif tuple(x_T.shape) != tuple(shape):
         raise ConfigError(f"x_T has shape {tuple(x_T.shape)}, expected shape={tuple(shape)}")
     x = x_T.to(cond.device, cond.dtype)
-    k_in = {k: torch.full((1,), float(k), device=x.device, dtype=x.dtype).expand(shape[0]) for k in ks}  # (B,), stride 0
-    x0_prev = x  # x0_hat of the previous level (set before the first 2M use)
-    for i, k in enumerate(ks):
-        (a, s), (a1, s1) = levels[i], levels[i + 1]
-        pred = model_fn(x, k_in[k], cond)
-        eps = pred if predict == "eps" else (x - a * pred) / s
-        if guidance is not None and guidance_scale != 0:
-            eps = eps - guidance_scale * s * guidance(x, k_in[k])
-        x0 = (x - s * eps) / a
-        if clip_x0 and clip is not None:
-            x0 = x0.clamp(*clip)
-            eps = (x - a * x0) / s
-        last = i == len(ks) - 1
-        if solver == "ddpm":
-            std = 0.0 if last else (s1 / s) * math.sqrt(max(1 - (a / a1) ** 2, 0.0))
-            x = a1 * x0 + math.sqrt(max(s1**2 - std**2, 0.0)) * eps
-            if std > 0:
-                x = x + std * torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
-        else:
-            d = x0
-            if solver == "dpm_solver_2m" and 0 < i < len(ks) - 2 and hs[i - 1] > 0 and hs[i] > 0:
-                r = hs[i - 1] / hs[i]
-                d = (1 + 0.5 / r) * x0 - (0.5 / r) * x0_prev
-            x = (s1 / s) * x + (a1 - a * s1 / s) * d
-            x0_prev = x0
-    return x if clip is None else x.clamp(*clip)
+    guided = guidance is not None and guidance_scale != 0
+    for i, k in enumerate(sampler.timesteps):
+        k_in = torch.full((1,), float(k), device=x.device, dtype=x.dtype).expand(shape[0])  # (B,), stride 0
+        eps = sampler.to_eps(model_fn(x, k_in, cond), i, x)
+        if guided:
+            eps = sampler.guide(eps, i, guidance(x, k_in), guidance_scale)
+        x = sampler.step(eps, i, x, generator=generator, predict="eps").prev_sample
+    return x

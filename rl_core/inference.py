@@ -123,7 +123,7 @@ class Actor:
                 f"providing expected={sorted(needed)}, actual={sorted(provides)}"
                 + (" (the snapshot has no critic: pass one with make_actor(..., guidance=...))" if guidance is None
                    else f" (kind {guidance.kind!r})"))
-        if inference.method == "swg" and not hasattr(algo_cls, "self_guided_sample"):
+        if inference.method == "swg" and not algo_cls.self_guided:
             raise ConfigError(f"inference.method='swg' needs an SWG snapshot; this snapshot is {algo_cls.name!r}")
         self.algo_cls, self.algo_cfg, self.denoiser = algo_cls, algo_cfg, denoiser.eval()
         self.normalizer, self.inference, self.guidance = normalizer, inference, guidance
@@ -138,25 +138,24 @@ class Actor:
         obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
         obs_n = self.normalizer.normalize_obs(obs_t)
         obs_g = self.guidance_normalizer.normalize_obs(obs_t) if self.guidance is not None else None
-        if self.inference.method == "swg" and self.inference.swg_select == "weight" and self.n > 1:
-            cand, w = self.algo_cls.self_guided_sample(self.algo_cfg, self.denoiser, obs_n, generator, n=self.n,
-                                                       temperature=self.inference.temperature,
-                                                       scale=self.inference.scale, return_weights=True)
-            return cand[torch.arange(len(cand), device=cand.device), w.argmax(dim=1)].cpu().numpy()
-        cand = self._candidates(obs_n, obs_g, generator)  # (B, N, act_dim)
+        cand, aux = self._candidates(obs_n, obs_g, generator)  # (B, N, act_dim)
         if self.n == 1:
             return cand[:, 0].cpu().numpy()
+        if self.inference.method == "swg" and self.inference.swg_select == "weight":  # SWG-R by sampled weight
+            return cand[torch.arange(len(cand), device=cand.device), aux["weight"].argmax(dim=1)].cpu().numpy()
         return self._select(obs_g, cand, generator).cpu().numpy()
 
-    def _candidates(self, obs_n: Tensor, obs_g: Tensor | None, generator: torch.Generator) -> Tensor:
-        """(B, N, act_dim) candidates from one batched sampler call."""
-        inf, cfg, n = self.inference, self.algo_cfg, self.n
-        if inf.method == "swg":
-            return self.algo_cls.self_guided_sample(cfg, self.denoiser, obs_n, generator, n=n,
-                                                    temperature=inf.temperature, scale=inf.scale)
-        guidance_fn = self._q_gradient(obs_g.repeat_interleave(n, dim=0)) if inf.method == "gradient" else None
-        return self.algo_cls.sample_with(cfg, self.denoiser, obs_n, generator, n=n, temperature=inf.temperature,
-                                         guidance_fn=guidance_fn, guidance_scale=inf.scale)
+    def _candidates(self, obs_n: Tensor, obs_g: Tensor | None,
+                    generator: torch.Generator) -> tuple[Tensor, dict[str, Tensor]]:
+        """(B, N, act_dim) candidates and the algorithm's aux (SWG: sampled weights) from one batched call."""
+        inf, n = self.inference, self.n
+        gradient = inf.method == "gradient"
+        guidance_fn = self._q_gradient(obs_g.repeat_interleave(n, dim=0)) if gradient else None
+        return self.algo_cls.sample_with(self.algo_cfg, self.denoiser, obs_n, generator, n=n,
+                                         temperature=inf.temperature, guidance_fn=guidance_fn,
+                                         guidance_scale=inf.scale if gradient else 0.0,
+                                         self_guidance_scale=inf.scale if inf.method == "swg" else None,
+                                         return_aux=True)
 
     def _q_gradient(self, obs_rep: Tensor):
         """guidance(x_k (B·N, d), k) = ∇_{x_k} Q(s, x_k[:, :act_dim]), evaluated with grad enabled."""

@@ -8,7 +8,7 @@ Each algorithm file adds its losses and ``update``; this module holds what they 
   (CleanDiffuser ``main`` D4RL defaults; subclasses override defaults per algorithm).
 - ``DiffusionAlgorithm``: construction, training-guidance modes, EMA, optimiser step, sampling,
   ``state_dict`` / ``load_state_dict`` and the two classmethods that act from a snapshot
-  (``build_denoiser``, ``sample_with``) without a training object.
+  (``build_denoiser``, ``sample_with``: the one sampling entry point) without a training object.
 - ``q_policy_loss``: the normalised Q term of DQL / EDP,
   L_q = −Q_i(s, a).mean() / stopgrad(|Q_j(s, a)|.mean()), i ≠ j drawn at random (CD ``main``).
 
@@ -137,6 +137,7 @@ class DiffusionAlgorithm:
     requires: ClassVar[frozenset[str]]  # guidance capabilities needed in training
     default_guidance_kind: ClassVar[str]
     modes: ClassVar[tuple[str, ...]] = TRAIN_GUIDANCE_MODES  # training-guidance modes this algorithm supports
+    self_guided: ClassVar[bool] = False  # sample_with takes self_guidance_scale (inference method "swg")
 
     def __init__(self, cfg: DiffusionConfig, obs_dim: int, act_dim: int, *, guidance: Any | None,
                  guidance_mode: str, seed: int, device: str | torch.device = "cpu") -> None:
@@ -242,13 +243,15 @@ class DiffusionAlgorithm:
         return self.ema if ema else self.net
 
     def sample(self, obs_n: Tensor, generator: torch.Generator, *, n: int = 1, temperature: float,
-               ema: bool = True, guidance_fn: Callable | None = None, guidance_scale: float = 0.0) -> Tensor:
-        """n actions per observation: obs_n (B, obs_dim) -> (B, n, act_dim) in [-1, 1].
+               ema: bool = True, guidance_fn: Callable | None = None, guidance_scale: float = 0.0,
+               self_guidance_scale: float | None = None) -> Tensor:
+        """n actions per observation: obs_n (B, obs_dim) -> (B, n, act_dim) in [-1, 1] (``sample_with``).
 
         Gradients flow through the chain unless called under ``torch.no_grad`` (DQL needs them).
         """
         return self.sample_with(self.cfg, self.denoiser(ema), obs_n, generator, n=n, temperature=temperature,
-                                guidance_fn=guidance_fn, guidance_scale=guidance_scale)
+                                guidance_fn=guidance_fn, guidance_scale=guidance_scale,
+                                self_guidance_scale=self_guidance_scale)
 
     @classmethod
     def build_denoiser(cls, cfg: Any, obs_dim: int, act_dim: int) -> nn.Module:
@@ -260,18 +263,28 @@ class DiffusionAlgorithm:
 
     @classmethod
     def sample_with(cls, cfg: Any, denoiser: nn.Module, obs_n: Tensor, generator: torch.Generator, *, n: int,
-                    temperature: float, guidance_fn: Callable | None = None, guidance_scale: float = 0.0) -> Tensor:
-        """Sample with ``cfg``'s schedule and solver: obs_n (B, obs_dim) -> (B, n, act_dim).
+                    temperature: float, guidance_fn: Callable | None = None, guidance_scale: float = 0.0,
+                    self_guidance_scale: float | None = None,
+                    return_aux: bool = False) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+        """The one sampling entry point (training targets, the Actor): obs_n (B, obs_dim) -> (B, n, act_dim).
 
-        All B·n chains run in one batched sampler call (obs repeated n times, row-major);
-        ``denoiser.x_dim`` is the sampled dimension (see ``build_denoiser``).
+        Samples with ``cfg``'s schedule and solver (``diffusion.sample``); all B·n chains run in one
+        batched sampler call (obs repeated n times, row-major); ``denoiser.x_dim`` is the sampled
+        dimension (see ``build_denoiser``). ``guidance_fn`` / ``guidance_scale``: critic-gradient
+        guidance, eq. (6) of ``rl_core.diffusion``. ``self_guidance_scale``: only for ``self_guided``
+        classes (SWG); others refuse a value. ``return_aux``: return (actions, aux) with the
+        algorithm's per-sample extras, (B, n) tensors by name (none here; SWG: ``"weight"``).
         """
+        if self_guidance_scale is not None and not cls.self_guided:
+            raise ConfigError(f"{cls.name} has no self-guidance: self_guidance_scale must be None, "
+                              f"got {self_guidance_scale!r}")
         B, x_dim = obs_n.shape[0], int(denoiser.x_dim)
         cond = obs_n.repeat_interleave(n, dim=0)
         x = D.sample(denoiser, cond, (B * n, x_dim), make_schedule(cfg.schedule, cfg.T), solver=cfg.solver,
                      steps=cfg.sampling_steps, predict=cfg.predict, generator=generator, temperature=temperature,
                      clip=(-1.0, 1.0), guidance=guidance_fn, guidance_scale=guidance_scale)
-        return x.reshape(B, n, x_dim)
+        x = x.reshape(B, n, x_dim)
+        return (x, {}) if return_aux else x
 
     # ----- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict:

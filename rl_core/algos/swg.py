@@ -15,16 +15,17 @@ The conditional mean comes from the same network by Tweedie's formula on the wei
     g           = ∇_{z_k} log w0_hat(z_k)       (w.r.t. all of z_k; NaN -> 0; optional |g| clip)  (4)
     eps_tilde   = eps_theta - s · sigma_k · g                                                   (5)
 
-followed by the DDPM step of SWG-J / IDQL (per-step beta_k = 1 - alphabar_k / alphabar_{k-1}):
+followed by the DDPM step of SWG-J / IDQL (per-step beta_k = 1 - alphabar_k / alphabar_{k-1};
+``diffusion.DDPMSampler(mean="eps", variance="beta", noise_scale=temp)``):
 
     z_{k-1} = (z_k - beta_k / sigma_k · eps_tilde) / sqrt(1 - beta_k) + 1[k > 0] sqrt(beta_k) · temp · xi   (6)
 
 with the action coordinates clipped to [-1, 1] and the weight to [w_min, 1] after every step;
 z_T = temp · N(0, I). s = 1 is exact guidance; s != 1 sharpens heuristically (p_k E[W_0|z_k]^s).
-s and temp are inference parameters (``self_guided_sample``), searchable without retraining.
-SWG-R draws n samples per state and keeps the best: rl_core.inference selects by Q (SWG-J);
-``self_guided_sample(..., return_weights=True)`` also returns the sampled weight coordinate for
-selection by predicted weight (SWG-P ``select_better``).
+s and temp are inference parameters (``sample_with(self_guidance_scale=s)`` / ``self_guided_sample``),
+searchable without retraining. SWG-R draws n samples per state and keeps the best: rl_core.inference
+selects by Q (SWG-J) or, with ``sample_with(..., return_aux=True)`` returning the sampled weight
+coordinate, by predicted weight (SWG-P ``select_better``).
 
 Training-guidance modes (critic -> weights -> actor, guidance-first by construction):
 - ``frozen``: a pretrained IQL artifact, frozen; w = weight_fn(Q(s,a) - V(s)) per minibatch. This is
@@ -145,36 +146,33 @@ def swg_sample(denoiser: nn.Module, obs_n: Tensor, generator: torch.Generator, s
                guidance_scale: float = 0.0) -> tuple[Tensor, Tensor]:
     """Self-guided DDPM, eqs. (3)-(6): obs_n (M, obs_dim) -> (actions (M, act_dim), weights (M,)).
 
-    ``scale`` = s of eq. (5); s = 0 skips the gradient and is plain DDPM. ``guidance_fn(a_k (M, A),
-    k (M,))`` -> d log h / d a_k, if given, adds ``guidance_scale`` times that to g on the action
-    coordinates (critic-gradient guidance; 0 on the weight). ``variance`` of the injected noise:
-    "beta" = beta_k (eq. 6), "posterior" = beta_k (1 - alphabar_{k-1}) / (1 - alphabar_k). Runs with
-    grad only for g; returns detached tensors.
+    A loop over ``diffusion.DDPMSampler(mean="eps")`` steps (eq. 6, all T levels, no prediction
+    clip); the self-guidance (3)-(5) is this loop's modification of the model output. ``scale`` = s
+    of eq. (5); s = 0 skips the gradient and is plain DDPM. ``guidance_fn(a_k (M, A), k (M,))`` ->
+    d log h / d a_k, if given, adds ``guidance_scale`` times that to g on the action coordinates
+    (critic-gradient guidance; 0 on the weight). ``variance`` of the injected noise: "beta" = beta_k
+    (eq. 6), "posterior" = beta_k (1 - alphabar_{k-1}) / (1 - alphabar_k). Runs with grad only for
+    g; returns detached tensors.
     """
     M, dev = len(obs_n), obs_n.device
-    alphas, sigmas, betas = sched.alphas.tolist(), sched.sigmas.tolist(), sched.betas.tolist()
-    noise_var = [b * (sigmas[k - 1] ** 2 / sigmas[k] ** 2 if variance == "posterior" and k > 0 else 1.0)
-                 for k, b in enumerate(betas)]
-    z = temperature * torch.randn((M, act_dim + 1), generator=generator, device=generator.device).to(obs_n)
+    sampler = D.DDPMSampler(sched, predict="eps", clip=None, variance=variance, mean="eps", noise_scale=temperature)
+    z = sampler.init_noise((M, act_dim + 1), generator, temperature).to(obs_n)
     lo = torch.tensor([-1.0] * act_dim + [w_min], device=dev)
     hi = torch.ones(act_dim + 1, device=dev)
-    for k in reversed(range(sched.T)):
+    for i, k in enumerate(sampler.timesteps):
         kk = torch.full((M,), float(k), device=dev, dtype=obs_n.dtype)
         with torch.enable_grad():
             z_in = z.detach().requires_grad_(scale != 0)
             eps = denoiser(z_in, kk, obs_n)
             g = torch.zeros_like(z)
-            if scale != 0:
-                w0 = ((z_in[:, -1] - sigmas[k] * eps[:, -1]) / alphas[k]).clamp(w_min, 1.0)
+            if scale != 0:  # (3)-(4): g = grad log w0_hat, Tweedie on the weight coordinate
+                w0 = ((z_in[:, -1] - sampler.sigma(i) * eps[:, -1]) / sampler.alpha(i)).clamp(w_min, 1.0)
                 g = torch.nan_to_num(torch.autograd.grad(w0.log().sum(), z_in)[0], nan=0.0, posinf=0.0, neginf=0.0)
                 g = scale * (g if guidance_clip is None else g.clamp(-guidance_clip, guidance_clip))
         if guidance_fn is not None and guidance_scale != 0:
             g[:, :-1] += guidance_scale * guidance_fn(z[:, :-1], kk)
-        eps = eps.detach() - sigmas[k] * g
-        z = (z - betas[k] / sigmas[k] * eps) / (1.0 - betas[k]) ** 0.5
-        if k > 0:
-            z = z + temperature * noise_var[k] ** 0.5 * torch.randn(z.shape, generator=generator, device=generator.device).to(z)
-        z = torch.minimum(torch.maximum(z, lo), hi).detach()
+        eps = sampler.guide(eps.detach(), i, g)  # (5)
+        z = torch.minimum(torch.maximum(sampler.step(eps, i, z, generator=generator).prev_sample, lo), hi).detach()
     return z[:, :-1], z[:, -1]
 
 
@@ -183,6 +181,7 @@ class SWG(DiffusionAlgorithm):
 
     name: ClassVar[str] = "swg"
     Config: ClassVar[type] = SWGConfig
+    self_guided: ClassVar[bool] = True
     requires: ClassVar[frozenset[str]] = frozenset({"q", "v"})
     default_guidance_kind: ClassVar[str] = "iql"
     modes: ClassVar[tuple[str, ...]] = ("joint", "none", "bc", "frozen", "unfrozen")  # no noise: a random critic has no V
@@ -243,33 +242,39 @@ class SWG(DiffusionAlgorithm):
         return net
 
     @classmethod
-    def self_guided_sample(cls, cfg: SWGConfig, denoiser: nn.Module, obs_n: Tensor, generator: torch.Generator, *,
-                           n: int, temperature: float, scale: float, return_weights: bool = False,
-                           guidance_fn: Callable | None = None, guidance_scale: float = 0.0) -> Tensor | tuple[Tensor, Tensor]:
-        """SWG / SWG-R samples: obs_n (B, obs_dim) -> actions (B, n, A) [, sampled weights (B, n)].
+    def sample_with(cls, cfg: SWGConfig, denoiser: nn.Module, obs_n: Tensor, generator: torch.Generator, *, n: int,
+                    temperature: float, guidance_fn: Callable | None = None, guidance_scale: float = 0.0,
+                    self_guidance_scale: float | None = None,
+                    return_aux: bool = False) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+        """SWG / SWG-R samples: obs_n (B, obs_dim) -> actions (B, n, A) [, {"weight": sampled weights (B, n)}].
 
-        ``scale`` = s of eq. (5), ``temperature`` of z_T and of the DDPM noise. The B·n chains run
-        batched (obs repeated n times, row-major). Evaluation mode (dropout off) during sampling.
+        ``self_guidance_scale`` = s of eq. (5) (None = 0: unguided samples of the action marginal),
+        ``temperature`` of z_T and of the DDPM noise; ``guidance_fn`` adds critic-gradient guidance
+        (``swg_sample``). The B·n chains run batched (obs repeated n times, row-major). Evaluation
+        mode (dropout off) during sampling. ``return_aux``: also the sampled weight coordinate, for
+        SWG-R selection by predicted weight (SWG-P ``select_better``).
         """
         was_training = denoiser.training
         denoiser.eval()
         try:
             B, act_dim = len(obs_n), int(denoiser.x_dim) - 1
             a, w = swg_sample(denoiser, obs_n.repeat_interleave(n, dim=0), generator, D.make_schedule("vp", cfg.T),
-                              act_dim=act_dim, temperature=temperature, scale=scale, w_min=cfg.weights.w_min,
-                              guidance_clip=cfg.guidance_clip, variance=cfg.sample_variance,
+                              act_dim=act_dim, temperature=temperature, scale=self_guidance_scale or 0.0,
+                              w_min=cfg.weights.w_min, guidance_clip=cfg.guidance_clip, variance=cfg.sample_variance,
                               guidance_fn=guidance_fn, guidance_scale=guidance_scale)
         finally:
             denoiser.train(was_training)
-        a, w = a.reshape(B, n, act_dim), w.reshape(B, n)
-        return (a, w) if return_weights else a
+        a = a.reshape(B, n, act_dim)
+        return (a, {"weight": w.reshape(B, n)}) if return_aux else a
 
     @classmethod
-    def sample_with(cls, cfg: SWGConfig, denoiser: nn.Module, obs_n: Tensor, generator: torch.Generator, *, n: int,
-                    temperature: float, guidance_fn: Callable | None = None, guidance_scale: float = 0.0) -> Tensor:
-        """Unguided (s = 0) samples of the action marginal, optionally with critic-gradient guidance: (B, n, A)."""
-        return cls.self_guided_sample(cfg, denoiser, obs_n, generator, n=n, temperature=temperature, scale=0.0,
-                                      guidance_fn=guidance_fn, guidance_scale=guidance_scale)
+    def self_guided_sample(cls, cfg: SWGConfig, denoiser: nn.Module, obs_n: Tensor, generator: torch.Generator, *,
+                           n: int, temperature: float, scale: float, return_weights: bool = False,
+                           guidance_fn: Callable | None = None, guidance_scale: float = 0.0) -> Tensor | tuple[Tensor, Tensor]:
+        """``sample_with`` at self-guidance scale ``scale``: actions (B, n, A) [, sampled weights (B, n)]."""
+        out = cls.sample_with(cfg, denoiser, obs_n, generator, n=n, temperature=temperature, guidance_fn=guidance_fn,
+                              guidance_scale=guidance_scale, self_guidance_scale=scale, return_aux=return_weights)
+        return (out[0], out[1]["weight"]) if return_weights else out
 
     def guided_sample(self, obs_n: Tensor, generator: torch.Generator, *, n: int = 1, temperature: float,
                       scale: float, ema: bool = True) -> Tensor:

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from rl_core.diffusion import SOLVERS, add_noise, diffusion_loss, make_schedule, one_step_x0, sample, step_indices
+from rl_core.diffusion import (PREDICTS, SOLVERS, add_noise, diffusion_loss, make_sampler, make_schedule, one_step_x0, sample,
+                               step_indices)
 from rl_core.errors import ConfigError, MdptError
 from rl_core.nets import DQLMlp
 
@@ -250,3 +251,147 @@ def test_ddpm_matches_exact_linear_gaussian_moments(kind, T, steps):
 def test_full_ddpm_moments_approach_the_data():
     assert ddpm_moments(make_schedule("cosine", 200), 200) == pytest.approx((M, S), abs=0.01)
     assert ddpm_moments(make_schedule("vp", 100), 25)[1] < S - 0.04  # coarse steps under-disperse
+
+
+# ----- the step API (Sampler.step) ------------------------------------------------------------------
+def dummy_eps(x, k, cond):
+    """diffusers' scheduler-test dummy model: sample * t / (t + 1)."""
+    return x * k[:, None] / (k[:, None] + 1)
+
+
+def dummy_x0(x, k, cond):
+    """The dummy shifted by one level (an x0-model that does not return 0 at k = 0)."""
+    return x * (k[:, None] + 1) / (k[:, None] + 2)
+
+
+# Pinned before the sampler was rebuilt on Sampler.step (float64, cosine T = 50, 15 steps, clip (-1, 1),
+# x_T and DDPM noise from seed 0), and the generator's next float64 draw (pins the number of draws).
+GOLDEN = {
+    ("ddpm", "eps"): ([-0.41966371671996294, -0.11353866455648186, 0.11187549084183307, 0.5686225832509432,
+                       0.11831940202071899, 0.2547312950780187], -1.7786636657461636),
+    ("ddpm", "x0"): ([-0.3232053527289483, -0.1842633842267048, -0.12830993242042504, 0.34448142325621073,
+                      -0.07188407216420133, 0.291891793963937], -1.7786636657461636),
+    ("dpm_solver_1", "eps"): ([0.901649275172082, -0.196222949708779, -1.0, 0.36306713521905937,
+                               -0.648865519884393, -0.8227913619241973], 0.4033468476292993),
+    ("dpm_solver_1", "x0"): ([0.5049134923641868, -0.2030985358244631, -0.5069625652269235, 0.3934430354354619,
+                              -0.47994199371080204, -0.49845246283657313], 0.4033468476292993),
+    ("dpm_solver_2m", "eps"): ([0.9351876221036616, -0.1972417739507645, -1.0, 0.36877210762356444,
+                                -0.6693402607040133, -0.8522544124970023], 0.4033468476292993),
+    ("dpm_solver_2m", "x0"): ([0.5049134923641868, -0.20498384380573542, -0.5069625652269235, 0.3970952591793278,
+                               -0.47994199371080204, -0.498452462836573], 0.4033468476292993),
+}
+
+
+@pytest.mark.parametrize(("solver", "predict"), list(GOLDEN))
+def test_dummy_model_full_loop_matches_pinned_values_bit_for_bit(solver, predict):
+    sched, g = make_schedule("cosine", 50), gen(0)
+    x = sample(dummy_eps if predict == "eps" else dummy_x0, torch.zeros(3, 1, dtype=torch.float64), (3, 2), sched,
+               solver=solver, steps=15, predict=predict, generator=g)
+    values, next_draw = GOLDEN[(solver, predict)]
+    assert torch.equal(x, torch.tensor(values, dtype=torch.float64).reshape(3, 2))
+    assert torch.randn((), generator=g, dtype=torch.float64).item() == next_draw
+
+
+def test_dummy_model_guided_loop_matches_pinned_values_bit_for_bit():
+    x = sample(dummy_eps, torch.zeros(3, 1, dtype=torch.float64), (3, 2), make_schedule("cosine", 50),
+               solver="dpm_solver_2m", steps=15, generator=gen(0), guidance=lambda x, k: torch.ones_like(x) * 0.5,
+               guidance_scale=0.3)
+    pinned = [1.0, 0.09670321453286643, -0.9680218004437054, 0.5833964811353625, -0.35002803501629653,
+              -0.527385411381742]
+    assert torch.equal(x, torch.tensor(pinned, dtype=torch.float64).reshape(3, 2))
+
+
+def step_loop(net, obs, sched, solver, steps, predict, g, temperature, clip, guidance=None, scale=0.0):
+    """A hand-written loop over Sampler.step (the caller owns the loop and the guidance)."""
+    sampler = make_sampler(solver, sched, steps, predict=predict, clip=clip)
+    x = sampler.init_noise((len(obs), 2), g, temperature).to(obs)
+    x0s = []
+    for i, k in enumerate(sampler.timesteps):
+        t = torch.full((1,), float(k), dtype=obs.dtype).expand(len(obs))  # as sample() (stride 0 changes matmul bits)
+        out = net(x, t, obs)
+        if guidance is None:
+            res = sampler.step(out, i, x, generator=g)
+        else:
+            eps = sampler.guide(sampler.to_eps(out, i, x), i, guidance(x, t), scale)
+            res = sampler.step(eps, i, x, generator=g, predict="eps")
+        x = res.prev_sample
+        x0s.append(res.x0_pred)
+    return x, x0s
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("predict", PREDICTS)
+def test_sample_equals_a_hand_written_loop_over_step(solver, predict):
+    sched = make_schedule("cosine", 50)
+    net = DQLMlp(3, 2, hidden=32, emb_dim=8)
+    obs = torch.randn(8, 3, generator=gen(1))
+    up = lambda x, k: torch.sin(3 * x)
+    with torch.no_grad():
+        for guidance, scale in ((None, 0.0), (up, 0.4)):
+            g1, g2 = gen(5), gen(5)
+            ref = sample(net, obs, (8, 2), sched, solver=solver, steps=12, predict=predict, generator=g1,
+                         temperature=0.7, guidance=guidance, guidance_scale=scale)
+            got, x0s = step_loop(net, obs, sched, solver, 12, predict, g2, 0.7, (-1.0, 1.0), guidance, scale)
+            assert torch.equal(ref, got) and torch.equal(torch.randn(4, generator=g1), torch.randn(4, generator=g2))
+            assert len(x0s) == 12 and all(bool(x0.abs().max() <= 1.0) for x0 in x0s)  # the prediction clip
+            assert torch.equal(got, x0s[-1])  # the last move lands on the (clipped) x0 estimate
+
+
+def test_step_api_refuses_misuse_with_one_line_errors():
+    sched = make_schedule("cosine", 20)
+    x = torch.zeros(2, 1)
+    two_m = make_sampler("dpm_solver_2m", sched, 10)
+    two_m.step(x, 0, x)
+    with pytest.raises(ConfigError, match="in order"):
+        two_m.step(x, 2, x)  # skipped step 1: no x0_hat of the previous level
+    with pytest.raises(ConfigError, match="out of range"):
+        two_m.step(x, 10, x)
+    with pytest.raises(ConfigError, match="generator"):
+        make_sampler("ddpm", sched, 10).step(x, 0, x)
+    with pytest.raises(ConfigError, match="steps = T"):
+        make_sampler("ddpm", sched, 10, mean="eps")
+    with pytest.raises(ConfigError, match="posterior, beta"):
+        make_sampler("ddpm", sched, variance="large")
+    with pytest.raises(ConfigError, match="ddpm, dpm_solver_1, dpm_solver_2m"):
+        make_sampler("euler", sched)
+
+
+def beta_ddpm_moments(sched, m: float = M, s: float = S) -> tuple[float, float]:
+    """Exact mean and std of full DDPM with the posterior mean and "beta" noise 1 - (alpha/alpha')^2
+    (Gaussian oracle, x_T ~ N(0, 1)); ``ddpm_moments`` with the injected variance swapped."""
+    levels = [(sched.alphas[k].item(), sched.sigmas[k].item()) for k in range(sched.T - 1, -1, -1)] + [(1.0, 0.0)]
+    mean, var = 0.0, 1.0
+    for i, ((a, sg), (a1, s1)) in enumerate(zip(levels[:-1], levels[1:])):
+        d = a**2 * s**2 + sg**2
+        e1, e0 = sg / d, -sg * a * m / d
+        x1, x0 = (1 - sg * e1) / a, -sg * e0 / a
+        post = (s1 / sg) * math.sqrt(max(1 - (a / a1) ** 2, 0.0))
+        c = math.sqrt(max(s1**2 - post**2, 0.0))
+        A, b = a1 * x1 + c * e1, a1 * x0 + c * e0
+        noise_var = 0.0 if i == sched.T - 1 else 1 - (a / a1) ** 2
+        mean, var = A * mean + b, A**2 * var + noise_var
+    return mean, math.sqrt(var)
+
+
+@pytest.mark.parametrize("variance", ["posterior", "beta"])
+def test_ddpm_mean_forms_agree_and_match_the_exact_moments(variance):
+    """mean='x0' (eq. 3) and mean='eps' (Ho et al.) are one posterior mean: the same draws give the same
+    chain; its moments are the exact linear-Gaussian ones of the chosen noise variance."""
+    sched = make_schedule("vp", 10)
+    n = 20_000
+    out = {}
+    for mean in ("x0", "eps"):
+        sampler = make_sampler("ddpm", sched, predict="eps", clip=None, variance=variance, mean=mean)
+        g = gen(2)
+        x = sampler.init_noise((n, 1), g)
+        for i, k in enumerate(sampler.timesteps):
+            x = sampler.step(oracle_eps(sched)(x, torch.full((n,), float(k)), None), i, x, generator=g).prev_sample
+        out[mean] = x
+    torch.testing.assert_close(out["x0"], out["eps"], atol=1e-4, rtol=1e-4)
+    exact = ddpm_moments(sched, sched.T) if variance == "posterior" else beta_ddpm_moments(sched)
+    assert out["x0"].mean().item() == pytest.approx(exact[0], abs=0.01)
+    assert out["x0"].std().item() == pytest.approx(exact[1], rel=0.02)
+    if variance == "posterior":
+        assert torch.equal(out["x0"], sample(oracle_eps(sched), torch.zeros(n, 1), (n, 1), sched, generator=gen(2), clip=None))
+    else:
+        assert exact[1] > ddpm_moments(sched, sched.T)[1] + 0.02  # beta_k noise: wider than the posterior's

@@ -279,3 +279,54 @@ def test_snapshot_actor_uses_self_guidance_at_the_requested_scale(tmp_path):
     np.testing.assert_allclose(by_w.act(obs.numpy(), gen(3)), expected, atol=1e-6)
     with pytest.raises(GuidanceCapabilityError):  # by Q without a critic: refused
         make_actor(snap, InferenceConfig(method="swg", scale=1.0, n_candidates=3, swg_select="q"))
+
+
+# ----- self-guided sampling on diffusion.DDPMSampler: pinned values --------------------------------
+class _Dummy(torch.nn.Module):
+    """diffusers' scheduler-test dummy model, eps = z * k / (k + 1) (elementwise: bit-stable across machines)."""
+
+    def forward(self, z, k, obs):
+        return z * k[:, None] / (k[:, None] + 1)
+
+
+# Pinned before swg_sample was rebuilt on DDPMSampler.step: T = 15 VP, temperature 0.5, s = 1, critic-gradient
+# guidance 0.2 * 1, z = (a, w) of 3 chains; and the generator's next draw (pins the number of draws).
+SWG_GOLDEN = {
+    "beta": ([0.10867159068584442, 0.5895770192146301, 0.9646547436714172, -0.20872053503990173, 0.5627754926681519,
+              0.9742879271507263, 0.2905191481113434, 0.29010748863220215, 1.0], 0.4631114900112152),
+    "posterior": ([0.1661101132631302, 0.47329461574554443, 0.9803279638290405, -0.11145423352718353,
+                   0.5567099452018738, 1.0, 0.36415308713912964, 0.227814719080925, 1.0], 0.4631114900112152),
+}
+
+
+@pytest.mark.parametrize("variance", list(SWG_GOLDEN))
+def test_self_guided_dummy_loop_matches_pinned_values_bit_for_bit(variance):
+    g = gen(0)
+    a, w = swg_sample(_Dummy(), torch.zeros(3, 0), g, D.make_schedule("vp", 15), act_dim=2, temperature=0.5,
+                      scale=1.0, w_min=1e-4, variance=variance, guidance_fn=lambda a, k: torch.ones_like(a),
+                      guidance_scale=0.2)
+    values, next_draw = SWG_GOLDEN[variance]
+    assert torch.equal(torch.cat([a, w[:, None]], 1), torch.tensor(values).reshape(3, 3))
+    assert torch.randn((), generator=g).item() == next_draw
+
+
+def test_sample_with_is_the_one_entry_point_and_declares_self_guidance():
+    algo = SWG(TINY, OBS, ACT, guidance=None, guidance_mode="bc", seed=0)
+    obs = torch.randn(3, OBS)
+    a, aux = SWG.sample_with(TINY, algo.denoiser(), obs, gen(4), n=2, temperature=0.5, self_guidance_scale=3.0,
+                             return_aux=True)
+    ref_a, ref_w = SWG.self_guided_sample(TINY, algo.denoiser(), obs, gen(4), n=2, temperature=0.5, scale=3.0,
+                                          return_weights=True)
+    assert torch.equal(a, ref_a) and torch.equal(aux["weight"], ref_w)
+    assert torch.equal(algo.sample(obs, gen(4), n=2, temperature=0.5, self_guidance_scale=3.0), ref_a)
+    unguided = SWG.sample_with(TINY, algo.denoiser(), obs, gen(4), n=2, temperature=0.5)
+    assert torch.equal(unguided, SWG.self_guided_sample(TINY, algo.denoiser(), obs, gen(4), n=2, temperature=0.5,
+                                                        scale=0.0))
+    dql = get_algorithm("dql")
+    assert SWG.self_guided and not dql.self_guided
+    with pytest.raises(ConfigError, match="self_guidance_scale"):
+        dql.sample_with(dql.Config(), dql.build_denoiser(dql.Config(), OBS, ACT), obs, gen(), n=1, temperature=0.5,
+                        self_guidance_scale=1.0)
+    x, aux = dql.sample_with(dql.Config(), dql.build_denoiser(dql.Config(), OBS, ACT), obs, gen(), n=2,
+                             temperature=0.5, return_aux=True)
+    assert x.shape == (3, 2, ACT) and aux == {}
