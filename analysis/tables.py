@@ -1,13 +1,12 @@
 """The report's tables, in the papers' layout, as pyarrow Tables (one row per comparison x task).
 
-Input is `checkpoint_stats` output (one row per run x checkpoint: ``task, algo, train_guidance,
-infer_source, infer_method, infer_scale, trial_id, diffusion_seed, step, mean, var, n``) and the
+Input is `analysis.comparisons.Pair` lists (both arms' curves per comparison and task), or
+`checkpoint_stats` output (one row per run x checkpoint: ``task, algo, train_guidance,
+infer_source, infer_method, infer_scale, trial_id, diffusion_seed, step, mean, var, n``), or the
 trials table. Scores are x100 and every score column says so (``_x100``; variances ``_x100sq``).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import json
 import math
@@ -18,60 +17,10 @@ from scipy import stats as sps
 
 from analysis import aggregate as agg
 from analysis import metrics as mt
-from analysis.errors import AnalysisError, MissingBaselineError
-from analysis.load import GUIDANCE_SEARCH_COLUMNS, Comparison, is_search_source, select, selector_label
+from analysis.comparisons import Pair, selector_label
+from analysis.errors import AnalysisError
+from analysis.load import GUIDANCE_SEARCH_COLUMNS, is_search_source, select
 from analysis.stats import can_reach, holm, levene_median, mann_whitney
-
-
-@dataclass(frozen=True)
-class Pair:
-    """Both arms of one comparison on one task, truncated to their common horizon."""
-
-    comparison: Comparison
-    task: str
-    method: mt.Curves
-    baseline: mt.Curves
-    horizon: int
-    last_steps: tuple[int, int]  # the arms' last checkpoints before truncation to the horizon
-
-
-def pair_curves(ckpt: pa.Table, comparisons: list[Comparison], horizon: int | None = None,
-                strict: bool = True) -> tuple[list[Pair], list[str]]:
-    """The (comparison, task) pairs with rows for both arms, and a note per comparison left out.
-
-    A comparison that cannot be computed (an arm selects nothing: `MissingBaselineError`; an arm
-    matches several inference settings; no common horizon) raises when ``strict``, else it is
-    left out with a note.
-    """
-    pairs, notes = [], []
-    for comp in comparisons:
-        try:
-            pairs += _pairs(ckpt, comp, horizon)
-        except AnalysisError as exc:
-            if strict:
-                raise
-            notes.append(str(exc))
-    return pairs, notes
-
-
-def _pairs(ckpt: pa.Table, comp: Comparison, horizon: int | None) -> list[Pair]:
-    m_rows, b_rows = select(ckpt, comp.method), select(ckpt, comp.baseline)
-    tasks = sorted(set(m_rows.column("task").to_pylist()) & set(b_rows.column("task").to_pylist()))
-    if not tasks:
-        arm, sel = ("method", comp.method) if m_rows.num_rows == 0 else ("baseline", comp.baseline)
-        have = sorted({selector_label(r) for r in ckpt.select(["algo", "train_guidance", "infer_source"]).to_pylist()})
-        raise MissingBaselineError(
-            f"comparison {comp.name!r}: its {arm} {selector_label(sel)} has no evaluation rows"
-            + ("" if m_rows.num_rows == 0 or b_rows.num_rows == 0 else " on the method's tasks")
-            + f"; the run has {have}")
-    out = []
-    for task in tasks:
-        what = f"comparison {comp.name!r} on {task}"
-        m = mt.curves_from_checkpoints(select(m_rows, {"task": task}), f"{what} (method)")
-        b = mt.curves_from_checkpoints(select(b_rows, {"task": task}), f"{what} (baseline)")
-        h = mt.common_horizon(m.steps, b.steps, horizon)
-        out.append(Pair(comp, task, mt.truncate(m, h), mt.truncate(b, h), h, (int(m.steps.max()), int(b.steps.max()))))
-    return out
 
 
 def _row_id(p: Pair) -> dict:

@@ -8,8 +8,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from analysis.errors import AnalysisError, EmptyRunError
-from analysis.load import (EVAL_COLUMNS, TRIAL_COLUMNS, comparisons_for, default_comparisons, load_run,
-                           parse_compare, parse_selector, plug_and_play_partners, select)
+from analysis.comparisons import (comparisons_for, default_comparisons, parse_compare, parse_selector,
+                                  plug_and_play_partners)
+from analysis.load import EVAL_COLUMNS, TRIAL_COLUMNS, load_run, select
 from tests.analysis.conftest import write_run
 from trainables.results import EVALS_SCHEMA, TRIALS_SCHEMA
 

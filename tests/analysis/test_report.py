@@ -12,7 +12,8 @@ import pytest
 from analysis import metrics as mt
 from analysis import tables as tb
 from analysis.errors import AnalysisError, HorizonMismatchError, MissingBaselineError
-from analysis.load import comparisons_for, load_run
+from analysis.comparisons import comparisons_for, pair_curves
+from analysis.load import load_run
 from sweeps.cli import main
 from sweeps.cmd_report import make_report
 from tests.analysis.conftest import default_score, write_run
@@ -48,7 +49,7 @@ def test_quickstart_shaped_report(small_run, tmp_path):
 
 def test_aggregates_are_deterministic_given_the_seed(small_run):
     run = load_run(small_run)
-    pairs, _ = tb.pair_curves(mt.checkpoint_stats(run.evals), comparisons_for(run, None))
+    pairs, _ = pair_curves(mt.checkpoint_stats(run.evals), comparisons_for(run, None))
     mats, tasks, _ = tb.score_matrices(pairs)
     assert tasks == ["hopper-medium"] and {m.shape for m in mats.values()} == {(3, 1)}
     tables = [(tb.aggregate_table(mats, np.random.default_rng(seed), REPS),
@@ -141,7 +142,7 @@ def test_mismatched_horizons_and_empty_run(small_run, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_analysis_imports_neither_torch_nor_ray():
+def test_analysis_imports_neither_torch_nor_ray_nor_rl_core():
     code = ("import sys, analysis.report, sweeps.cmd_report; "
-            "bad = [m for m in ('torch', 'ray', 'trainables') if m in sys.modules]; assert not bad, bad")
+            "bad = [m for m in ('torch', 'ray', 'trainables', 'rl_core') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
