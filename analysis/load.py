@@ -77,7 +77,7 @@ def _read_dir(directory: Path, required: tuple[str, ...], what: str) -> pa.Table
 
 
 def dedupe_evals(evals: pa.Table) -> pa.Table:
-    """Keep the last-read row per ``EPISODE_KEY`` (a retried or restored evaluation wins).
+    """Keep the last-read row per ``EPISODE_KEY`` (a retried or restored evaluation wins), in read order.
 
     ``evals``: eval rows (``EVAL_COLUMNS``); a null ``infer_scale`` is read as NaN.
     """
@@ -85,7 +85,7 @@ def dedupe_evals(evals: pa.Table) -> pa.Table:
     evals = evals.set_column(evals.column_names.index("infer_scale"), "infer_scale", scale)
     indexed = evals.append_column("_row", pa.array(np.arange(evals.num_rows)))
     last = indexed.group_by(list(EPISODE_KEY)).aggregate([("_row", "max")]).column("_row_max")
-    return evals.take(pc.sort_indices(last))
+    return evals.take(np.sort(last.to_numpy()))  # the kept rows, in read order
 
 
 def load_run(run_dir: str | Path) -> RunData:

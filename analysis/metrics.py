@@ -28,7 +28,8 @@ def checkpoint_stats(evals: pa.Table) -> pa.Table:
     Returns one row per ``CHECKPOINT_KEYS`` with ``mean``, ``var`` (ddof 0) and ``n`` of
     ``normalized_score`` over the episodes, sorted by those keys.
     """
-    out = evals.group_by(list(CHECKPOINT_KEYS)).aggregate(
+    # one thread: a multithreaded hash aggregation sums in a varying order (last-digit differences run to run)
+    out = evals.group_by(list(CHECKPOINT_KEYS), use_threads=False).aggregate(
         [("normalized_score", "mean"), ("normalized_score", "variance"), ("normalized_score", "count")]
     )
     out = out.rename_columns({"normalized_score_mean": "mean", "normalized_score_variance": "var",
