@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from analysis import metrics as mt
 from analysis.errors import AnalysisError, MissingBaselineError
@@ -161,9 +162,23 @@ def comparisons_for(run: RunData, compare: list[str] | None) -> list[Comparison]
 
 
 # ----- pairs of curves ---------------------------------------------------------------------------
+NO_ROWS = "no rows for this seed (e.g. its guidance run is missing)"
+
+
+@dataclass(frozen=True)
+class DroppedSeed:
+    """A diffusion seed only one arm of a pair has: ``missing_from`` ("method" / "baseline") has no
+    eval rows for it; ``reason`` says why (the failed trial's ``failure_reason``, or `NO_ROWS`)."""
+
+    seed: int
+    missing_from: str
+    reason: str
+
+
 @dataclass(frozen=True)
 class Pair:
-    """Both arms of one comparison on one task, truncated to their common horizon."""
+    """Both arms of one comparison on one task, on the diffusion seeds both have, truncated to their
+    common horizon. ``dropped``: the seeds only one arm has (left out of every statistic)."""
 
     comparison: Comparison
     task: str
@@ -171,20 +186,29 @@ class Pair:
     baseline: mt.Curves
     horizon: int
     last_steps: tuple[int, int]  # the arms' last checkpoints before truncation to the horizon
+    dropped: tuple[DroppedSeed, ...] = ()
+
+    @property
+    def seeds(self) -> list[int]:
+        """The diffusion seeds compared (those of both arms), ascending."""
+        return sorted({int(s) for s in self.method.seeds})
 
 
 def pair_curves(ckpt: pa.Table, comparisons: list[Comparison], horizon: int | None = None,
-                strict: bool = True) -> tuple[list[Pair], list[str]]:
+                strict: bool = True, trials: pa.Table | None = None) -> tuple[list[Pair], list[str]]:
     """The (comparison, task) pairs with rows for both arms, and a note per comparison left out.
 
-    A comparison that cannot be computed (an arm selects nothing: `MissingBaselineError`; an arm
-    matches several inference settings; no common horizon) raises when ``strict``, else it is
-    left out with a note.
+    ``ckpt``: `analysis.metrics.checkpoint_stats` rows; ``trials``: the trials table
+    (``TRIAL_COLUMNS``), read for the reason a seed is missing from an arm. Each pair keeps the
+    diffusion seeds present in both arms on its task (`DroppedSeed` for the others). A comparison
+    that cannot be computed (an arm selects nothing: `MissingBaselineError`; the arms share no seed;
+    an arm matches several inference settings; no common horizon) raises when ``strict``, else it
+    is left out with a note.
     """
     pairs, notes = [], []
     for comp in comparisons:
         try:
-            pairs += _pairs(ckpt, comp, horizon)
+            pairs += _pairs(ckpt, comp, horizon, trials)
         except AnalysisError as exc:
             if strict:
                 raise
@@ -192,7 +216,7 @@ def pair_curves(ckpt: pa.Table, comparisons: list[Comparison], horizon: int | No
     return pairs, notes
 
 
-def _pairs(ckpt: pa.Table, comp: Comparison, horizon: int | None) -> list[Pair]:
+def _pairs(ckpt: pa.Table, comp: Comparison, horizon: int | None, trials: pa.Table | None) -> list[Pair]:
     m_rows, b_rows = select(ckpt, comp.method), select(ckpt, comp.baseline)
     tasks = sorted(set(m_rows.column("task").to_pylist()) & set(b_rows.column("task").to_pylist()))
     if not tasks:
@@ -205,8 +229,66 @@ def _pairs(ckpt: pa.Table, comp: Comparison, horizon: int | None) -> list[Pair]:
     out = []
     for task in tasks:
         what = f"comparison {comp.name!r} on {task}"
-        m = mt.curves_from_checkpoints(select(m_rows, {"task": task}), f"{what} (method)")
-        b = mt.curves_from_checkpoints(select(b_rows, {"task": task}), f"{what} (baseline)")
+        m_task, b_task = select(m_rows, {"task": task}), select(b_rows, {"task": task})
+        common, dropped = pair_seeds(comp, task, m_task, b_task, trials)
+        m = mt.curves_from_checkpoints(_with_seeds(m_task, common), f"{what} (method)")
+        b = mt.curves_from_checkpoints(_with_seeds(b_task, common), f"{what} (baseline)")
         h = mt.common_horizon(m.steps, b.steps, horizon)
-        out.append(Pair(comp, task, mt.truncate(m, h), mt.truncate(b, h), h, (int(m.steps.max()), int(b.steps.max()))))
+        out.append(Pair(comp, task, mt.truncate(m, h), mt.truncate(b, h), h,
+                        (int(m.steps.max()), int(b.steps.max())), dropped))
     return out
+
+
+def _seeds(rows: pa.Table) -> set[int]:
+    return {int(s) for s in rows.column("diffusion_seed").to_pylist()}
+
+
+def _with_seeds(rows: pa.Table, seeds: list[int]) -> pa.Table:
+    """The rows of ``rows`` whose ``diffusion_seed`` is in ``seeds``."""
+    return rows.filter(pc.is_in(rows.column("diffusion_seed"), pa.array(seeds, rows.schema.field("diffusion_seed").type)))
+
+
+def pair_seeds(comp: Comparison, task: str, m_rows: pa.Table, b_rows: pa.Table,
+               trials: pa.Table | None) -> tuple[list[int], tuple[DroppedSeed, ...]]:
+    """(the diffusion seeds both arms' rows on ``task`` have, the `DroppedSeed` of every other seed).
+
+    `AnalysisError` when the arms share no seed.
+    """
+    sm, sb = _seeds(m_rows), _seeds(b_rows)
+    common = sorted(sm & sb)
+    if not common:
+        raise AnalysisError(f"comparison {comp.name!r} on {task}: the arms share no diffusion seed "
+                            f"(method seeds {sorted(sm)}, baseline seeds {sorted(sb)})")
+    dropped = []
+    for s in sorted(sm ^ sb):
+        arm, sel = ("method", comp.method) if s not in sm else ("baseline", comp.baseline)
+        dropped.append(DroppedSeed(s, arm, missing_reason(trials, sel, task, s)))
+    return common, tuple(dropped)
+
+
+def missing_reason(trials: pa.Table | None, sel: dict[str, Any], task: str, seed: int) -> str:
+    """Why the arm ``sel`` has no eval rows for ``seed`` on ``task``, from the trials table.
+
+    Its trials (same task, seed and the selector's algo / train_guidance) with status ERROR give
+    their ``failure_reason``; a trial in another state gives that state; no trial gives `NO_ROWS`,
+    followed by any failed pretraining trial of that task and seed.
+    """
+    rows = [] if trials is None else [
+        r for r in trials.to_pylist() if r["task"] == task and r["seed"] == seed
+        and all(r[k] == sel[k] for k in ("algo", "train_guidance") if k in sel)]
+    failed = [r for r in rows if r["status"] == "ERROR"]
+    if failed:
+        return "; ".join(f"trial {r['trial_id']} ({r['stage']}) failed: {r['failure_reason'] or 'no reason recorded'}"
+                         for r in failed)
+    if rows:
+        return "; ".join(f"no rows for this seed (trial {r['trial_id']} is {r['status']})" for r in rows)
+    pre = [] if trials is None else [
+        r for r in trials.to_pylist() if r["task"] == task and r["seed"] == seed and r["status"] == "ERROR"
+        and str(r["stage"]) == "pretrain"]
+    return NO_ROWS + "".join(f"; pretraining trial {r['trial_id']} ({r['train_guidance']}) failed: "
+                             f"{r['failure_reason'] or 'no reason recorded'}" for r in pre)
+
+
+def dropped_text(dropped: tuple[DroppedSeed, ...]) -> str:
+    """One line: ``seed 2 (no method rows: <reason>); ...`` ("" when nothing was dropped)."""
+    return "; ".join(f"seed {d.seed} (no {d.missing_from} rows: {d.reason})" for d in dropped)

@@ -36,7 +36,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, compare
     comps = comparisons_for(run, compare)
     comps += plug_and_play_partners(comps, run.evals)
     ckpt = mt.checkpoint_stats(run.evals)
-    pairs, skipped = pair_curves(ckpt, comps, horizon, strict=bool(compare) or horizon is not None)
+    pairs, skipped = pair_curves(ckpt, comps, horizon, strict=bool(compare) or horizon is not None, trials=run.trials)
     out = Path(out_dir) if out_dir else run.run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     palette = {selector_label(sel): f"C{i % 10}" for i, sel in enumerate(sec.plotted_selectors(pairs, ckpt))}

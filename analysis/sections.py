@@ -112,6 +112,7 @@ def comparisons_overview(ctx: Context, n_comparisons: int, source: str, skipped:
 # ----- comparison tables -----------------------------------------------------------------------
 COMPARISON_COLUMNS = [
     ("task", "Task"), ("method_mark", "Method"), ("baseline", "Baseline"), ("seeds", "Seeds M/B"),
+    ("dropped", "Seeds dropped"),
     ("horizon_step", "Horizon (steps)"), ("peak_m_x100", "Peak M (×100)"), ("peak_b_x100", "Peak B (×100)"),
     ("peak_gain_pct", "Peak gain %"), ("auc_gain_pct", "AUC gain %"), ("early_m_x100", "Early M (×100)"),
     ("early_b_x100", "Early B (×100)"), ("early_gain_x100", "Early gain (×100)"), ("levene_w", "Levene F"),
@@ -128,12 +129,14 @@ def comparison_tables(ctx: Context) -> list[Section]:
     rows = comp.to_pylist()
     view = pa.Table.from_pylist([{**r, "method_mark": r["method"] + (" †" if r["significant"] else ""),
                                   "seeds": f"{r['runs_m']}/{r['runs_b']}",
+                                  "dropped": ", ".join(map(str, r["seeds_dropped"])) or "–",
                                   "seed_test": f"{fmt(r['seed_mwu_p'], 'p')} ({r['seed_mwu_method']})"} for r in rows])
     sections = []
     for kind, title in KIND_TITLES.items():
         sub = view.filter(pc.equal(view.column("kind"), kind))
         if sub.num_rows:
-            sections.append(Section(title, [table(sub, COMPARISON_COLUMNS)]))
+            sections.append(Section(title, [table(sub, COMPARISON_COLUMNS)]
+                                    + [p(t) for t in dropped_seed_notes(sub.to_pylist())]))
     sections[-1].blocks.append(p(
         f"† = two-sided Mann-Whitney U on the seed-mean checkpoint scores within the horizon, "
         f"significant at α = {ctx.alpha} after Holm correction over all {len(rows)} comparison rows "
@@ -144,6 +147,12 @@ def comparison_tables(ctx: Context) -> list[Section]:
         "Holm-adjusted p-values."))
     sections[-1].blocks.extend(p(w) for w in seed_warnings(rows, ctx.alpha))
     return [Section(s.title, s.blocks, files=(csv,) if i == 0 else ()) for i, s in enumerate(sections)]
+
+
+def dropped_seed_notes(rows: list[dict]) -> list[str]:
+    """One sentence per comparisons.csv row that dropped seeds: which, why, and the seeds compared."""
+    return [f"**Seeds dropped** from {r['comparison']} on {r['task']}: {r['seeds_dropped_reasons']}; compared on "
+            f"the seeds both arms have ({', '.join(map(str, r['seeds_used']))})." for r in rows if r["seeds_dropped"]]
 
 
 def seed_warnings(rows: list[dict], alpha: float) -> list[str]:
