@@ -4,7 +4,9 @@ Tables read (layout in docs/interfaces.md; the writer is trainables/results.py, 
 module does not import, so a report can be made from a copied run directory anywhere):
 
 - ``RUN_DIR/results/evals/**.parquet``: one row per evaluated episode with the columns
-  ``EVAL_COLUMNS`` (``normalized_score`` is x100).
+  ``EVAL_COLUMNS`` (``normalized_score`` and ``normalized_score_d4rl`` are x100, see
+  `analysis.scales`); a table without ``OPTIONAL_EVAL_COLUMNS`` (written by an older mdpt) loads
+  with them NaN.
 - ``RUN_DIR/results/trials/*.parquet``: one row per trial (``TRIAL_COLUMNS``).
 - ``RUN_DIR/results/guidance_search/<study>/trial_<n>.parquet`` (read recursively): optional, one
   row per finished Optuna trial of the guidance search (``GUIDANCE_SEARCH_COLUMNS``; the writer is
@@ -35,8 +37,9 @@ from analysis.errors import AnalysisError, EmptyRunError
 EVAL_COLUMNS = (
     "sweep", "trial_id", "task", "algo", "train_guidance", "infer_source", "infer_method",
     "infer_scale", "diffusion_seed", "guidance_seed", "step", "episode", "eval_seed", "return",
-    "normalized_score", "length", "wall_s",
+    "normalized_score", "normalized_score_d4rl", "length", "wall_s",
 )
+OPTIONAL_EVAL_COLUMNS = ("normalized_score_d4rl",)  # float64; absent (older tables) or null reads as NaN
 TRIAL_COLUMNS = (
     "sweep", "trial_id", "stage", "task", "algo", "train_guidance", "seed", "config_json",
     "status", "failure_reason", "restored_from", "num_failures", "updated_at",
@@ -93,7 +96,8 @@ def load_run(run_dir: str | Path) -> RunData:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise EmptyRunError(f"run directory {run_dir} does not exist")
-    evals = _read_dir(run_dir / "results" / "evals", EVAL_COLUMNS, "evals")
+    required = tuple(c for c in EVAL_COLUMNS if c not in OPTIONAL_EVAL_COLUMNS)
+    evals = _read_dir(run_dir / "results" / "evals", required, "evals")
     if evals is None or evals.num_rows == 0:
         raise EmptyRunError(
             f"{run_dir} has no evaluation results under results/evals; has the sweep evaluated any "
@@ -102,9 +106,19 @@ def load_run(run_dir: str | Path) -> RunData:
     trials = _read_dir(run_dir / "results" / "trials", TRIAL_COLUMNS, "trials")
     # no required columns here: the report checks GUIDANCE_SEARCH_COLUMNS and shows another table as written
     search = _read_dir(run_dir / "results" / "guidance_search", (), "guidance_search")
+    for column in OPTIONAL_EVAL_COLUMNS:
+        evals = _nan_if_missing(evals, column)
     return RunData(run_dir, dedupe_evals(evals.select(list(EVAL_COLUMNS))),
                    trials if trials is not None else pa.table({c: [] for c in TRIAL_COLUMNS}),
                    search, read_spec(run_dir))
+
+
+def _nan_if_missing(evals: pa.Table, column: str) -> pa.Table:
+    """``evals`` with float64 ``column``; absent or null (files written before it existed) reads as NaN."""
+    if column not in evals.column_names:
+        return evals.append_column(column, pa.array(np.full(evals.num_rows, math.nan)))
+    filled = pc.fill_null(evals.column(column).cast(pa.float64()), math.nan)
+    return evals.set_column(evals.column_names.index(column), column, filled)
 
 
 def read_spec(run_dir: Path) -> dict[str, Any]:

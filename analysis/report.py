@@ -8,6 +8,7 @@ write its tables and plots and return its section, and renders the sections to M
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +18,12 @@ from analysis import sections as sec
 from analysis.comparisons import comparisons_for, pair_curves, plug_and_play_partners, selector_label
 from analysis.load import RunData, load_run
 from analysis.render import Section, write_report
+from analysis.scales import rows_on_scale, score_scale as get_scale
 
 
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None, compare: list[str] | None = None, *,
                  reps: int = 2000, seed: int = 0, alpha: float = 0.05, early_frac: float = 0.2,
-                 horizon: int | None = None) -> Path:
+                 horizon: int | None = None, score_scale: str = "mdpt") -> Path:
     """Write the report of ``run_dir`` into ``out_dir`` (default RUN_DIR/report); returns report.md's path.
 
     ``compare``: ``METHOD:BASELINE`` shorthands; without them the spec's ``report.comparisons``
@@ -30,17 +32,23 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, compare
     ``horizon`` is given; otherwise spec/default ones are left out with a note. Plug-and-play
     comparisons also get the guidance algorithm's own variant as a second baseline.
     ``reps`` bootstrap replications, seeded by ``seed``; ``early_frac`` of the horizon is "Early".
+    ``score_scale``: ``mdpt`` (column ``normalized_score``) or ``d4rl`` (``normalized_score_d4rl``,
+    D4RL's bullet reference scores): the scale of every score shown (`analysis.scales`); tasks
+    without scores on it are left out with a note, and `ScoreScaleError` is raised when none has any.
     """
+    scale = get_scale(score_scale)
     run = load_run(run_dir)
+    evals, scale_notes = rows_on_scale(run.evals, scale)
+    run = dataclasses.replace(run, evals=evals)
     rngs = np.random.default_rng(seed).spawn(3)  # aggregates, probability of improvement, profiles
     comps = comparisons_for(run, compare)
     comps += plug_and_play_partners(comps, run.evals)
-    ckpt = mt.checkpoint_stats(run.evals)
+    ckpt = mt.checkpoint_stats(run.evals, scale.column)
     pairs, skipped = pair_curves(ckpt, comps, horizon, strict=bool(compare) or horizon is not None, trials=run.trials)
     out = Path(out_dir) if out_dir else run.run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     palette = {selector_label(sel): f"C{i % 10}" for i, sel in enumerate(sec.plotted_selectors(pairs, ckpt))}
-    ctx = sec.Context(run, ckpt, pairs, out, palette, reps, seed, alpha, early_frac)
+    ctx = sec.Context(run, ckpt, pairs, out, palette, reps, seed, alpha, early_frac, scale, tuple(scale_notes))
     sections: list[Section] = [
         sec.header(ctx), sec.run_status(ctx), sec.comparisons_overview(ctx, len(comps), _source(run, compare), skipped),
         *sec.comparison_tables(ctx), *sec.variance(ctx), *sec.plug_and_play(ctx), sec.learning_curves(ctx),

@@ -25,6 +25,7 @@ from analysis.comparisons import Pair, selector_label, variant_selector
 from analysis.errors import AnalysisError
 from analysis.load import SEARCH_SOURCE_PREFIX, RunData, is_search_source, select, variants
 from analysis.render import Block, Section, fmt, img, p, table, write_csv
+from analysis.scales import SCORE_SCALES, ScoreScale
 
 KIND_TITLES = {"gfdt": "GFDT (frozen pretrained guidance) vs baseline", "double_guidance": "Double guidance",
                "plug_and_play": "Plug-and-play guidance", "swg_scale": "SWG guidance-scale comparisons",
@@ -37,9 +38,11 @@ SEARCH_XLABEL = {"swg": "SWG guidance scale s", "gradient": "gradient-guidance s
 class Context:
     """What the section builders read.
 
-    ``ckpt``: `analysis.metrics.checkpoint_stats` of the run's evals; ``pairs``: the (comparison,
-    task) pairs with data for both arms (`analysis.comparisons.pair_curves`); ``palette``: a
-    matplotlib colour per plotted variant label (`plotted_selectors`).
+    ``run.evals``: the rows with a score on ``scale`` (`analysis.scales.rows_on_scale`; its notes
+    in ``scale_notes``); ``ckpt``: `analysis.metrics.checkpoint_stats` of them on ``scale``;
+    ``pairs``: the (comparison, task) pairs with data for both arms
+    (`analysis.comparisons.pair_curves`); ``palette``: a matplotlib colour per plotted variant
+    label (`plotted_selectors`).
     """
 
     run: RunData
@@ -51,6 +54,18 @@ class Context:
     seed: int
     alpha: float
     early_frac: float
+    scale: ScoreScale
+    scale_notes: tuple[str, ...] = ()
+
+    def titled(self, title: str) -> str:
+        """A section title that names the score scale: ``title — normalized score (mdpt scale)``."""
+        return f"{title} — {self.scale.heading}"
+
+    def csv(self, t: pa.Table, name: str, scale: ScoreScale | None = None) -> Path:
+        """Write ``t`` as ``name`` into the output directory with a ``score_scale`` column (default: ``scale``)."""
+        scale = scale or self.scale
+        return write_csv(t.append_column("score_scale", pa.array([scale.name] * t.num_rows, pa.string())),
+                         self.out / name)
 
 
 def plotted_selectors(pairs: list[Pair], ckpt: pa.Table) -> list[dict]:
@@ -65,18 +80,23 @@ def plotted_selectors(pairs: list[Pair], ckpt: pa.Table) -> list[dict]:
 
 # ----- header, run status, comparisons overview ---------------------------------------------------
 def header(ctx: Context) -> Section:
-    """Title, what the run holds, the score scale; writes checkpoints.csv."""
+    """Title, what the run holds, the score scale and the tasks it leaves out; writes checkpoints.csv."""
     ev, steps = ctx.run.evals, ctx.ckpt.column("step").to_numpy()
     tasks = sorted(set(ev.column("task").to_pylist()))
     n_search = sum(is_search_source(v["infer_source"]) for v in variants(ev))
     searched = f" ({n_search} of them guidance-search parameter sets)" if n_search else ""
-    csv = write_csv(ctx.ckpt, ctx.out / "checkpoints.csv")
+    csv = ctx.csv(ctx.ckpt, "checkpoints.csv")
+    other = next(sc for sc in SCORE_SCALES.values() if sc != ctx.scale)
     return Section(f"mdpt report: {ctx.run.spec.get('sweep') or ctx.run.run_dir.name}", [
         p(f"Run directory `{ctx.run.run_dir}`. {ev.num_rows} evaluated episodes of "
           f"{len(set(ev.column('trial_id').to_pylist()))} trial(s), {len(variants(ev))} variant(s){searched} on "
           f"task(s) {', '.join(tasks)}; checkpoints at steps {int(steps.min())}..{int(steps.max())}."),
-        p("Scores are D4RL-normalized returns ×100 (0 = random reference, 100 = expert reference); "
-          "every score column is on this scale (`_x100`), variances in (×100)² (`_x100sq`).")], level=1, files=(csv,))
+        p(f"Scores: {ctx.scale.heading} = 100 (R − ref_min)/(ref_max − ref_min) of the episode return R, with "
+          f"{ctx.scale.reference}: 0 = random reference, 100 = expert reference. Every score column, table and plot "
+          "is on this scale "
+          f"(`_x100`; variances in (×100)², `_x100sq`; the CSV files say so in `score_scale`). "
+          f"`--score-scale {other.name}` shows the {other.label} instead."),
+        *(p(f"Left out on the {ctx.scale.label}: {n}") for n in ctx.scale_notes)], level=1, files=(csv,))
 
 
 def run_status(ctx: Context) -> Section:
@@ -125,7 +145,7 @@ def comparison_tables(ctx: Context) -> list[Section]:
     if not ctx.pairs:
         return []
     comp = tb.comparison_table(ctx.pairs, ctx.early_frac, ctx.alpha)
-    csv = write_csv(comp, ctx.out / "comparisons.csv")
+    csv = ctx.csv(comp, "comparisons.csv")
     rows = comp.to_pylist()
     view = pa.Table.from_pylist([{**r, "method_mark": r["method"] + (" †" if r["significant"] else ""),
                                   "seeds": f"{r['runs_m']}/{r['runs_b']}",
@@ -135,7 +155,7 @@ def comparison_tables(ctx: Context) -> list[Section]:
     for kind, title in KIND_TITLES.items():
         sub = view.filter(pc.equal(view.column("kind"), kind))
         if sub.num_rows:
-            sections.append(Section(title, [table(sub, COMPARISON_COLUMNS)]
+            sections.append(Section(ctx.titled(title), [table(sub, COMPARISON_COLUMNS)]
                                     + [p(t) for t in dropped_seed_notes(sub.to_pylist())]))
     sections[-1].blocks.append(p(
         f"† = two-sided Mann-Whitney U on the seed-mean checkpoint scores within the horizon, "
@@ -181,12 +201,12 @@ def variance(ctx: Context) -> list[Section]:
     if not ctx.pairs:
         return []
     var = tb.variance_table(ctx.pairs)
-    csv = write_csv(var, ctx.out / "variance.csv")
+    csv = ctx.csv(var, "variance.csv")
     cols = [("task", "Task"), ("method", "Method"), ("baseline", "Baseline"), ("level", "Variance")]
     for s, h in (("median", "Median Var"), ("iqr", "IQR"), ("max", "Max Var")):
         cols += [(f"{s}_m_x100sq", f"{h} M"), (f"{s}_b_x100sq", f"{h} B"), (f"{s}_reduction_pct", f"{h} ↓%")]
     cols += [("cv_m", "CV M"), ("cv_b", "CV B"), ("cv_reduction_pct", "CV ↓%")]
-    return [Section("Variance table (double-guidance layout)", [
+    return [Section(ctx.titled("Variance table (double-guidance layout)"), [
         table(var, cols),
         p("Statistics over the checkpoints within the horizon of the per-checkpoint variance, "
           "(×100)² units: within-run = variance across evaluation episodes (ddof 0), mean over "
@@ -199,11 +219,11 @@ def plug_and_play(ctx: Context) -> list[Section]:
     pnp = tb.plug_and_play_table(ctx.pairs, ctx.early_frac)
     if not pnp.num_rows:
         return []
-    csv = write_csv(pnp, ctx.out / "plug_and_play.csv")
+    csv = ctx.csv(pnp, "plug_and_play.csv")
     view = pa.Table.from_pylist([{**r, "fm": f"{r['final_m_x100']:.1f} ± {fmt(r['final_m_std_x100'])}",
                                   "fb": f"{r['final_b_x100']:.1f} ± {fmt(r['final_b_std_x100'])}"}
                                  for r in pnp.to_pylist()])
-    return [Section("Plug-and-play table", [table(view, [
+    return [Section(ctx.titled("Plug-and-play table"), [table(view, [
         ("task", "Task"), ("method", "Method"), ("baseline", "Baseline"), ("fm", "Final M (×100, ± std)"),
         ("fb", "Final B (×100, ± std)"), ("early_m_x100", "Early M (×100)"), ("early_b_x100", "Early B (×100)"),
         ("early_gain_x100", "Early gain (×100)"), ("steps_to_near_peak_m", "Steps to within 10% of B's peak, M"),
@@ -240,10 +260,10 @@ def learning_curves(ctx: Context) -> Section:
           for t, cs in by_task.items()}
     var = {t: ([line(lab, c, mt.within_run_var(c)) for lab, c in cs],
                [line(lab, c, mt.across_seed_var(c)) for lab, c in cs]) for t, cs in by_task.items()}
-    return Section("Learning curves and variance", [
-        img(plots.learning_curves(lc, ctx.out / "learning_curves.png", "± 1 std across seeds"),
-            "Seed-mean normalized score per checkpoint; band = ± 1 std across seeds."),
-        img(plots.variance_curves(var, ctx.out / "variance.png"),
+    return Section(ctx.titled("Learning curves and variance"), [
+        img(plots.learning_curves(lc, ctx.out / "learning_curves.png", "± 1 std across seeds", score=ctx.scale.axis),
+            f"Seed-mean {ctx.scale.heading} per checkpoint; band = ± 1 std across seeds."),
+        img(plots.variance_curves(var, ctx.out / "variance.png", ylabel=ctx.scale.variance_axis),
             "Per-checkpoint variance within runs (across evaluation episodes, mean over seeds) and across seeds.")])
 
 
@@ -253,7 +273,7 @@ def aggregates(ctx: Context, rng_agg: np.random.Generator, rng_poi: np.random.Ge
     """rliable-style aggregates of final scores across tasks (aggregates.csv, improvement.csv, two PNGs)."""
     if not ctx.pairs:
         return []
-    title = "Aggregates across tasks (rliable protocol)"
+    title = ctx.titled("Aggregates across tasks (rliable protocol)")
     mats, tasks, notes = tb.score_matrices(ctx.pairs)
     if not mats:
         return [Section(title, [p("No task is shared by every compared variant: no aggregate. " + " ".join(notes))])]
@@ -261,7 +281,7 @@ def aggregates(ctx: Context, rng_agg: np.random.Generator, rng_poi: np.random.Ge
     mats = {lab: mats[lab] for lab in labels}
     aggt = tb.aggregate_table(mats, rng_agg, ctx.reps)
     poi = tb.improvement_table(ctx.pairs, mats, rng_poi, ctx.reps)
-    files = (write_csv(aggt, ctx.out / "aggregates.csv"), write_csv(poi, ctx.out / "improvement.csv"))
+    files = (ctx.csv(aggt, "aggregates.csv"), ctx.csv(poi, "improvement.csv"))
     note = f"{len(tasks)} task(s), final scores"
     r = aggt.to_pylist()
     view = pa.Table.from_pylist([{**x, **{k: f"{fmt(x[k + '_x100'])} [{fmt(x[k + '_lo'])}, {fmt(x[k + '_hi'])}]"
@@ -289,7 +309,7 @@ def _interval_plot(ctx: Context, rows: list[dict], note: str) -> Path:
     metrics = {f"{n} (×100)": tuple(np.array([x[f"{k}{s}"] for x in rows]) for s in ("_x100", "_lo", "_hi"))
                for k, n in (("iqm", "IQM"), ("mean", "Mean"), ("median", "Median"))}
     return plots.interval_estimates([x["variant"] for x in rows], metrics, ctx.out / "aggregates.png", note,
-                                    [ctx.palette[x["variant"]] for x in rows])
+                                    [ctx.palette[x["variant"]] for x in rows], score=ctx.scale.axis)
 
 
 def _profile_plot(ctx: Context, mats: dict[str, np.ndarray], labels: list[str], note: str,
@@ -299,7 +319,7 @@ def _profile_plot(ctx: Context, mats: dict[str, np.ndarray], labels: list[str], 
     cis = {lab: agg.bootstrap_ci(mats[lab], lambda s: agg.score_distribution(s, taus), rng, max(200, ctx.reps // 10))
            for lab in labels}
     prof = [plots.Curve(lab, taus, ci.point, ci.lower, ci.upper, ctx.palette[lab]) for lab, ci in cis.items()]
-    return plots.performance_profiles(prof, ctx.out / "performance_profiles.png", note)
+    return plots.performance_profiles(prof, ctx.out / "performance_profiles.png", note, score=ctx.scale.axis)
 
 
 # ----- SWG scales, guidance search, definitions --------------------------------------------------
@@ -308,7 +328,7 @@ def swg_scale(ctx: Context) -> list[Section]:
     if not select(ctx.ckpt, {"infer_method": "swg"}).num_rows:
         return []
     swg = tb.swg_scale_table(ctx.ckpt)
-    csv = write_csv(swg, ctx.out / "swg_scale.csv")
+    csv = ctx.csv(swg, "swg_scale.csv")
     by_task: dict[str, list[plots.Curve]] = {}
     rows = sorted(swg.to_pylist(), key=lambda r: r["infer_scale"])
     for key in sorted({(r["task"], r["algo"], r["train_guidance"], r["infer_source"]) for r in rows}):
@@ -317,12 +337,12 @@ def swg_scale(ctx: Context) -> list[Section]:
         label = selector_label(dict(zip(("algo", "train_guidance", "infer_source"), key[1:])))
         by_task.setdefault(key[0], []).append(
             _band(label, np.array([r["infer_scale"] for r in rs]), mean, np.nan_to_num(std)))
-    return [Section("SWG guidance scale", [
+    return [Section(ctx.titled("SWG guidance scale"), [
         table(swg, [("task", "Task"), ("algo", "Algorithm"), ("train_guidance", "Training guidance"),
                     ("infer_source", "Guidance source"), ("infer_scale", "Scale s"), ("runs", "Seeds"),
                     ("last_step", "Last step"), ("final_x100", "Final (×100)"), ("final_std_x100", "± std"),
                     ("peak_x100", "Peak (×100)")]),
-        img(plots.score_vs_scale(by_task, ctx.out / "swg_scale.png", "SWG guidance scale s"),
+        img(plots.score_vs_scale(by_task, ctx.out / "swg_scale.png", "SWG guidance scale s", score=ctx.scale.axis),
             "Final score against the SWG guidance scale (mean ± std over seeds).")], files=(csv,))]
 
 
@@ -331,7 +351,8 @@ def guidance_search(ctx: Context) -> list[Section]:
     gs = ctx.run.guidance_search
     if gs is None or gs.num_rows == 0:
         return []
-    title = "Guidance-scale search (Optuna)"
+    mdpt = SCORE_SCALES["mdpt"]  # the search objective is computed from normalized_score (trainables/search.py)
+    title = f"Guidance-scale search (Optuna) — {mdpt.heading}"
     raw = write_csv(gs, ctx.out / "guidance_search.csv")
     try:
         trials = tb.search_trials(gs)
@@ -340,8 +361,8 @@ def guidance_search(ctx: Context) -> list[Section]:
                                   "guidance_search.csv)."),
                                 table(gs.slice(0, 30), [(c, c) for c in gs.column_names])], files=(raw,))]
     best = tb.search_best_table(trials)
-    csv = write_csv(best, ctx.out / "guidance_search_best.csv")
-    best_sec = Section("Best scale per task and algorithm", [
+    csv = ctx.csv(best, "guidance_search_best.csv", mdpt)
+    best_sec = Section(f"Best scale per task and algorithm — {mdpt.heading}", [
         table(_search_view(best), [
             ("task", "Task"), ("algo", "Algorithm"), ("train_guidance", "Training guidance"),
             ("method", "Method"), ("study", "Study"), ("best_trial", "Best trial"), ("scale_txt", "Scale"),
@@ -366,7 +387,9 @@ def _search_summary(ctx: Context, trials: list[dict], best: pa.Table) -> Block:
         f"{len(trials)} finished trial(s) of {best.num_rows} {'study' if best.num_rows == 1 else 'studies'} from "
         f"results/guidance_search ({len(trials) - n_fail} COMPLETE, {n_fail} FAIL; all rows in guidance_search.csv). "
         "Each trial evaluates one parameter set on one fixed snapshot per seed; objective = mean over seeds of the "
-        "per-seed mean normalized score (×100). Their evaluation episodes are the evals rows with infer_source = "
+        f"per-seed mean {SCORE_SCALES['mdpt'].axis}"
+        + ("" if ctx.scale.name == "mdpt" else f"; the search scores on the mdpt scale, not the {ctx.scale.label}")
+        + ". Their evaluation episodes are the evals rows with infer_source = "
         f"`search:<study>…` ({n_ev} episodes): search trials, not compositions, so they get no default comparison "
         "and are not in the SWG scale table."
         + (" The best parameters as complete inference settings (a spec's `eval.inference.<algo>` entry) are in "
@@ -410,8 +433,9 @@ def _search_panels(trials: list[dict], best: pa.Table) -> list[plots.ScalePanel]
 
 def _search_figure(ctx: Context, panels: list[plots.ScalePanel]) -> Block:
     multi = any(not pn.connect for pn in panels)
-    return img(plots.search_scale(panels, ctx.out / "guidance_search.png", "95% t-CI over seeds"), (
-        "Objective (mean normalized score ×100 over seeds) against the searched scale, COMPLETE trials only: "
+    return img(plots.search_scale(panels, ctx.out / "guidance_search.png", "95% t-CI over seeds",
+                                  score=SCORE_SCALES["mdpt"].axis), (
+        f"Objective (mean over seeds, {SCORE_SCALES['mdpt'].axis}) against the searched scale, COMPLETE trials only: "
         "markers = per-seed scores, line = mean over seeds, band and whiskers = 95% Student-t CI over seeds "
         "at each scale (a parameter set evaluated twice counts each seed once), star = best trial; log x axis "
         "when the scales span more than 2 decades."
@@ -421,7 +445,8 @@ def _search_figure(ctx: Context, panels: list[plots.ScalePanel]) -> Block:
 def definitions(ctx: Context) -> Section:
     """The metric and test definitions with this report's parameters."""
     return Section("Definitions", [p(
-        "Per checkpoint k of a run: m_k = mean and v_k = variance (ddof 0) of the episode scores; m̄_k = mean of m_k "
+        f"Scores: {ctx.scale.heading}, ×100. Per checkpoint k of a run: m_k = mean and v_k = variance (ddof 0) of "
+        "the episode scores; m̄_k = mean of m_k "
         "over seeds. Horizon H = the last checkpoint both arms reach. Peak = max m̄_k; AUC = step-normalised "
         "trapezoid of m̄ (the time-averaged score); Early = mean m̄_k over t_k ≤ "
         f"{ctx.early_frac:g}·H (the first checkpoint when none is that early). Peak / AUC gain % = 100 (M − B)/|B|; "
