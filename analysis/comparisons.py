@@ -245,7 +245,8 @@ def _seeds(rows: pa.Table) -> set[int]:
 
 def _with_seeds(rows: pa.Table, seeds: list[int]) -> pa.Table:
     """The rows of ``rows`` whose ``diffusion_seed`` is in ``seeds``."""
-    return rows.filter(pc.is_in(rows.column("diffusion_seed"), pa.array(seeds, rows.schema.field("diffusion_seed").type)))
+    column = rows.column("diffusion_seed")
+    return rows.filter(pc.is_in(column, pa.array(seeds, column.type)))
 
 
 def pair_seeds(comp: Comparison, task: str, m_rows: pa.Table, b_rows: pa.Table,

@@ -422,7 +422,8 @@ def _search_panels(trials: list[dict], best: pa.Table) -> list[plots.ScalePanel]
         panels.append(plots.ScalePanel(
             f"{task}: {algo}/{tg}, {method} (study {study})", SEARCH_XLABEL.get(method, f"{method} scale"),
             arr["scale"], arr["mean"], arr["lo"], arr["hi"],
-            {sd: (np.array(x), np.array(y)) for sd, (x, y) in sorted(seeds.items(), key=lambda kv: tb._seed_order(kv[0]))},
+            {sd: (np.array(x), np.array(y))
+             for sd, (x, y) in sorted(seeds.items(), key=lambda kv: tb._seed_order(kv[0]))},
             None if row["best_trial"] is None or np.isnan(row["scale"]) else (row["scale"], row["objective_x100"]),
             connect=not any(pt["params"] for pt in pts), note="; ".join(notes),
             point_labels=tuple(", ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}"
@@ -446,11 +447,10 @@ def definitions(ctx: Context) -> Section:
     """The metric and test definitions with this report's parameters."""
     return Section("Definitions", [p(
         f"Scores: {ctx.scale.heading}, ×100. Per checkpoint k of a run: m_k = mean and v_k = variance (ddof 0) of "
-        "the episode scores; m̄_k = mean of m_k "
-        "over seeds. Horizon H = the last checkpoint both arms reach. Peak = max m̄_k; AUC = step-normalised "
-        "trapezoid of m̄ (the time-averaged score); Early = mean m̄_k over t_k ≤ "
-        f"{ctx.early_frac:g}·H (the first checkpoint when none is that early). Peak / AUC gain % = 100 (M − B)/|B|; "
-        f"Early gain = E_M − E_B in score points (×100). Tests are two-sided at α = {ctx.alpha}; Mann-Whitney uses the "
-        "exact null for small samples without ties, the exact permutation null for small samples with ties, else "
-        "the tie- and continuity-corrected normal approximation. Bootstraps: "
+        "the episode scores; m̄_k = mean of m_k over seeds. Horizon H = the last checkpoint both arms reach. "
+        "Peak = max m̄_k; AUC = step-normalised trapezoid of m̄ (the time-averaged score); Early = mean m̄_k over "
+        f"t_k ≤ {ctx.early_frac:g}·H (the first checkpoint when none is that early). Peak / AUC gain % = "
+        f"100 (M − B)/|B|; Early gain = E_M − E_B in score points (×100). Tests are two-sided at α = {ctx.alpha}; "
+        "Mann-Whitney uses the exact null for small samples without ties, the exact permutation null for small "
+        "samples with ties, else the tie- and continuity-corrected normal approximation. Bootstraps: "
         f"{ctx.reps} replications, seed {ctx.seed}.")])

@@ -154,7 +154,8 @@ def test_d4rl_score_scale_leaves_out_tasks_without_it(tmp_path, capsys):
     mdpt = make_report(run, tmp_path / "mdpt", reps=REPS)
     d4rl = make_report(run, tmp_path / "d4rl", reps=REPS, score_scale="d4rl")
     m, d = (pacsv.read_csv(md.parent / "comparisons.csv").to_pylist() for md in (mdpt, d4rl))
-    assert [r["task"] for r in m] == ["hopper-medium", "walker2d-medium"] and [r["task"] for r in d] == ["hopper-medium"]
+    assert [r["task"] for r in m] == ["hopper-medium", "walker2d-medium"]
+    assert [r["task"] for r in d] == ["hopper-medium"]
     assert {r["score_scale"] for r in m} == {"mdpt"} and {r["score_scale"] for r in d} == {"d4rl"}
     for key in ("peak_m_x100", "peak_b_x100", "auc_m_x100", "early_b_x100", "final_m_x100"):  # a linear map: 2 x + 5
         assert d[0][key] == pytest.approx(2 * m[0][key] + 5), key
