@@ -1,9 +1,9 @@
 """Learning-curve metrics: checkpoint statistics, Peak / AUC / Early, gains, the variance table.
 
-Scale: scores are the evals table's ``normalized_score``, x100 (a D4RL score of 100 = expert);
-variances are therefore in (x100)^2 units. Definitions follow reference/statistics.md §1-3:
-per checkpoint k of a run, m_k = mean and v_k = variance (ddof 0) of the episode scores; the
-seed-averaged curve is m̄_k = mean over runs of m_k.
+Scale: scores are one normalized-score column of the evals table, x100 (100 = the expert
+reference; which column: `analysis.scales`); variances are therefore in (x100)^2 units.
+Definitions follow reference/statistics.md §1-3: per checkpoint k of a run, m_k = mean and
+v_k = variance (ddof 0) of the episode scores; the seed-averaged curve is m̄_k = mean over runs of m_k.
 """
 
 from __future__ import annotations
@@ -20,19 +20,19 @@ from analysis.load import VARIANT_KEYS, variants
 CHECKPOINT_KEYS = ("task", *VARIANT_KEYS, "trial_id", "diffusion_seed", "guidance_seed", "step")
 
 
-def checkpoint_stats(evals: pa.Table) -> pa.Table:
+def checkpoint_stats(evals: pa.Table, score: str = "normalized_score") -> pa.Table:
     """Per-checkpoint episode statistics of every run.
 
     ``evals``: one row per episode (``task, algo, train_guidance, infer_source, infer_method,
-    infer_scale, trial_id, diffusion_seed, guidance_seed, step, normalized_score``).
+    infer_scale, trial_id, diffusion_seed, guidance_seed, step`` and the ``score`` column, x100:
+    ``normalized_score`` or ``normalized_score_d4rl``, see `analysis.scales`).
     Returns one row per ``CHECKPOINT_KEYS`` with ``mean``, ``var`` (ddof 0) and ``n`` of
-    ``normalized_score`` over the episodes, sorted by those keys.
+    ``score`` over the episodes, sorted by those keys.
     """
-    out = evals.group_by(list(CHECKPOINT_KEYS)).aggregate(
-        [("normalized_score", "mean"), ("normalized_score", "variance"), ("normalized_score", "count")]
-    )
-    out = out.rename_columns({"normalized_score_mean": "mean", "normalized_score_variance": "var",
-                              "normalized_score_count": "n"})
+    # one thread: a multithreaded hash aggregation sums in a varying order (last-digit differences run to run)
+    out = evals.group_by(list(CHECKPOINT_KEYS), use_threads=False).aggregate(
+        [(score, "mean"), (score, "variance"), (score, "count")])
+    out = out.rename_columns({f"{score}_mean": "mean", f"{score}_variance": "var", f"{score}_count": "n"})
     return out.sort_by([(k, "ascending") for k in CHECKPOINT_KEYS])
 
 

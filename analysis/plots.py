@@ -1,7 +1,9 @@
 """PNG plots of computed report outputs (matplotlib's object API with the Agg canvas; no pyplot state).
 
 Every function takes already-computed arrays (nothing here reads results or computes statistics)
-and writes one PNG. Scores are normalized scores x100; every axis says so.
+and writes one PNG. Scores are normalized scores x100; every score axis is labelled with the
+caller's ``score`` text, which names the scale (`analysis.scales.ScoreScale.axis`, e.g.
+"normalized score (mdpt scale, ×100)").
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-SCORE = "normalized score (×100)"
 STEP = "gradient step"
 
 
@@ -54,31 +55,32 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def learning_curves(by_task: dict[str, list[Curve]], path: Path, band: str) -> Path:
+def learning_curves(by_task: dict[str, list[Curve]], path: Path, band: str, *, score: str) -> Path:
     """One panel per task: seed-mean score per checkpoint with a band (described by ``band``)."""
     fig, axes = _grid(len(by_task), 2)
     for ax, (task, curves) in zip(axes, by_task.items()):
         _lines(ax, curves)
-        ax.set(title=task, xlabel=STEP, ylabel=SCORE)
+        ax.set(title=task, xlabel=STEP, ylabel=score)
         ax.legend(fontsize=8, title=f"mean over seeds, band = {band}", title_fontsize=8)
     fig.suptitle("Learning curves")
     return _save(fig, path)
 
 
-def variance_curves(by_task: dict[str, tuple[list[Curve], list[Curve]]], path: Path) -> Path:
-    """Per task, two panels: within-run (across-episode) variance and across-seed variance per checkpoint."""
+def variance_curves(by_task: dict[str, tuple[list[Curve], list[Curve]]], path: Path, *, ylabel: str) -> Path:
+    """Per task, two panels: within-run (across-episode) variance and across-seed variance per checkpoint
+    (``ylabel`` names the variance's scale and units, `analysis.scales.ScoreScale.variance_axis`)."""
     fig, axes = _grid(2 * len(by_task), 2)
     for i, (task, pair) in enumerate(by_task.items()):
         for ax, curves, what in zip(axes[2 * i:2 * i + 2], pair, ("within run (across episodes)", "across seeds")):
             _lines(ax, curves)
-            ax.set(title=f"{task}: variance {what}", xlabel=STEP, ylabel="variance of score (×100²)")
+            ax.set(title=f"{task}: variance {what}", xlabel=STEP, ylabel=ylabel)
             ax.legend(fontsize=8)
     fig.suptitle("Per-checkpoint variance")
     return _save(fig, path)
 
 
 def interval_estimates(labels: list[str], metrics: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
-                       path: Path, note: str, colors: list[str] | None = None) -> Path:
+                       path: Path, note: str, colors: list[str] | None = None, *, score: str) -> Path:
     """One panel per aggregate metric: point estimate and 95 % CI per variant (horizontal).
 
     ``metrics``: name -> (point, lo, hi), each (num_variants,) in the order of ``labels``.
@@ -92,30 +94,30 @@ def interval_estimates(labels: list[str], metrics: dict[str, tuple[np.ndarray, n
             ax.plot([point[i]], [i], "|", color=colors[i], ms=16, mew=2.5)
         ax.set_yticks(y, labels if j == 0 else [""] * len(labels))
         ax.set_ylim(-0.7, len(labels) - 0.3)
-        ax.set(title=name, xlabel=SCORE)
+        ax.set(title=name, xlabel=score)
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(f"Aggregate scores with 95 % stratified-bootstrap CIs ({note})")
     return _save(fig, path)
 
 
-def performance_profiles(curves: list[Curve], path: Path, note: str) -> Path:
+def performance_profiles(curves: list[Curve], path: Path, note: str, *, score: str) -> Path:
     """Score distributions: fraction of runs with score > tau, with bootstrap CI bands."""
     fig, (ax,) = _grid(1, 1, w=6.4, h=4.2)
     _lines(ax, curves, marker="")
-    ax.set(xlabel=f"threshold τ, {SCORE}", ylabel="fraction of runs with score > τ", ylim=(-0.02, 1.02),
+    ax.set(xlabel=f"threshold τ, {score}", ylabel="fraction of runs with score > τ", ylim=(-0.02, 1.02),
            title=f"Performance profiles ({note})")
     ax.legend(fontsize=8, title="band = 95 % CI", title_fontsize=8)
     return _save(fig, path)
 
 
-def score_vs_scale(by_task: dict[str, list[Curve]], path: Path, xlabel: str) -> Path:
+def score_vs_scale(by_task: dict[str, list[Curve]], path: Path, xlabel: str, *, score: str) -> Path:
     """Per task: final score (mean ± std over seeds) against the guidance scale."""
     fig, axes = _grid(len(by_task), 2)
     for ax, (task, curves) in zip(axes, by_task.items()):
         for i, c in enumerate(curves):
             ax.errorbar(c.steps, c.center, yerr=[c.center - c.lo, c.hi - c.center], marker="o", capsize=3,
                         color=c.color or f"C{i % 10}", label=c.label)
-        ax.set(title=task, xlabel=xlabel, ylabel=f"final {SCORE}")
+        ax.set(title=task, xlabel=xlabel, ylabel=f"final {score}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, title="mean ± std over seeds", title_fontsize=8)
     fig.suptitle("Score vs guidance scale")
@@ -141,7 +143,7 @@ class ScalePanel:
     point_labels: tuple[str, ...] = ()  # (P,) text beside each point (the other searched parameters), or none
 
 
-def search_scale(panels: list[ScalePanel], path: Path, band: str) -> Path:
+def search_scale(panels: list[ScalePanel], path: Path, band: str, *, score: str) -> Path:
     """One panel per study: objective (mean over seeds) against the searched scale, with per-seed
     points and a CI (described by ``band``); log x axis when the scales span more than 2 decades."""
     fig, axes = _grid(len(panels), 2, w=5.8, h=4.0)
@@ -171,7 +173,7 @@ def search_scale(panels: list[ScalePanel], path: Path, band: str) -> Path:
         if finite.size and finite.min() > 0 and finite.max() / finite.min() > 100:
             ax.set_xscale("log")
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.set(title=p.title + (f"\n{p.note}" if p.note else ""), xlabel=p.xlabel, ylabel=f"mean {SCORE}")
+        ax.set(title=p.title + (f"\n{p.note}" if p.note else ""), xlabel=p.xlabel, ylabel=f"mean {score}")
         ax.title.set_fontsize(10)
         ax.margins(x=0.12 if any(p.point_labels) else 0.05)
         ax.grid(alpha=0.3)

@@ -1,13 +1,12 @@
 """The report's tables, in the papers' layout, as pyarrow Tables (one row per comparison x task).
 
-Input is `checkpoint_stats` output (one row per run x checkpoint: ``task, algo, train_guidance,
-infer_source, infer_method, infer_scale, trial_id, diffusion_seed, step, mean, var, n``) and the
+Input is `analysis.comparisons.Pair` lists (both arms' curves per comparison and task), or
+`checkpoint_stats` output (one row per run x checkpoint: ``task, algo, train_guidance,
+infer_source, infer_method, infer_scale, trial_id, diffusion_seed, step, mean, var, n``), or the
 trials table. Scores are x100 and every score column says so (``_x100``; variances ``_x100sq``).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import json
 import math
@@ -18,60 +17,10 @@ from scipy import stats as sps
 
 from analysis import aggregate as agg
 from analysis import metrics as mt
-from analysis.errors import AnalysisError, MissingBaselineError
-from analysis.load import GUIDANCE_SEARCH_COLUMNS, Comparison, is_search_source, select, selector_label
+from analysis.comparisons import Pair, dropped_text, selector_label
+from analysis.errors import AnalysisError
+from analysis.load import GUIDANCE_SEARCH_COLUMNS, is_search_source, select
 from analysis.stats import can_reach, holm, levene_median, mann_whitney
-
-
-@dataclass(frozen=True)
-class Pair:
-    """Both arms of one comparison on one task, truncated to their common horizon."""
-
-    comparison: Comparison
-    task: str
-    method: mt.Curves
-    baseline: mt.Curves
-    horizon: int
-    last_steps: tuple[int, int]  # the arms' last checkpoints before truncation to the horizon
-
-
-def pair_curves(ckpt: pa.Table, comparisons: list[Comparison], horizon: int | None = None,
-                strict: bool = True) -> tuple[list[Pair], list[str]]:
-    """The (comparison, task) pairs with rows for both arms, and a note per comparison left out.
-
-    A comparison that cannot be computed (an arm selects nothing: `MissingBaselineError`; an arm
-    matches several inference settings; no common horizon) raises when ``strict``, else it is
-    left out with a note.
-    """
-    pairs, notes = [], []
-    for comp in comparisons:
-        try:
-            pairs += _pairs(ckpt, comp, horizon)
-        except AnalysisError as exc:
-            if strict:
-                raise
-            notes.append(str(exc))
-    return pairs, notes
-
-
-def _pairs(ckpt: pa.Table, comp: Comparison, horizon: int | None) -> list[Pair]:
-    m_rows, b_rows = select(ckpt, comp.method), select(ckpt, comp.baseline)
-    tasks = sorted(set(m_rows.column("task").to_pylist()) & set(b_rows.column("task").to_pylist()))
-    if not tasks:
-        arm, sel = ("method", comp.method) if m_rows.num_rows == 0 else ("baseline", comp.baseline)
-        have = sorted({selector_label(r) for r in ckpt.select(["algo", "train_guidance", "infer_source"]).to_pylist()})
-        raise MissingBaselineError(
-            f"comparison {comp.name!r}: its {arm} {selector_label(sel)} has no evaluation rows"
-            + ("" if m_rows.num_rows == 0 or b_rows.num_rows == 0 else " on the method's tasks")
-            + f"; the run has {have}")
-    out = []
-    for task in tasks:
-        what = f"comparison {comp.name!r} on {task}"
-        m = mt.curves_from_checkpoints(select(m_rows, {"task": task}), f"{what} (method)")
-        b = mt.curves_from_checkpoints(select(b_rows, {"task": task}), f"{what} (baseline)")
-        h = mt.common_horizon(m.steps, b.steps, horizon)
-        out.append(Pair(comp, task, mt.truncate(m, h), mt.truncate(b, h), h, (int(m.steps.max()), int(b.steps.max()))))
-    return out
 
 
 def _row_id(p: Pair) -> dict:
@@ -88,6 +37,8 @@ def comparison_table(pairs: list[Pair], early_frac: float = 0.2, alpha: float = 
     AUC per run (the inferential test; its ``p_min`` depends on the number of seeds).
     ``levene_*``: Brown-Forsythe on the m̄_k. ``significant``: ``mwu_p_holm < alpha`` (the † mark).
     ``final_*``: mean over runs of each run's last checkpoint within the horizon (Peak is the best).
+    ``seeds_used``: the diffusion seeds compared (both arms have them); ``seeds_dropped``: the seeds
+    only one arm has, and ``seeds_dropped_reasons`` (``seed 2 (no method rows: <why>); ...``).
     """
     rows = []
     for p in pairs:
@@ -98,6 +49,8 @@ def comparison_table(pairs: list[Pair], early_frac: float = 0.2, alpha: float = 
         sd = mann_whitney(mt.per_run_auc(p.method), mt.per_run_auc(p.baseline))
         w, wp = levene_median(cm, cb)
         rows.append({**_row_id(p), "runs_m": len(p.method.runs), "runs_b": len(p.baseline.runs),
+                     "seeds_used": p.seeds, "seeds_dropped": [d.seed for d in p.dropped],
+                     "seeds_dropped_reasons": dropped_text(p.dropped),
                      "horizon_step": p.horizon, "t_early_step": g.t_early,
                      "checkpoints_m": len(p.method.steps), "checkpoints_b": len(p.baseline.steps),
                      "peak_m_x100": g.peak_m, "peak_b_x100": g.peak_b, "peak_gain_pct": g.peak_gain_pct,
@@ -216,13 +169,19 @@ def score_matrices(pairs: list[Pair]) -> tuple[dict[str, np.ndarray], list[str],
     every variant of ``pairs`` has; runs beyond the smallest per-task count are dropped.
 
     Returns (matrices, tasks, notes). The final score of a run is its m_k at the last checkpoint
-    within its pair's horizon (the common horizon of a task is the smallest over its pairs).
+    within the common horizon of its task (the smallest over the task's pairs). A variant in several
+    pairs of a task takes its runs from the pair with the most (seed pairing may drop runs in one).
     """
-    finals: dict[str, dict[str, np.ndarray]] = {}
-    horizon = {t: min(p.horizon for p in pairs if p.task == t) for t in {p.task for p in pairs}}
+    arms: dict[tuple[str, str], mt.Curves] = {}
     for p in pairs:
         for sel, c in ((p.comparison.method, p.method), (p.comparison.baseline, p.baseline)):
-            finals.setdefault(selector_label(sel), {})[p.task] = mt.per_run_final(mt.truncate(c, horizon[p.task]))
+            key = (selector_label(sel), p.task)
+            if key not in arms or len(c.runs) > len(arms[key].runs):
+                arms[key] = c
+    horizon = {t: min(p.horizon for p in pairs if p.task == t) for t in {p.task for p in pairs}}
+    finals: dict[str, dict[str, np.ndarray]] = {}
+    for (label, task), c in arms.items():
+        finals.setdefault(label, {})[task] = mt.per_run_final(mt.truncate(c, horizon[task]))
     tasks = sorted(set.intersection(*(set(v) for v in finals.values()))) if finals else []
     notes, out = [], {}
     for label, by_task in finals.items():

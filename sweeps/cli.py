@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+from analysis.errors import AnalysisError
 from rl_core.errors import MdptError
 
 # Order = order in `mdpt --help`.
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except MdptError as exc:  # bad input: a clear message, no traceback
+    except (MdptError, AnalysisError) as exc:  # bad input: a clear message, no traceback
         print(f"mdpt: error: {exc}", file=sys.stderr)
         return 2
 

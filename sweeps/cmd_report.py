@@ -1,4 +1,5 @@
-"""`mdpt report RUN_DIR [--out DIR] [--compare METHOD:BASELINE ...]`: statistics, tables and plots of a run."""
+"""`mdpt report RUN_DIR [--out DIR] [--compare METHOD:BASELINE ...] [--score-scale mdpt|d4rl]`: statistics,
+tables and plots of a run."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ def make_report(run_dir: str | Path, out_dir: str | Path | None = None, compare:
 
     ``out_dir`` defaults to RUN_DIR/report; ``compare`` holds ``METHOD:BASELINE`` shorthands
     (e.g. ``dql/frozen:dql/joint``), default: the spec's ``report.comparisons``. ``options`` go to
-    `analysis.report.build_report` (reps, seed, alpha, early_frac, horizon).
+    `analysis.report.build_report` (reps, seed, alpha, early_frac, horizon, score_scale).
     """
     from analysis.report import build_report
 
@@ -21,7 +22,7 @@ def make_report(run_dir: str | Path, out_dir: str | Path | None = None, compare:
 
 def _run(args: argparse.Namespace) -> int:
     path = make_report(args.run_dir, args.out, args.compare, reps=args.reps, seed=args.seed, alpha=args.alpha,
-                       early_frac=args.early_frac, horizon=args.horizon)
+                       early_frac=args.early_frac, horizon=args.horizon, score_scale=args.score_scale)
     print(f"report written: {path} (and report.html, CSV tables, PNG plots in {path.parent})")
     return 0
 
@@ -45,4 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     p.add_argument("--reps", type=int, default=2000, help="bootstrap replications (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap generator (default 0)")
+    p.add_argument("--score-scale", default="mdpt", metavar="mdpt|d4rl",
+                   help="score scale of every table and plot: mdpt = normalized with the reference returns stored "
+                        "with each mdpt dataset (column normalized_score); d4rl = with D4RL's bullet reference "
+                        "returns (column normalized_score_d4rl; tasks that are not D4RL bullet tasks are left "
+                        "out) (default mdpt)")
     p.set_defaults(func=_run)

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from analysis.metrics import Curves
@@ -42,6 +44,7 @@ def write_run(run_dir: Path, *, tasks=("hopper-medium",), arms=(("dql", "joint",
                          "diffusion_seed": seed, "guidance_seed": seed if src == "self" else seed + 100,
                          "step": step, "episode": e, "eval_seed": 1000 * step + e,
                          "return": 30 * (mu + noise * z), "normalized_score": mu + noise * z,
+                         "normalized_score_d4rl": math.nan,
                          "length": 1000, "wall_s": 1.0}
                         for e, z in enumerate(rng.standard_normal(episodes))])
                 if src == "self":
@@ -52,6 +55,20 @@ def write_run(run_dir: Path, *, tasks=("hopper-medium",), arms=(("dql", "joint",
     if run_json is not None:
         (run_dir / "run.json").write_text(json.dumps(run_json))
     return run_dir
+
+
+def set_d4rl_scores(run_dir: Path, d4rl: Callable[[str, np.ndarray], np.ndarray] | None) -> None:
+    """Rewrite every eval file of ``run_dir`` with ``normalized_score_d4rl = d4rl(task, normalized_score)``;
+    ``d4rl=None`` drops the column instead (a table written before it existed)."""
+    for path in sorted((run_dir / "results" / "evals").rglob("*.parquet")):
+        table = pq.read_table(path)
+        if "normalized_score_d4rl" in table.column_names:
+            table = table.drop_columns(["normalized_score_d4rl"])
+        if d4rl is not None:
+            task = table.column("task")[0].as_py()
+            score = d4rl(task, table.column("normalized_score").to_numpy())
+            table = table.append_column("normalized_score_d4rl", pa.array(score, pa.float64()))
+        pq.write_table(table, path)
 
 
 def curves(mean, var=None, steps=None) -> Curves:

@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from analysis import tables as tb
-from analysis.load import GUIDANCE_SEARCH_COLUMNS, comparisons_for, is_search_source, load_run, variants
+from analysis.comparisons import comparisons_for
+from analysis.load import GUIDANCE_SEARCH_COLUMNS, is_search_source, load_run, variants
 from sweeps.cmd_report import make_report
 from tests.analysis.conftest import write_run
 from trainables.results import GUIDANCE_SEARCH_SCHEMA as SCHEMA

@@ -8,27 +8,32 @@ import pyarrow.parquet as pq
 import pytest
 
 from analysis.errors import AnalysisError, EmptyRunError
-from analysis.load import (EVAL_COLUMNS, TRIAL_COLUMNS, comparisons_for, default_comparisons, load_run,
-                           parse_compare, parse_selector, plug_and_play_partners, select)
-from tests.analysis.conftest import write_run
+from analysis.comparisons import (comparisons_for, default_comparisons, parse_compare, parse_selector,
+                                  plug_and_play_partners)
+from analysis.load import EVAL_COLUMNS, TRIAL_COLUMNS, load_run, select
+from tests.analysis.conftest import set_d4rl_scores, write_run
 from trainables.results import EVALS_SCHEMA, TRIALS_SCHEMA
 
 
 def test_columns_match_what_trainables_write(small_run):
-    assert EVAL_COLUMNS == tuple(EVALS_SCHEMA.names) and TRIAL_COLUMNS == tuple(TRIALS_SCHEMA.names)
+    assert sorted(EVAL_COLUMNS) == sorted(EVALS_SCHEMA.names) and TRIAL_COLUMNS == tuple(TRIALS_SCHEMA.names)
     run = load_run(small_run)
     assert run.evals.num_rows == 2 * 3 * 4 * 4 and run.trials.num_rows == 6 and run.guidance_search is None
 
 
 def test_duplicate_episode_rows_are_dropped_last_read_wins(small_run):
-    src = sorted((small_run / "results" / "evals").rglob("*.parquet"))[0]
+    files = sorted((small_run / "results" / "evals").rglob("*.parquet"))
+    src, last_file = files[0], files[-1]
     table = pq.read_table(src)
     table = table.set_column(table.column_names.index("normalized_score"), "normalized_score",
                              pa.array(np.full(table.num_rows, 999.0)))
     pq.write_table(table, src.with_name("zz-retry.parquet"))  # a stray retry file, read after the original
     run = load_run(small_run)
+    scores = run.evals.column("normalized_score").to_pylist()
     assert run.evals.num_rows == 2 * 3 * 4 * 4
-    assert (np.asarray(run.evals.column("normalized_score")) == 999.0).sum() == table.num_rows
+    assert scores.count(999.0) == table.num_rows
+    assert not set(pq.read_table(src).column("normalized_score").to_pylist()) & set(scores)  # the original is replaced
+    assert set(pq.read_table(last_file).column("normalized_score").to_pylist()) <= set(scores)  # other jobs stay
 
 
 def test_empty_run_has_a_clear_message(tmp_path):
@@ -92,3 +97,16 @@ def test_plug_and_play_rows_also_face_the_guidance_algorithm(tmp_path):
     assert extra.kind == "plug_and_play" and extra.baseline == {"algo": "idql", "train_guidance": "joint",
                                                                "infer_source": "self"}
     assert plug_and_play_partners([c, extra], run.evals) == []
+
+
+def test_tables_without_the_d4rl_column_load_as_nan(small_run):
+    set_d4rl_scores(small_run, None)  # every file written before normalized_score_d4rl existed
+    scores = load_run(small_run).evals.column("normalized_score_d4rl")
+    assert scores.type == pa.float64() and np.isnan(scores.to_numpy()).all()
+    first = sorted((small_run / "results" / "evals").rglob("*.parquet"))[0]
+    set_d4rl_scores(small_run, lambda task, s: s + 1)
+    table = pq.read_table(first).drop_columns(["normalized_score_d4rl"])
+    pq.write_table(table, first)  # one old file among new ones
+    evals = load_run(small_run).evals
+    d4rl, mdpt = (evals.column(c).to_numpy() for c in ("normalized_score_d4rl", "normalized_score"))
+    assert np.isnan(d4rl).sum() == table.num_rows and np.allclose(d4rl[~np.isnan(d4rl)], mdpt[~np.isnan(d4rl)] + 1)

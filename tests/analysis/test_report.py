@@ -12,10 +12,11 @@ import pytest
 from analysis import metrics as mt
 from analysis import tables as tb
 from analysis.errors import AnalysisError, HorizonMismatchError, MissingBaselineError
-from analysis.load import comparisons_for, load_run
+from analysis.comparisons import comparisons_for, pair_curves
+from analysis.load import load_run
 from sweeps.cli import main
 from sweeps.cmd_report import make_report
-from tests.analysis.conftest import default_score, write_run
+from tests.analysis.conftest import default_score, set_d4rl_scores, write_run
 
 REPS = 200
 
@@ -48,7 +49,7 @@ def test_quickstart_shaped_report(small_run, tmp_path):
 
 def test_aggregates_are_deterministic_given_the_seed(small_run):
     run = load_run(small_run)
-    pairs, _ = tb.pair_curves(mt.checkpoint_stats(run.evals), comparisons_for(run, None))
+    pairs, _ = pair_curves(mt.checkpoint_stats(run.evals), comparisons_for(run, None))
     mats, tasks, _ = tb.score_matrices(pairs)
     assert tasks == ["hopper-medium"] and {m.shape for m in mats.values()} == {(3, 1)}
     tables = [(tb.aggregate_table(mats, np.random.default_rng(seed), REPS),
@@ -141,7 +142,42 @@ def test_mismatched_horizons_and_empty_run(small_run, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_analysis_imports_neither_torch_nor_ray():
+def test_analysis_imports_neither_torch_nor_ray_nor_rl_core():
     code = ("import sys, analysis.report, sweeps.cmd_report; "
-            "bad = [m for m in ('torch', 'ray', 'trainables') if m in sys.modules]; assert not bad, bad")
+            "bad = [m for m in ('torch', 'ray', 'trainables', 'rl_core') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_d4rl_score_scale_leaves_out_tasks_without_it(tmp_path, capsys):
+    run = write_run(tmp_path / "run", tasks=("hopper-medium", "walker2d-medium"))
+    set_d4rl_scores(run, lambda task, s: 2 * s + 5 if task == "hopper-medium" else np.full(s.shape, np.nan))
+    mdpt = make_report(run, tmp_path / "mdpt", reps=REPS)
+    d4rl = make_report(run, tmp_path / "d4rl", reps=REPS, score_scale="d4rl")
+    m, d = (pacsv.read_csv(md.parent / "comparisons.csv").to_pylist() for md in (mdpt, d4rl))
+    assert [r["task"] for r in m] == ["hopper-medium", "walker2d-medium"]
+    assert [r["task"] for r in d] == ["hopper-medium"]
+    assert {r["score_scale"] for r in m} == {"mdpt"} and {r["score_scale"] for r in d} == {"d4rl"}
+    for key in ("peak_m_x100", "peak_b_x100", "auc_m_x100", "early_b_x100", "final_m_x100"):  # a linear map: 2 x + 5
+        assert d[0][key] == pytest.approx(2 * m[0][key] + 5), key
+    assert d[0]["peak_gain_pct"] != pytest.approx(m[0]["peak_gain_pct"])
+    var = {r["level"]: r for r in pacsv.read_csv(d4rl.parent / "variance.csv").to_pylist()}
+    assert var["within-run"]["median_m_x100sq"] == pytest.approx(
+        4 * pacsv.read_csv(mdpt.parent / "variance.csv").to_pylist()[0]["median_m_x100sq"])
+    text = d4rl.read_text()
+    headings = [ln for ln in text.splitlines() if ln.startswith("## ") and "(×100" not in ln]
+    scored = [h for h in headings if h not in ("## Run status", "## Comparisons", "## Definitions")]
+    assert scored and all(h.endswith("— normalized score (D4RL bullet scale)") for h in scored), headings
+    assert "(mdpt scale)" not in text.replace("--score-scale mdpt` shows the mdpt scale", "")
+    (note,) = [ln for ln in text.splitlines() if "walker2d-medium" in ln]
+    assert note.startswith("Left out on the D4RL bullet scale: walker2d-medium: no D4RL bullet scale scores")
+    assert "— normalized score (mdpt scale)" in mdpt.read_text()
+
+
+def test_d4rl_score_scale_without_any_d4rl_score_is_one_clear_line(small_run, capsys):
+    assert main(["report", str(small_run), "--score-scale", "d4rl"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("mdpt: error: score scale 'd4rl': no task of this run has "
+                                                   "D4RL bullet scale scores") and "--score-scale mdpt" in err
+    assert main(["report", str(small_run), "--score-scale", "raw"]) == 2
+    assert "allowed: ['mdpt', 'd4rl']" in capsys.readouterr().err
+    assert not (small_run / "report").exists()

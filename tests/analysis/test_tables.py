@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from analysis import tables as tb
-from analysis.load import Comparison
+from analysis.comparisons import Comparison, Pair
 from tests.analysis.conftest import curves
 
 GFDT = Comparison("GFDT", "gfdt", {"algo": "dql", "train_guidance": "frozen"}, {"algo": "dql", "train_guidance": "joint"})
@@ -12,8 +12,8 @@ PNP = Comparison("PnP", "plug_and_play", {"algo": "dql", "train_guidance": "join
                  {"algo": "dql", "train_guidance": "joint"})
 
 
-def pair(comp, m, b) -> tb.Pair:
-    return tb.Pair(comp, "hopper-medium", m, b, int(m.steps.max()), (int(m.steps.max()), int(b.steps.max())))
+def pair(comp, m, b) -> Pair:
+    return Pair(comp, "hopper-medium", m, b, int(m.steps.max()), (int(m.steps.max()), int(b.steps.max())))
 
 
 BASE = np.array([[10.0, 20, 30, 40, 50]]) + np.arange(5)[:, None]  # 5 seeds x 5 checkpoints
