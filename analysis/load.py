@@ -10,7 +10,7 @@ module does not import, so a report can be made from a copied run directory anyw
 - ``RUN_DIR/results/trials/*.parquet``: one row per trial (``TRIAL_COLUMNS``).
 - ``RUN_DIR/results/guidance_search/<study>/trial_<n>.parquet`` (read recursively): optional, one
   row per finished Optuna trial of the guidance search (``GUIDANCE_SEARCH_COLUMNS``; the writer is
-  trainables/search.py). Its trials' eval rows have ``infer_source = search:<study>[...]``
+  trainables/results.py). Its trials' eval rows have ``infer_source = search:<study>[...]``
   (``SEARCH_SOURCE_PREFIX``); they are search trials, not compositions, so the default
   comparisons leave them out.
 

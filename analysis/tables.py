@@ -239,7 +239,7 @@ def search_trials(gs: pa.Table) -> list[dict]:
     missing = [c for c in GUIDANCE_SEARCH_COLUMNS if c not in gs.column_names]
     if missing:
         raise AnalysisError(f"results/guidance_search lacks the guidance_search columns {missing} "
-                            "(trainables.search.GUIDANCE_SEARCH_SCHEMA)")
+                            "(trainables.results.GUIDANCE_SEARCH_SCHEMA)")
     latest: dict[tuple[str, int], dict] = {}
     for r in gs.to_pylist():
         key = (r["study"], int(r["trial"]))
