@@ -37,10 +37,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rl_core.config import (INFERENCE_METHODS, SCALED_METHODS, ConfigMixin, check_choice, check_int, check_range,
-                            infer_scale)
+from rl_core.config import (INFERENCE_METHODS, PRECISIONS, SCALED_METHODS, ConfigMixin, check_choice, check_int,
+                            check_range, infer_scale)
 from rl_core.errors import ConfigError
 from rl_core.guidance import GuidanceCapabilityError
+from rl_core.nets import autocast
 from rl_core.types import Normalizer
 
 METHODS = INFERENCE_METHODS
@@ -62,6 +63,9 @@ class InferenceConfig(ConfigMixin):
     use_advantage: bool | None = None  # softmax over Q − V (IDQL); None = when the critic has V
     q_target: bool = True  # score with the critic's target nets (CD resampling) | online nets
     swg_select: Literal["q", "weight"] = "q"  # SWG-R (method swg, N > 1): argmax Q | argmax sampled weight
+    # fp32 | bf16: autocast of the denoiser and critic forward passes (Q, V and the sampler's arithmetic stay
+    # float32). fp32 by default; the fidelity check of bf16 evaluation is in README "Precision".
+    precision: Literal["fp32", "bf16"] = "fp32"
 
     def __post_init__(self) -> None:
         check_choice("inference.method", self.method, METHODS)
@@ -74,6 +78,7 @@ class InferenceConfig(ConfigMixin):
         check_choice("inference.use_advantage", self.use_advantage, (True, False, None))
         check_choice("inference.q_target", self.q_target, (True, False))
         check_choice("inference.swg_select", self.swg_select, ("q", "weight"))
+        check_choice("inference.precision", self.precision, PRECISIONS)
 
     @property
     def infer_scale(self) -> float:
@@ -138,12 +143,14 @@ class Actor:
         obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
         obs_n = self.normalizer.normalize_obs(obs_t)
         obs_g = self.guidance_normalizer.normalize_obs(obs_t) if self.guidance is not None else None
-        cand, aux = self._candidates(obs_n, obs_g, generator)  # (B, N, act_dim)
-        if self.n == 1:
-            return cand[:, 0].cpu().numpy()
-        if self.inference.method == "swg" and self.inference.swg_select == "weight":  # SWG-R by sampled weight
-            return cand[torch.arange(len(cand), device=cand.device), aux["weight"].argmax(dim=1)].cpu().numpy()
-        return self._select(obs_g, cand, generator).cpu().numpy()
+        with autocast(self.inference.precision, self.device):
+            cand, aux = self._candidates(obs_n, obs_g, generator)  # (B, N, act_dim)
+            if self.n == 1:
+                return cand[:, 0].float().cpu().numpy()
+            if self.inference.method == "swg" and self.inference.swg_select == "weight":  # SWG-R by sampled weight
+                best = aux["weight"].argmax(dim=1)
+                return cand[torch.arange(len(cand), device=cand.device), best].float().cpu().numpy()
+            return self._select(obs_g, cand, generator).float().cpu().numpy()
 
     def _candidates(self, obs_n: Tensor, obs_g: Tensor | None,
                     generator: torch.Generator) -> tuple[Tensor, dict[str, Tensor]]:

@@ -187,8 +187,9 @@ class SWG(DiffusionAlgorithm):
     modes: ClassVar[tuple[str, ...]] = ("joint", "none", "bc", "frozen", "unfrozen")  # no noise: a random critic has no V
 
     def __init__(self, cfg: SWGConfig, obs_dim: int, act_dim: int, *, guidance: Any | None, guidance_mode: str,
-                 seed: int, device: str | torch.device = "cpu") -> None:
-        super().__init__(cfg, obs_dim, act_dim, guidance=guidance, guidance_mode=guidance_mode, seed=seed, device=device)
+                 seed: int, device: str | torch.device = "cpu", precision: str = "fp32", compile: bool = False) -> None:
+        super().__init__(cfg, obs_dim, act_dim, guidance=guidance, guidance_mode=guidance_mode, seed=seed, device=device,
+                         precision=precision, compile=compile)
         self.critic_step = 0  # joint mode: IQL steps taken in the critic phase
         if guidance_mode == "joint" and not self.in_critic_phase:
             self.guidance.freeze()
@@ -215,14 +216,17 @@ class SWG(DiffusionAlgorithm):
         """
         metrics: dict[str, float] = {}
         if self.in_critic_phase or (self.trains_guidance and self.guidance_mode != "joint"):
-            metrics.update({f"guidance/{k}": v for k, v in self.guidance.update(batch).items()})
+            with self.autocast():
+                metrics.update({f"guidance/{k}": v for k, v in self.guidance.update(batch).items()})
         if self.in_critic_phase:
             self.critic_step += 1
             if self.critic_step == self.cfg.critic_steps:
                 self.guidance.freeze()
             return {**metrics, "swg/critic_phase": 1.0}
-        w = self.batch_weights(batch)
-        return {**metrics, **self.diffusion_update(batch.obs, batch.act, w, generator),
+        w = self.batch_weights(batch)  # float32 in every precision: the stored weight column (frozen critic) is these
+        with self.autocast():
+            metrics |= self.diffusion_update(batch.obs, batch.act, w, generator)
+        return {**metrics,
                 "swg/critic_phase": 0.0, "swg/w_mean": w.mean().item(), "swg/w_std": w.std().item() if len(w) > 1 else 0.0}
 
     def diffusion_update(self, obs_n: Tensor, act: Tensor, w: Tensor, generator: torch.Generator) -> dict[str, float]:
