@@ -166,6 +166,11 @@ class DiffusionAlgorithm:
         return self.guidance is not None and self.mode.trained
 
     @property
+    def critic_phase_steps(self) -> int:
+        """Steps the training loop trains a fresh critic alone before the diffusion model (0: none; SWG joint)."""
+        return 0
+
+    @property
     def guides_actor(self) -> bool:
         """Whether the critic enters the actor loss (``Mode.guides_actor``)."""
         return self.guidance is not None and self.mode.guides_actor
@@ -191,7 +196,7 @@ class DiffusionAlgorithm:
             raise G.GuidanceCapabilityError(
                 f"{self.name} in guidance_mode={mode.name!r} needs guidance providing {sorted(self.requires)}: "
                 f"expected={sorted(self.requires)}, actual={sorted(guidance.provides)} (kind={guidance.kind!r})")
-        guidance.unfreeze() if mode.trained else guidance.freeze()
+        guidance.unfreeze() if mode.trained and not self.critic_phase_steps else guidance.freeze()
         return guidance.to(self.device)
 
     def _critic_step(self, batch: Batch, generator: torch.Generator) -> dict[str, float]:
