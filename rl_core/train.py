@@ -80,7 +80,7 @@ class TrainConfig(ConfigMixin):
 
     task: str  # dataset task name or path (recorded; the caller passes the loaded dataset)
     algo: str  # dql | idql | edp | swg
-    algo_config: dict = field(default_factory=dict)  # overrides of <Algo>Config; lr_anneal_steps defaults to steps
+    algo_config: dict = field(default_factory=dict)  # <Algo>Config fields (specs record all of them, resolved)
     train_guidance: str = "joint"  # a training-guidance mode (rl_core/modes.py)
     guidance_artifact: str | None = None  # pretrained guidance (frozen / unfrozen only)
     guidance_config: dict | None = None  # overrides of GuidanceConfig for a fresh critic (joint / noise)
@@ -320,7 +320,7 @@ def run_training(cfg: TrainConfig, dataset: OfflineDataset, *, workdir: Path,
     sample_gen, update_gen = gens
     buffer = TensorBuffer.from_dataset(dataset, normalizer, device=cfg.device)
     algo_cls = get_algorithm(cfg.algo)
-    algo_cfg = algo_cls.Config.from_dict({"lr_anneal_steps": cfg.steps, **cfg.algo_config})
+    algo_cfg = algo_cls.Config.from_dict(cfg.algo_config)  # lr_anneal_steps: the recipe horizon, never the run length
     guidance, guidance_meta = _training_guidance(cfg, algo_cls, dataset, normalizer)
     algo = algo_cls(algo_cfg, dataset.obs_dim, dataset.act_dim, guidance=guidance,
                     guidance_mode=cfg.train_guidance, seed=cfg.seed, device=cfg.device)

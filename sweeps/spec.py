@@ -95,7 +95,7 @@ def _task(v: Any, path: str) -> str:
 
 # ----- sections ------------------------------------------------------------------------------
 def _budget(d: Any, path: str) -> dict:
-    keys = ("steps", "eval_every", "episodes", "pretrain_steps", "batch_size", "log_every")
+    keys = ("steps", "eval_every", "episodes", "pretrain_steps", "batch_size", "pretrain_batch_size", "log_every")
     d = _mapping(d, path, keys, required=("steps", "eval_every", "episodes", "pretrain_steps"))
     out = {
         "steps": _int(d["steps"], f"{path}.steps", 1),
@@ -103,6 +103,7 @@ def _budget(d: Any, path: str) -> dict:
         "episodes": _int(d["episodes"], f"{path}.episodes", 1),
         "pretrain_steps": _int(d["pretrain_steps"], f"{path}.pretrain_steps", 1),
         "batch_size": _int(d.get("batch_size", 256), f"{path}.batch_size", 1),
+        "pretrain_batch_size": _int(d.get("pretrain_batch_size", 256), f"{path}.pretrain_batch_size", 1),
         "log_every": _int(d.get("log_every", 100), f"{path}.log_every", 1),
     }
     if out["steps"] % out["eval_every"]:
@@ -168,6 +169,7 @@ def _pretraining(d: Any, path: str, seeds: list[int]) -> dict:
     gcfg = d.get("guidance_config")
     if gcfg is not None and not isinstance(gcfg, dict):
         raise _err(f"{path}.guidance_config", gcfg, "a mapping of GuidanceConfig fields or null")
+    _critic_config(gcfg, kind, f"{path}.guidance_config")
     return {"name": name, "algo": algo, "kind": kind,
             "seeds": _list(d.get("seeds", seeds), f"{path}.seeds", lambda v, p: _int(v, p)),
             "save_every": _int(d.get("save_every"), f"{path}.save_every", 1, allow_none=True),
@@ -269,6 +271,8 @@ def validate_spec(raw: Any) -> dict:
         if v is not None and not isinstance(v, dict):
             raise _err(f"guidance_config.{a}", v, "a mapping of GuidanceConfig fields (the joint / noise critic) or null")
     spec["guidance_config"] = {a: dict(gc[a]) if gc.get(a) else None for a in spec["algorithms"]}
+    for a, v in spec["guidance_config"].items():
+        _critic_config(v, DEFAULT_GUIDANCE_KIND[a], f"guidance_config.{a}")
     spec["resources"] = _resources(d.get("resources"), "resources")
     spec["max_failures"] = _int(d.get("max_failures", 2), "max_failures", -1)
     _check_pretraining_covers(spec)
@@ -450,13 +454,34 @@ def artifact_placeholder(pretrained: str, task: str, seed: int) -> str:
     return f"<final artifact of pretraining {pretrained!r}, {task}, seed {seed}>"
 
 
+def _resolved_algo_config(algo: str, overrides: dict) -> dict:
+    """Every field of the algorithm's config (defaults + the spec's overrides), so each trial records the
+    values it runs with (e.g. the resolved ``lr_anneal_steps``)."""
+    from rl_core.algos import get_algorithm
+
+    return get_algorithm(algo).Config.from_dict(dict(overrides)).to_dict()
+
+
+def _critic_config(overrides: dict | None, kind: str, path: str = "guidance_config") -> dict:
+    """Every field of a fresh / pretrained critic's GuidanceConfig, resolved (``kind`` is set by the loop)."""
+    from rl_core.guidance import GuidanceConfig
+
+    try:
+        resolved = GuidanceConfig.from_dict({**(overrides or {}), "kind": kind}).resolved().to_dict()
+    except ConfigError as exc:
+        raise ConfigError(f"spec field `{path}`: {exc}") from None
+    return {k: v for k, v in resolved.items() if k != "kind"}
+
+
 def _pretrain_trial(spec: dict, entry: dict, task: str, seed: int) -> Any:
     from rl_core.train import PretrainConfig
     from trainables.trial import TrialIdentity, TrialSpec
 
     b = spec["budget"]
-    cfg = PretrainConfig(task=task, kind=entry["kind"], guidance_config=entry["guidance_config"], seed=seed,
-                         steps=b["pretrain_steps"], batch_size=b["batch_size"], save_every=entry["save_every"],
+    cfg = PretrainConfig(task=task, kind=entry["kind"], guidance_config=_critic_config(entry["guidance_config"],
+                                                                                         entry["kind"]),
+                         seed=seed, steps=b["pretrain_steps"], batch_size=b["pretrain_batch_size"],
+                         save_every=entry["save_every"],
                          log_every=b["log_every"], checkpoint_every=entry["save_every"] or b["eval_every"])
     ident = TrialIdentity(task=task, algo=entry["algo"], train_guidance=f"pretrain:{entry['name']}", seed=seed,
                           guidance_seed=seed)
@@ -469,9 +494,11 @@ def _train_trial(spec: dict, task: str, algo: str, mode_name: str, seed: int) ->
 
     b, mode = spec["budget"], get_mode(mode_name)
     pretrained = pretraining_for(spec, algo)["name"] if mode.needs_artifact else None
-    cfg = TrainConfig(task=task, algo=algo, algo_config=spec["algo_config"][algo], train_guidance=mode_name,
+    fresh_kind = {"fresh": DEFAULT_GUIDANCE_KIND[algo], "random": "random"}.get(mode.critic)
+    cfg = TrainConfig(task=task, algo=algo, algo_config=_resolved_algo_config(algo, spec["algo_config"][algo]),
+                      train_guidance=mode_name,
                       guidance_artifact=artifact_placeholder(pretrained, task, seed) if pretrained else None,
-                      guidance_config=spec["guidance_config"][algo] if mode.critic in ("fresh", "random") else None,
+                      guidance_config=_critic_config(spec["guidance_config"][algo], fresh_kind) if fresh_kind else None,
                       seed=seed, steps=b["steps"], batch_size=b["batch_size"], eval_every=b["eval_every"],
                       log_every=b["log_every"])
     ev = EvalSpec(inference=mode.inference(inference_for(spec["eval"]["inference"][algo], task)),

@@ -52,7 +52,7 @@ class DiffusionConfig(ConfigMixin):
 
     lr: float = 3e-4  # AdamW learning rate of the denoiser
     weight_decay: float = 0.01  # AdamW decay: CD passes {"lr": 3e-4} only, so torch's default 0.01 applies
-    lr_anneal_steps: int | None = 2_000_000  # cosine annealing horizon T_max (the loop sets its step budget); None = constant
+    lr_anneal_steps: int | None = 2_000_000  # cosine LR horizon T_max: the recipe's (CD 2M), never a run's length; None = constant
     grad_clip: float | None = None  # max global grad norm of the denoiser; None = no clipping (CD)
     T: int = 5  # diffusion steps of the training schedule
     schedule: str = "cosine"  # noise schedule: cosine | vp | linear

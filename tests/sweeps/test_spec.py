@@ -112,7 +112,7 @@ def test_packaged_specs_validate_at_both_scales(name):
         stages = expand(resolve(spec, scale))
         assert [s.name for s in stages][-1] == "report"
     paper = spec["budgets"]["paper"]
-    assert paper["eval_every"] == 400 and paper["episodes"] == 50
+    assert paper["eval_every"] == (1200 if name == "double_guidance" else 400) and paper["episodes"] == 50
 
 
 def test_quickstart_is_dql_joint_vs_frozen_with_pretraining():
