@@ -46,7 +46,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -54,7 +54,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rl_core.errors import ArtifactMismatchError, ConfigError, MdptError
+from rl_core.config import ConfigMixin
+from rl_core.errors import (ArtifactError, ArtifactMismatchError, ConfigError, GuidanceCapabilityError,  # noqa: F401
+                            GuidanceError)
 from rl_core.fsutil import atomic_write
 from rl_core.nets import ACTIVATIONS, TwinQ, ValueNet
 from rl_core.types import Batch, Normalizer
@@ -74,22 +76,10 @@ META_REQUIRED = ("algo", "seed", "steps", "dataset_fingerprint", "task", "normal
 RETRAIN_HINT = "retrain guidance on this dataset with `mdpt pretrain-guidance --task <task>`"
 
 
-class GuidanceError(MdptError):
-    """A guidance module was used in a way it does not support (frozen update, missing inputs)."""
-
-
-class GuidanceCapabilityError(GuidanceError):
-    """A method needs a capability (e.g. V) that this critic kind does not provide."""
-
-
-class ArtifactError(MdptError):
-    """A guidance artifact file is missing, corrupt or of an unknown format."""
-
-
 # ----- config ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class GuidanceConfig:
+class GuidanceConfig(ConfigMixin):
     """Hyperparameters of a guidance module. Defaults: CleanDiffuser critics, standard Polyak target.
 
     ``None`` / ``"auto"`` fields are resolved by :meth:`resolved` (done by :func:`make_guidance`, so
@@ -144,16 +134,6 @@ class GuidanceConfig:
                        n_layers=self.n_layers or (3 if variant == "dql" else 2),
                        target_every=self.target_every or (1 if self.target_update == "polyak" else 5))
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> GuidanceConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"guidance: unknown field(s) {unknown}; allowed: {sorted(known)}")
-        return cls(**d)
 
 
 def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
