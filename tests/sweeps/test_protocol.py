@@ -14,7 +14,9 @@ import torch
 from rl_core.config import D4RL_BULLET_REF_SCORES
 from rl_core.errors import ConfigError
 from rl_core.inference import InferenceConfig
-from sweeps.spec import apply_overrides, expand, load_spec, read_raw_spec, resolve, validate_spec
+from sweeps.expand import expand
+from sweeps.overrides import apply_overrides
+from sweeps.spec import load_spec, read_raw_spec, resolve, validate_spec
 
 PAPER_SPECS = ("gfdt", "double_guidance", "cross_algorithm", "quickstart")
 

@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from rl_core.errors import ConfigError
-from sweeps.spec import dump_spec, expand, load_spec, packaged_specs, resolve, validate_spec
+from sweeps.expand import expand
+from sweeps.spec import dump_spec, load_spec, packaged_specs, resolve, validate_spec
 
 BASE = {
     "name": "t",
