@@ -1,4 +1,6 @@
-"""User-facing errors. The CLI prints these as one clear message (no traceback).
+"""User-facing errors of rl_core, trainables and sweeps (one module; analysis has its own,
+``analysis/errors.py``, since it imports nothing from rl_core). The CLI prints these as one clear
+message (no traceback).
 
 Every error says what was wrong and what to do: a missing dataset names the `mdpt data make`
 command, a mismatched guidance artifact names the fingerprint field that differs, a bad spec
@@ -26,3 +28,23 @@ class ConfigError(MdptError):
 
 class DivergenceError(MdptError):
     """Training produced NaN/inf losses or Q-values; the message says which and at what step."""
+
+
+class GuidanceError(MdptError):
+    """A guidance module was used in a way it does not support (frozen update, missing inputs)."""
+
+
+class GuidanceCapabilityError(GuidanceError):
+    """A method needs a capability (e.g. V) that this critic kind does not provide."""
+
+
+class ArtifactError(MdptError):
+    """A guidance artifact file is missing, corrupt or of an unknown format."""
+
+
+class SnapshotError(MdptError):
+    """A snapshot file is missing, corrupt or of an unknown format."""
+
+
+class ObjectiveError(MdptError):
+    """A guidance-search trial's evaluation failed or gave a non-finite objective (the trial is told FAIL)."""

@@ -34,7 +34,8 @@ Deviations from the reference implementations:
   and SWG). CleanDiffuser ``main`` (and GFDT, built on it) uses target ← 0.995·online +
   0.005·target every 5 steps — 99.5 % weight on the *online* net, i.e. almost no target network;
   it is kept as the switch ``target_update="cd_swapped"`` for reproducing those baselines.
-- Critic learning rate is constant (CD anneals it with a cosine schedule over 2M steps).
+- Critic learning rate is constant by default; ``lr_anneal_steps`` anneals it with a cosine schedule
+  (CD / GFDT: over the run's horizon, ``gradient_steps``), one scheduler step per optimiser step.
 - IQL critics are updated every call; CD IDQL trains its critic every 2nd step (the caller decides).
 - Q-heads are read from the online nets by default; ``q(..., target=True)`` reads the target nets
   (CD resampling uses the target critic).
@@ -45,7 +46,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -53,7 +54,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rl_core.errors import ArtifactMismatchError, ConfigError, MdptError
+from rl_core.config import ConfigMixin
+from rl_core.errors import (ArtifactError, ArtifactMismatchError, ConfigError, GuidanceCapabilityError,  # noqa: F401
+                            GuidanceError)
 from rl_core.fsutil import atomic_write
 from rl_core.nets import ACTIVATIONS, TwinQ, ValueNet
 from rl_core.types import Batch, Normalizer
@@ -73,22 +76,10 @@ META_REQUIRED = ("algo", "seed", "steps", "dataset_fingerprint", "task", "normal
 RETRAIN_HINT = "retrain guidance on this dataset with `mdpt pretrain-guidance --task <task>`"
 
 
-class GuidanceError(MdptError):
-    """A guidance module was used in a way it does not support (frozen update, missing inputs)."""
-
-
-class GuidanceCapabilityError(GuidanceError):
-    """A method needs a capability (e.g. V) that this critic kind does not provide."""
-
-
-class ArtifactError(MdptError):
-    """A guidance artifact file is missing, corrupt or of an unknown format."""
-
-
 # ----- config ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class GuidanceConfig:
+class GuidanceConfig(ConfigMixin):
     """Hyperparameters of a guidance module. Defaults: CleanDiffuser critics, standard Polyak target.
 
     ``None`` / ``"auto"`` fields are resolved by :meth:`resolved` (done by :func:`make_guidance`, so
@@ -105,6 +96,8 @@ class GuidanceConfig:
     activation: Literal["mish", "relu", "gelu", "silu", "tanh"] = "mish"
     gamma: float = 0.99  # discount γ
     lr: float = 3e-4  # Adam learning rate of Q (and V)
+    lr_anneal_steps: int | None = None  # cosine annealing of that LR to 0 over this many updates (CD / GFDT: the
+    #   run's gradient_steps horizon); None = constant (official DQL / IDQL / EDP / SWG)
     target_update: Literal["polyak", "cd_swapped"] = "polyak"  # see module docstring
     tau: float = 0.005  # polyak: target ← τ·online + (1 − τ)·target; cd_swapped: target ← (1 − τ)·online + τ·target
     target_every: int | None = None  # target update every k updates; None: 1 for polyak, 5 for cd_swapped (CD DQL/EDP)
@@ -123,10 +116,13 @@ class GuidanceConfig:
                   "gamma": 0.0 <= self.gamma <= 1.0, "lr": self.lr > 0, "tau": 0.0 < self.tau < 1.0,
                   "target_every": self.target_every is None or self.target_every >= 1,
                   "expectile": 0.0 < self.expectile < 1.0, "beta": self.beta > 0,
-                  "grad_clip": self.grad_clip is None or self.grad_clip > 0}
+                  "grad_clip": self.grad_clip is None or self.grad_clip > 0,
+                  "lr_anneal_steps": self.lr_anneal_steps is None or (isinstance(self.lr_anneal_steps, int)
+                                                                      and self.lr_anneal_steps >= 1)}
         allowed = {"hidden": "an integer >= 1", "n_layers": "null or an integer >= 1", "gamma": "in [0, 1]",
                    "lr": "> 0", "tau": "in (0, 1)", "target_every": "null or an integer >= 1",
-                   "expectile": "in (0, 1)", "beta": "> 0", "grad_clip": "null or > 0"}
+                   "expectile": "in (0, 1)", "beta": "> 0", "grad_clip": "null or > 0",
+                   "lr_anneal_steps": "null or an integer >= 1"}
         for name, ok in checks.items():
             if not ok:
                 raise ConfigError(f"guidance.{name} = {getattr(self, name)!r} is invalid; allowed: {allowed[name]}")
@@ -138,16 +134,6 @@ class GuidanceConfig:
                        n_layers=self.n_layers or (3 if variant == "dql" else 2),
                        target_every=self.target_every or (1 if self.target_update == "polyak" else 5))
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> GuidanceConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"guidance: unknown field(s) {unknown}; allowed: {sorted(known)}")
-        return cls(**d)
 
 
 def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
@@ -229,6 +215,7 @@ class _Critic:
         self.cfg, self.obs_dim, self.act_dim = cfg.resolved(), obs_dim, act_dim
         self.nets = nn.ModuleDict({"q": _twin_q(obs_dim, act_dim, self.cfg)})
         self.optims: dict[str, torch.optim.Optimizer] = {}
+        self.scheds: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}  # cfg.lr_anneal_steps: cosine per optimiser
         self.steps = 0  # completed update() calls; drives target_every
         self.frozen = False
 
@@ -275,13 +262,22 @@ class _Critic:
     def state_dict(self) -> dict:
         """Weights (online and target), optimiser states and the step counter: resuming is exact."""
         return {"nets": self.nets.state_dict(), "optims": {k: o.state_dict() for k, o in self.optims.items()},
-                "steps": self.steps}
+                "scheds": {k: sc.state_dict() for k, sc in self.scheds.items()}, "steps": self.steps}
 
     def load_state_dict(self, d: dict) -> None:
         self.nets.load_state_dict(d["nets"])
         for k, o in self.optims.items():  # (optimiser states of the former two-MLP TwinQ are converted)
             o.load_state_dict(self.nets["q"].upgrade_optimizer_state(d["optims"][k]) if k == "q" else d["optims"][k])
+        for k, sc in self.scheds.items():
+            sc.load_state_dict(d["scheds"][k])
         self.steps = int(d["steps"])
+
+    def _optimiser(self, name: str) -> None:
+        """Adam on nets[name] (and its cosine LR schedule when cfg.lr_anneal_steps is set)."""
+        self.optims[name] = torch.optim.Adam(self.nets[name].parameters(), lr=self.cfg.lr, foreach=True)
+        if self.cfg.lr_anneal_steps:
+            self.scheds[name] = torch.optim.lr_scheduler.CosineAnnealingLR(self.optims[name],
+                                                                           T_max=self.cfg.lr_anneal_steps)
 
     def _check_trainable(self) -> None:
         if self.frozen:
@@ -296,6 +292,8 @@ class _Critic:
         params = list(self.nets[name].parameters())
         norm = nn.utils.clip_grad_norm_(params, self.cfg.grad_clip if self.cfg.grad_clip else math.inf, foreach=True)
         opt.step()
+        if name in self.scheds:
+            self.scheds[name].step()
         return float(norm)
 
     def _update_target(self) -> None:
@@ -318,7 +316,7 @@ class _TrainedCritic(_Critic):
     def __init__(self, cfg: GuidanceConfig, obs_dim: int, act_dim: int) -> None:
         super().__init__(cfg, obs_dim, act_dim)
         self.nets["q_target"] = copy.deepcopy(self.nets["q"]).requires_grad_(False)
-        self.optims["q"] = torch.optim.Adam(self.nets["q"].parameters(), lr=cfg.lr, foreach=True)
+        self._optimiser("q")
 
 
 class TDCritic(_TrainedCritic):
@@ -351,7 +349,7 @@ class IQLCritic(_TrainedCritic):
         super().__init__(cfg, obs_dim, act_dim)
         c = self.cfg
         self.nets["v"] = ValueNet(obs_dim, c.hidden, c.n_layers or 1, c.layer_norm, c.activation)
-        self.optims["v"] = torch.optim.Adam(self.nets["v"].parameters(), lr=cfg.lr, foreach=True)
+        self._optimiser("v")
 
     def v(self, obs_n: Tensor) -> Tensor:
         """V(s): (B, obs_dim) → (B,)."""

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from rl_core.config import (INFERENCE_METHODS, PRECISIONS, SCALED_METHODS, ConfigMixin, check_choice, check_int,
                             check_range, infer_scale)
 from rl_core.errors import ConfigError
-from rl_core.guidance import GuidanceCapabilityError
+from rl_core.errors import GuidanceCapabilityError
 from rl_core.nets import autocast
 from rl_core.types import Normalizer
 

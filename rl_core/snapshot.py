@@ -24,16 +24,12 @@ from torch import nn
 
 from rl_core import guidance as G
 from rl_core.algos import get_algorithm
-from rl_core.errors import MdptError
+from rl_core.errors import SnapshotError
 from rl_core.fsutil import atomic_write
 from rl_core.inference import Actor, InferenceConfig
 from rl_core.types import Normalizer
 
 FORMAT_VERSION = 1
-
-
-class SnapshotError(MdptError):
-    """A snapshot file is missing, corrupt or of an unknown format."""
 
 
 @dataclass

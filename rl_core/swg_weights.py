@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from rl_core.errors import ArtifactMismatchError, ConfigError
-from rl_core.guidance import GuidanceCapabilityError
+from rl_core.errors import GuidanceCapabilityError
 
 WeightFnName = Literal["expectile", "smooth_expectile", "exponential", "linex"]
 WEIGHT_FNS = ("expectile", "smooth_expectile", "exponential", "linex")

@@ -80,7 +80,7 @@ class TrainConfig(ConfigMixin):
 
     task: str  # dataset task name or path (recorded; the caller passes the loaded dataset)
     algo: str  # dql | idql | edp | swg
-    algo_config: dict = field(default_factory=dict)  # overrides of <Algo>Config; lr_anneal_steps defaults to steps
+    algo_config: dict = field(default_factory=dict)  # <Algo>Config fields (specs record all of them, resolved)
     train_guidance: str = "joint"  # a training-guidance mode (rl_core/modes.py)
     guidance_artifact: str | None = None  # pretrained guidance (frozen / unfrozen only)
     guidance_config: dict | None = None  # overrides of GuidanceConfig for a fresh critic (joint / noise)
@@ -327,7 +327,7 @@ def run_training(cfg: TrainConfig, dataset: OfflineDataset, *, workdir: Path,
     sample_gen, update_gen = gens
     buffer = TensorBuffer.from_dataset(dataset, normalizer, device=cfg.device)
     algo_cls = get_algorithm(cfg.algo)
-    algo_cfg = algo_cls.Config.from_dict({"lr_anneal_steps": cfg.steps, **cfg.algo_config})
+    algo_cfg = algo_cls.Config.from_dict(cfg.algo_config)  # lr_anneal_steps: the recipe horizon, never the run length
     guidance, guidance_meta = _training_guidance(cfg, algo_cls, dataset, normalizer)
     algo = algo_cls(algo_cfg, dataset.obs_dim, dataset.act_dim, guidance=guidance, guidance_mode=cfg.train_guidance,
                     seed=cfg.seed, device=cfg.device, precision=cfg.precision, compile=cfg.compile)
@@ -337,6 +337,10 @@ def run_training(cfg: TrainConfig, dataset: OfflineDataset, *, workdir: Path,
         algo.load_state_dict(state["algo"])
         start = restored_from = int(state["step"])
         log.info("resumed %s from step %d", cfg.algo, start)
+    if algo.critic_phase_steps and start == 0:  # e.g. SWG joint: the fresh critic is trained first, then frozen
+        algo.guidance.unfreeze()
+        _critic_phase(algo, dataset, normalizer, cfg, sample_gen, report)
+        algo.guidance.freeze()
     ckpt_every = cfg.checkpoint_every or cfg.eval_every
     dataset_meta = _dataset_meta(dataset)
     if cfg.algo == "swg" and algo.mode.frozen and start == 0:
@@ -395,6 +399,34 @@ class _SarsaSampler:
         return Batch(b.obs[idx], b.act[idx], b.rew[idx], b.next_obs[idx], b.terminal[idx]), self.next_act[idx]
 
 
+def _critic_batches(kind: str, dataset: OfflineDataset, normalizer: Normalizer, device: str, batch_size: int,
+                    generator: torch.Generator) -> Callable[[], tuple[Batch, torch.Tensor | None]]:
+    """Minibatches for training a critic from the dataset alone: (Batch, next_act) for td (SARSA), (Batch, None)
+    for policy-free kinds (iql). Shared by guidance pretraining and a training run's critic phase."""
+    from rl_core.buffer import TensorBuffer
+
+    if kind == "td":
+        sampler = _SarsaSampler(dataset, normalizer, device)
+        return lambda: sampler.sample(batch_size, generator)
+    buffer = TensorBuffer.from_dataset(dataset, normalizer, device=device)
+    return lambda: (buffer.sample(batch_size, generator), None)
+
+
+def _critic_phase(algo: Any, dataset: OfflineDataset, normalizer: Normalizer, cfg: TrainConfig,
+                  generator: torch.Generator, report: Callable[[dict[str, float]], None]) -> None:
+    """Train a training run's fresh critic alone for ``algo.critic_phase_steps`` steps (batch
+    ``algo.cfg.critic_batch_size``) before the diffusion model (SWG-J's critic phase), with guidance
+    pretraining's batches and update; reported as ``critic_phase/<metric>``."""
+    guidance, steps = algo.guidance, algo.critic_phase_steps
+    draw = _critic_batches(guidance.kind, dataset, normalizer, cfg.device, algo.cfg.critic_batch_size, generator)
+    window = _Window()
+    for k in range(1, steps + 1):
+        batch, next_act = draw()
+        window.add(guidance.update(batch, next_act), k)
+        if _due(k, cfg.log_every, steps):
+            report({k2 if k2 == "step" else f"critic_phase/{k2}": v for k2, v in window.flush(k, cfg.device).items()})
+
+
 def run_pretraining(cfg: PretrainConfig, dataset: OfflineDataset, *, workdir: Path,
                     report: Callable[[dict[str, float]], None] = lambda m: None,
                     on_artifact: Callable[[int, Path], None] = lambda step, path: None,
@@ -406,18 +438,12 @@ def run_pretraining(cfg: PretrainConfig, dataset: OfflineDataset, *, workdir: Pa
     as ``workdir/final.pt``; each carries the metadata of ``rl_core.guidance.save_artifact``.
     """
     from rl_core import guidance as G
-    from rl_core.buffer import TensorBuffer
 
     workdir, gens, normalizer = _prepare(cfg, dataset, workdir)
     sample_gen, _ = gens
     gcfg = G.GuidanceConfig.from_dict({**(cfg.guidance_config or {}), "kind": cfg.kind})
     guidance = G.make_guidance(gcfg, dataset.obs_dim, dataset.act_dim, cfg.seed, device=cfg.device)
-    if cfg.kind == "td":
-        sampler = _SarsaSampler(dataset, normalizer, cfg.device)
-        draw = lambda: sampler.sample(cfg.batch_size, sample_gen)  # noqa: E731
-    else:
-        buffer = TensorBuffer.from_dataset(dataset, normalizer, device=cfg.device)
-        draw = lambda: (buffer.sample(cfg.batch_size, sample_gen), None)  # noqa: E731
+    draw = _critic_batches(cfg.kind, dataset, normalizer, cfg.device, cfg.batch_size, sample_gen)
     window, start = _Window(), 0
     if resume_from is not None:
         state = _resume(resume_from, cfg, dataset, gens, window)

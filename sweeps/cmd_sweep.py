@@ -70,7 +70,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def dry_run_text(spec: dict, as_json: bool = False) -> str:
     """The expanded stages of a resolved spec and every trial's resolved config (``--dry-run``)."""
-    from sweeps.spec import expand
+    from sweeps.expand import expand
 
     lines = []
     for stage in expand(spec):

@@ -1,6 +1,6 @@
 """Run a sweep on Ray: the driver side of `mdpt sweep` (stage orchestration).
 
-Stages, in order (``sweeps.spec.expand``): guidance pretraining (Tune, ``pretrain_guidance``) ->
+Stages, in order (``sweeps.expand.expand``): guidance pretraining (Tune, ``pretrain_guidance``) ->
 diffusion training (Tune, ``train_policy``; frozen / unfrozen trials get the pretrained artifact of
 their seed) -> recombination (saved snapshots x other guidance, through the evaluator pool, no
 retraining) -> report (``analysis.report.build_report``). Each Tune stage is its own experiment
@@ -25,7 +25,8 @@ from ray import tune
 
 from rl_core.errors import ConfigError
 from rl_core.evaluation import EvalJob, eval_seed_for
-from sweeps.spec import Stage, dump_spec, expand, infer_source, validate_spec
+from sweeps.expand import Stage, expand
+from sweeps.spec import dump_spec, infer_source, validate_spec
 from trainables.callbacks import TrialsTableCallback
 from trainables.evaluator import coordinator_name, eval_request, start_pool
 from trainables.results import EvalLabels, ResultStore

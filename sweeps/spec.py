@@ -3,8 +3,8 @@
 A spec names tasks, algorithms, training-guidance modes, seeds, budgets per scale, evaluation
 settings, resources, guidance pretraining, inference-time recombinations and the report's
 comparisons. ``load_spec`` returns the validated spec as a plain dict with every default filled
-in (so ``RUN_DIR/spec.yaml`` records everything that affects results); ``expand`` turns it into
-the stages the driver runs in order: guidance pretraining -> diffusion training ->
+in (so ``RUN_DIR/spec.yaml`` records everything that affects results); ``sweeps.expand.expand``
+turns it into the stages the driver runs in order: guidance pretraining -> diffusion training ->
 recombination -> report.
 
 Every validation error is a ``ConfigError`` naming the field path (``algorithms[1]``,
@@ -12,15 +12,15 @@ Every validation error is a ``ConfigError`` naming the field path (``algorithms[
 the list of allowed keys. Vocabularies come from ``rl_core.config``, the meaning of each
 training-guidance mode from ``rl_core.modes``, and inference defaults from
 ``rl_core.inference.InferenceConfig`` (the only home of those defaults), so validating a spec
-imports torch (not Ray). ``apply_overrides`` applies ``--set PATH=VALUE`` overrides to the raw YAML
-before validation, so an override is checked exactly like the file.
+imports torch (not Ray). ``--set PATH=VALUE`` overrides (``sweeps/overrides.py``) are applied to the
+raw YAML before validation, so an override is checked exactly like the file. Expansion into trials:
+``sweeps/expand.py``.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
@@ -29,14 +29,13 @@ import yaml
 
 from rl_core.config import ALGORITHMS, DEFAULT_GUIDANCE_KIND, GUIDANCE_KINDS, KNOWN_TASKS, TRAIN_GUIDANCE_MODES
 from rl_core.errors import ConfigError
-from rl_core.modes import PRETRAINED_MODES, get_mode
+from rl_core.modes import get_mode
 
 SCALES = ("quick", "paper")
 RECOMBINATION_KINDS = ("double_guidance", "cross_algorithm")
 MATCH_MODES = ("final", "step")
 COMPARISON_KINDS = ("gfdt", "double_guidance", "plug_and_play", "swg_scale", "generic")
 SELECTOR_KEYS = ("task", "algo", "train_guidance", "infer_source", "infer_method", "infer_scale")
-STAGES = ("pretrain", "train", "recombine", "report")
 
 
 # ----- small validators ----------------------------------------------------------------------
@@ -95,7 +94,7 @@ def _task(v: Any, path: str) -> str:
 
 # ----- sections ------------------------------------------------------------------------------
 def _budget(d: Any, path: str) -> dict:
-    keys = ("steps", "eval_every", "episodes", "pretrain_steps", "batch_size", "log_every")
+    keys = ("steps", "eval_every", "episodes", "pretrain_steps", "batch_size", "pretrain_batch_size", "log_every")
     d = _mapping(d, path, keys, required=("steps", "eval_every", "episodes", "pretrain_steps"))
     out = {
         "steps": _int(d["steps"], f"{path}.steps", 1),
@@ -103,6 +102,7 @@ def _budget(d: Any, path: str) -> dict:
         "episodes": _int(d["episodes"], f"{path}.episodes", 1),
         "pretrain_steps": _int(d["pretrain_steps"], f"{path}.pretrain_steps", 1),
         "batch_size": _int(d.get("batch_size", 256), f"{path}.batch_size", 1),
+        "pretrain_batch_size": _int(d.get("pretrain_batch_size", 256), f"{path}.pretrain_batch_size", 1),
         "log_every": _int(d.get("log_every", 100), f"{path}.log_every", 1),
     }
     if out["steps"] % out["eval_every"]:
@@ -168,6 +168,7 @@ def _pretraining(d: Any, path: str, seeds: list[int]) -> dict:
     gcfg = d.get("guidance_config")
     if gcfg is not None and not isinstance(gcfg, dict):
         raise _err(f"{path}.guidance_config", gcfg, "a mapping of GuidanceConfig fields or null")
+    critic_config(gcfg, kind, f"{path}.guidance_config")
     return {"name": name, "algo": algo, "kind": kind,
             "seeds": _list(d.get("seeds", seeds), f"{path}.seeds", lambda v, p: _int(v, p)),
             "save_every": _int(d.get("save_every"), f"{path}.save_every", 1, allow_none=True),
@@ -269,6 +270,8 @@ def validate_spec(raw: Any) -> dict:
         if v is not None and not isinstance(v, dict):
             raise _err(f"guidance_config.{a}", v, "a mapping of GuidanceConfig fields (the joint / noise critic) or null")
     spec["guidance_config"] = {a: dict(gc[a]) if gc.get(a) else None for a in spec["algorithms"]}
+    for a, v in spec["guidance_config"].items():
+        critic_config(v, DEFAULT_GUIDANCE_KIND[a], f"guidance_config.{a}")
     spec["resources"] = _resources(d.get("resources"), "resources")
     spec["max_failures"] = _int(d.get("max_failures", 2), "max_failures", -1)
     _check_pretraining_covers(spec)
@@ -288,6 +291,17 @@ def validate_spec(raw: Any) -> dict:
         spec["scale"] = _choice(d["scale"], "scale", SCALES)
         spec["budget"] = spec["budgets"][spec["scale"]]
     return spec
+
+
+def critic_config(overrides: dict | None, kind: str, path: str = "guidance_config") -> dict:
+    """Every field of a fresh / pretrained critic's GuidanceConfig, resolved (``kind`` is set by the loop)."""
+    from rl_core.guidance import GuidanceConfig
+
+    try:
+        resolved = GuidanceConfig.from_dict({**(overrides or {}), "kind": kind}).resolved().to_dict()
+    except ConfigError as exc:
+        raise ConfigError(f"spec field `{path}`: {exc}") from None
+    return {k: v for k, v in resolved.items() if k != "kind"}
 
 
 def _algo_config(v: Any, path: str, algo: str) -> dict:
@@ -325,58 +339,6 @@ def pretraining_for(spec: dict, algo: str) -> dict | None:
     return next((p for p in spec["pretraining"] if p["algo"] == algo), None)
 
 
-# ----- overrides (--set PATH=VALUE) -----------------------------------------------------------
-_PATH_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
-
-
-def _parse_path(path: str) -> list[str | int]:
-    """``budgets.quick.steps`` -> ['budgets', 'quick', 'steps']; ``pretraining[0].kind`` -> ['pretraining', 0, 'kind']."""
-    parts: list[str | int] = []
-    for chunk in path.split("."):
-        m = _PATH_PART.fullmatch(chunk)
-        if m is None:
-            raise ConfigError(f"--set {path!r}: bad path; use dotted keys with [i] list indices, e.g. "
-                              "budgets.quick.steps or pretraining[0].kind")
-        parts.append(m.group(1))
-        parts += [int(i) for i in re.findall(r"\[(\d+)\]", m.group(2))]
-    return parts
-
-
-def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """A copy of the raw (unvalidated) spec with ``PATH=VALUE`` overrides applied; VALUE is parsed as YAML
-    (``seeds=[0,1,2,3,4]``, ``tasks=[hopper-medium]``, ``budgets.quick.steps=800``). Missing mappings on the
-    path are created, so a wrong key reaches validation and gets its usual error (allowed keys listed)."""
-    out = copy.deepcopy(raw)
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected PATH=VALUE, e.g. --set seeds=[0,1,2]")
-        path, text = item.split("=", 1)
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {item!r}: VALUE is not valid YAML ({exc})") from None
-        parts = _parse_path(path.strip())
-        node: Any = out
-        for i, key in enumerate(parts[:-1]):
-            where = ".".join(str(p) for p in parts[:i + 1])
-            if isinstance(key, int):
-                if not isinstance(node, list) or key >= len(node):
-                    raise ConfigError(f"--set {path}: `{where}` is not an index of a list in the spec")
-                node = node[key]
-            else:
-                if not isinstance(node, dict):
-                    raise ConfigError(f"--set {path}: `{where}` is not inside a mapping in the spec")
-                node = node.setdefault(key, {})
-        last = parts[-1]
-        if isinstance(last, int):
-            if not isinstance(node, list) or last >= len(node):
-                raise ConfigError(f"--set {path}: index {last} is not in a list of the spec")
-        elif not isinstance(node, dict):
-            raise ConfigError(f"--set {path}: its parent is not a mapping in the spec")
-        node[last] = value
-    return out
-
-
 # ----- loading -------------------------------------------------------------------------------
 def packaged_specs() -> list[str]:
     """Names of the specs shipped in ``sweeps/specs``."""
@@ -402,6 +364,8 @@ def read_raw_spec(path_or_name: str | Path) -> dict:
 
 def load_spec(path_or_name: str | Path, overrides: list[str] | None = None) -> dict:
     """Load and validate a spec file, or a packaged spec by name (e.g. ``quickstart``), with ``--set`` overrides."""
+    from sweeps.overrides import apply_overrides
+
     return validate_spec(apply_overrides(read_raw_spec(path_or_name), overrides or []))
 
 
@@ -411,74 +375,6 @@ def resolve(spec: dict, scale: str) -> dict:
     out["scale"] = _choice(scale, "--scale", SCALES)
     out["budget"] = out["budgets"][scale]
     return out
-
-
-# ----- expansion -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Stage:
-    """One stage of a sweep: ``name`` in STAGES and its items (trial or job descriptions)."""
-
-    name: str
-    items: list[dict] = field(default_factory=list)
-
-
-def expand(spec: dict) -> list[Stage]:
-    """Expand a resolved spec into its non-empty stages, in run order.
-
-    pretrain and train items are ``trainables.trial.TrialSpec`` (without runtime; a frozen / unfrozen
-    trial's ``guidance_artifact`` is a placeholder the driver replaces by its pretraining trial's
-    final artifact); recombine items are the recombination entries with ``task`` set (one per task);
-    report items are the comparisons.
-    """
-    b = spec["budget"]
-    pre_needed = {pretraining_for(spec, a)["name"] for a in spec["algorithms"]
-                  if any(get_mode(m).needs_artifact for m in spec["train_guidance"])}
-    pre_needed |= {r["guidance"]["pretrained"] for r in spec["recombination"] if "pretrained" in r["guidance"]}
-    pre = [_pretrain_trial(spec, p, t, s) for t in spec["tasks"] for p in spec["pretraining"] if p["name"] in pre_needed
-           for s in p["seeds"]]
-    train = [_train_trial(spec, t, a, m, s) for t in spec["tasks"] for a in spec["algorithms"]
-             for m in spec["train_guidance"] for s in spec["seeds"]]
-    recombine = [dict(r, task=t, inference=inference_for(r["inference"], t))
-                 for t in spec["tasks"] for r in spec["recombination"]]
-    stages = [Stage("pretrain", pre), Stage("train", train), Stage("recombine", recombine),
-              Stage("report", list(spec["report"]["comparisons"]))]
-    return [s for s in stages if s.items or s.name == "report"]
-
-
-def artifact_placeholder(pretrained: str, task: str, seed: int) -> str:
-    """The ``guidance_artifact`` of a pretrained-mode trial before its pretraining trial has run."""
-    return f"<final artifact of pretraining {pretrained!r}, {task}, seed {seed}>"
-
-
-def _pretrain_trial(spec: dict, entry: dict, task: str, seed: int) -> Any:
-    from rl_core.train import PretrainConfig
-    from trainables.trial import TrialIdentity, TrialSpec
-
-    b = spec["budget"]
-    cfg = PretrainConfig(task=task, kind=entry["kind"], guidance_config=entry["guidance_config"], seed=seed,
-                         steps=b["pretrain_steps"], batch_size=b["batch_size"], save_every=entry["save_every"],
-                         log_every=b["log_every"], checkpoint_every=entry["save_every"] or b["eval_every"])
-    ident = TrialIdentity(task=task, algo=entry["algo"], train_guidance=f"pretrain:{entry['name']}", seed=seed,
-                          guidance_seed=seed)
-    return TrialSpec(stage="pretrain", identity=ident, pretrain=cfg)
-
-
-def _train_trial(spec: dict, task: str, algo: str, mode_name: str, seed: int) -> Any:
-    from rl_core.train import TrainConfig
-    from trainables.trial import EvalSpec, TrialIdentity, TrialSpec
-
-    b, mode = spec["budget"], get_mode(mode_name)
-    pretrained = pretraining_for(spec, algo)["name"] if mode.needs_artifact else None
-    cfg = TrainConfig(task=task, algo=algo, algo_config=spec["algo_config"][algo], train_guidance=mode_name,
-                      guidance_artifact=artifact_placeholder(pretrained, task, seed) if pretrained else None,
-                      guidance_config=spec["guidance_config"][algo] if mode.critic in ("fresh", "random") else None,
-                      seed=seed, steps=b["steps"], batch_size=b["batch_size"], eval_every=b["eval_every"],
-                      log_every=b["log_every"])
-    ev = EvalSpec(inference=mode.inference(inference_for(spec["eval"]["inference"][algo], task)),
-                  episodes=b["episodes"], max_steps=spec["eval"]["max_episode_steps"])
-    ident = TrialIdentity(task=task, algo=algo, train_guidance=mode_name, seed=seed,
-                          guidance_seed=mode.guidance_seed(seed, seed), pretrained=pretrained)
-    return TrialSpec(stage="train", identity=ident, train=cfg, eval=ev)
 
 
 def dump_spec(spec: dict) -> str:

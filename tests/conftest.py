@@ -67,3 +67,14 @@ def tiny_data_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("mdpt_data")
     write_tiny_hopper(root)
     return root
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test (tiny nets run fastest so, and the test machine is shared)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -31,17 +31,13 @@ from ray import tune
 from ray.exceptions import RayActorError
 from ray.tune.search.optuna import OptunaSearch
 
-from rl_core.errors import MdptError
+from rl_core.errors import ObjectiveError
 from rl_core.evaluation import EvalJob
 from trainables.evaluator import eval_request, get_coordinator
 from trainables.results import EvalLabels, search_infer_source, search_row, write_search_row
 
 METRIC, MODE = "objective", "max"
 MAX_ATTEMPTS = 3  # coordinator restarts survived by one trial's evaluations
-
-
-class ObjectiveError(MdptError):
-    """A search trial's evaluation gave a non-finite objective (the Optuna trial is marked FAIL)."""
 
 
 # ----- the trial config and its eval jobs -------------------------------------------------------

@@ -10,7 +10,7 @@ Training rows go to the ``train`` table, the trial's state (status, failure reas
 restored_from) to the ``trials`` table. An algorithm x training-guidance mode is a config.
 
 Trial config: ``config["trial"]`` is a ``trainables.trial.TrialSpec`` dict (built by
-``sweeps/spec.py`` + ``sweeps/run.py``); the trainable's first line turns it back into the typed object.
+``sweeps/expand.py`` + ``sweeps/run.py``); the trainable's first line turns it back into the typed object.
 
 Episode seeds come from ``rl_core.evaluation.eval_seed_for(diffusion_seed, step)``, as in
 ``mdpt train``, and recombination evaluates a checkpoint on the same episodes (paired comparisons).

@@ -1,6 +1,6 @@
 """The typed trial spec: what one Tune trial runs, in the one dict shape that travels through Tune.
 
-``sweeps/spec.py`` expands a sweep YAML into ``TrialSpec`` objects; the driver fills in the
+``sweeps/expand.py`` expands a sweep YAML into ``TrialSpec`` objects; the driver fills in the
 ``runtime`` (run directory, data root, the evaluator pool's name, threads, GPU request) and the
 pretrained artifact of frozen / unfrozen trials, and hands ``TrialSpec.to_dict()`` to Tune as the
 trial's ``config["trial"]``; the trainable's first line is ``TrialSpec.from_dict(config["trial"])``.

@@ -53,7 +53,7 @@ class DiffusionConfig(ConfigMixin):
 
     lr: float = 3e-4  # AdamW learning rate of the denoiser
     weight_decay: float = 0.01  # AdamW decay: CD passes {"lr": 3e-4} only, so torch's default 0.01 applies
-    lr_anneal_steps: int | None = 2_000_000  # cosine annealing horizon T_max (the loop sets its step budget); None = constant
+    lr_anneal_steps: int | None = 2_000_000  # cosine LR horizon T_max: the recipe's (CD 2M), never a run's length; None = constant
     grad_clip: float | None = None  # max global grad norm of the denoiser; None = no clipping (CD)
     T: int = 5  # diffusion steps of the training schedule
     schedule: str = "cosine"  # noise schedule: cosine | vp | linear
@@ -178,6 +178,11 @@ class DiffusionAlgorithm:
         return self.guidance is not None and self.mode.trained
 
     @property
+    def critic_phase_steps(self) -> int:
+        """Steps the training loop trains a fresh critic alone before the diffusion model (0: none; SWG joint)."""
+        return 0
+
+    @property
     def guides_actor(self) -> bool:
         """Whether the critic enters the actor loss (``Mode.guides_actor``)."""
         return self.guidance is not None and self.mode.guides_actor
@@ -203,7 +208,7 @@ class DiffusionAlgorithm:
             raise G.GuidanceCapabilityError(
                 f"{self.name} in guidance_mode={mode.name!r} needs guidance providing {sorted(self.requires)}: "
                 f"expected={sorted(self.requires)}, actual={sorted(guidance.provides)} (kind={guidance.kind!r})")
-        guidance.unfreeze() if mode.trained else guidance.freeze()
+        guidance.unfreeze() if mode.trained and not self.critic_phase_steps else guidance.freeze()
         return guidance.to(self.device)
 
     def _critic_step(self, batch: Batch, generator: torch.Generator) -> dict[str, float]:

@@ -32,10 +32,10 @@ Training-guidance modes (critic -> weights -> actor, guidance-first by construct
   deterministic given the critic, so it equals the dataset column ``swg_weights.weight_column``.
   Every snapshot holds the critic and ``cfg.weights``, so the column is reproducible from it;
   ``swg_weights.save_weight_column`` writes it explicitly (``swg_weights.npy`` + ``.json``).
-- ``joint``: the algorithm's own IQL critic is trained alone for the first ``critic_steps`` calls of
-  ``update`` (the denoiser does not move in this phase), then frozen; the diffusion phase follows.
-  The loop counts both phases as steps, so snapshots of the critic phase hold an untrained
-  denoiser, and the LR schedule (stepped on diffusion steps only) ends above 0.
+- ``joint``: the algorithm's own IQL critic is trained alone for ``critic_steps`` steps by the training
+  loop's critic phase (the same code as guidance pretraining, ``rl_core.train``), then frozen; the
+  ``steps`` of the run are diffusion steps that follow. A run resumed from a diffusion-phase
+  checkpoint restores the trained critic and skips the phase.
 - ``unfrozen``: a pretrained IQL critic keeps training alongside; weights follow the current critic.
 - ``none``: w ≡ 1 (behaviour cloning of the joint; the no-guidance control), an IQL critic trained
   alongside (available for SWG-R selection at inference); ``bc``: w ≡ 1 and no critic.
@@ -61,7 +61,6 @@ Deviations from the reference implementation (SWG-J ``atagle123/SWG-JAX``, SWG-P
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -76,7 +75,6 @@ from rl_core.nets import LNResNet
 from rl_core.swg_weights import WeightConfig, critic_weights
 from rl_core.types import Batch
 
-log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SWGConfig(DiffusionConfig):
@@ -100,6 +98,7 @@ class SWGConfig(DiffusionConfig):
     emb_dim: int = 64  # time-embedding width
     expand: int = 4  # residual-block expansion (256 -> 1024)
     critic_steps: int = 500_000  # joint mode only: IQL critic steps before the diffusion phase (SWG-J)
+    critic_batch_size: int = 256  # joint mode only: minibatch of that critic phase (SWG-J critic_batch_size)
     guidance_clip: float | None = None  # elementwise clip of g = ∇ log w0_hat; None = off (exact)
     sample_variance: str = "beta"  # DDPM noise variance: beta (SWG-J / IDQL) | posterior (DDPM beta_tilde)
     weights: WeightConfig = field(default_factory=WeightConfig)  # advantage -> weight
@@ -113,6 +112,7 @@ class SWGConfig(DiffusionConfig):
         check_choice("select", self.select, ("swg", "none"))
         check_choice("sample_variance", self.sample_variance, ("beta", "posterior"))
         check_range("critic_steps", self.critic_steps, 0)
+        check_range("critic_batch_size", self.critic_batch_size, 1)
         check_range("n_blocks", self.n_blocks, 2)
         if self.guidance_clip is not None:
             check_range("guidance_clip", self.guidance_clip, 0.0)
@@ -135,7 +135,7 @@ def swg_loss(denoiser: nn.Module, obs_n: Tensor, act: Tensor, w: Tensor, sched: 
     eps = torch.randn(z0.shape, generator=generator, device=generator.device).to(z0)
     err = (denoiser(D.add_noise(z0, eps, k, sched), k.to(z0.dtype), obs_n) - eps) ** 2
     loss = err.sum(-1).mean()
-    return loss, {"loss/diffusion": loss.item(), "loss/action": err[:, :-1].sum(-1).mean().item(),
+    return loss, {"loss/actor": loss.item(), "loss/action": err[:, :-1].sum(-1).mean().item(),
                   "loss/weight": err[:, -1].mean().item()}
 
 
@@ -186,22 +186,17 @@ class SWG(DiffusionAlgorithm):
     default_guidance_kind: ClassVar[str] = "iql"
     modes: ClassVar[tuple[str, ...]] = ("joint", "none", "bc", "frozen", "unfrozen")  # no noise: a random critic has no V
 
-    def __init__(self, cfg: SWGConfig, obs_dim: int, act_dim: int, *, guidance: Any | None, guidance_mode: str,
-                 seed: int, device: str | torch.device = "cpu", precision: str = "fp32", compile: bool = False) -> None:
-        super().__init__(cfg, obs_dim, act_dim, guidance=guidance, guidance_mode=guidance_mode, seed=seed, device=device,
-                         precision=precision, compile=compile)
-        self.critic_step = 0  # joint mode: IQL steps taken in the critic phase
-        if guidance_mode == "joint" and not self.in_critic_phase:
-            self.guidance.freeze()
-        if guidance_mode == "joint" and cfg.lr_anneal_steps and cfg.critic_steps >= cfg.lr_anneal_steps:
-            log.warning("SWG joint mode: critic_steps=%d >= lr_anneal_steps=%d (the loop's step budget), so the "
-                        "whole run is the critic phase and the diffusion model never trains; lower critic_steps "
-                        "or pretrain the critic (guidance_mode 'frozen')", cfg.critic_steps, cfg.lr_anneal_steps)
+    @property
+    def critic_phase_steps(self) -> int:
+        """Joint mode: the fresh IQL critic is trained alone for ``critic_steps`` steps first (SWG-J), by the
+        training loop's critic phase (``rl_core.train``), then frozen; 0 in every other mode."""
+        return self.cfg.critic_steps if self.mode.critic == "fresh" and self.mode.guides_actor else 0
 
     @property
-    def in_critic_phase(self) -> bool:
-        """Joint mode before ``critic_steps`` critic updates: update() trains the critic only."""
-        return self.guidance_mode == "joint" and self.critic_step < self.cfg.critic_steps
+    def trains_guidance(self) -> bool:
+        """The critic is updated alongside the diffusion model (unfrozen, none) — not a joint critic, which
+        the loop's critic phase trains first."""
+        return super().trains_guidance and not self.critic_phase_steps
 
     def batch_weights(self, batch: Batch) -> Tensor:
         """w(s, a) of the batch rows (B,): from the critic (Q - V), or 1 when the mode does not guide the actor."""
@@ -210,24 +205,14 @@ class SWG(DiffusionAlgorithm):
         return critic_weights(self.guidance, batch.obs, batch.act, self.cfg.weights)
 
     def update(self, batch: Batch, generator: torch.Generator) -> dict[str, float]:
-        """One step: an IQL step (joint critic phase, unfrozen, none-with-critic) and/or one diffusion step.
-
-        batch: obs (B, obs_dim), act (B, A), ... Returns slash-keyed metrics.
-        """
-        metrics: dict[str, float] = {}
-        if self.in_critic_phase or (self.trains_guidance and self.guidance_mode != "joint"):
-            with self.autocast():
-                metrics.update({f"guidance/{k}": v for k, v in self.guidance.update(batch).items()})
-        if self.in_critic_phase:
-            self.critic_step += 1
-            if self.critic_step == self.cfg.critic_steps:
-                self.guidance.freeze()
-            return {**metrics, "swg/critic_phase": 1.0}
+        """One diffusion step of eq. (2), preceded by an IQL step when the mode trains the critic alongside
+        (unfrozen, none). batch: obs (B, obs_dim), act (B, A), ... Returns slash-keyed metrics."""
+        with self.autocast():
+            metrics = self.guidance.update(batch) if self.trains_guidance else {}
         w = self.batch_weights(batch)  # float32 in every precision: the stored weight column (frozen critic) is these
         with self.autocast():
-            metrics |= self.diffusion_update(batch.obs, batch.act, w, generator)
-        return {**metrics,
-                "swg/critic_phase": 0.0, "swg/w_mean": w.mean().item(), "swg/w_std": w.std().item() if len(w) > 1 else 0.0}
+            metrics = {**metrics, **self.diffusion_update(batch.obs, batch.act, w, generator)}
+        return {**metrics, "swg/w_mean": w.mean().item(), "swg/w_std": w.std().item() if len(w) > 1 else 0.0}
 
     def diffusion_update(self, obs_n: Tensor, act: Tensor, w: Tensor, generator: torch.Generator) -> dict[str, float]:
         """One AdamW + EMA step of eq. (2) on given weights: obs_n (B, obs_dim), act (B, A), w (B,)."""
@@ -285,13 +270,3 @@ class SWG(DiffusionAlgorithm):
         """``self_guided_sample`` with this algorithm's (EMA) denoiser: (B, n, A)."""
         return self.self_guided_sample(self.cfg, self.denoiser(ema), obs_n, generator, n=n,
                                        temperature=temperature, scale=scale)
-
-    # ----- state ------------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "critic_step": self.critic_step}
-
-    def load_state_dict(self, d: dict) -> None:
-        super().load_state_dict(d)
-        self.critic_step = int(d["critic_step"])
-        if self.guidance_mode == "joint" and not self.in_critic_phase:
-            self.guidance.freeze()

@@ -26,12 +26,7 @@ def _load(path: Path):
 toy = _load(Path(__file__).resolve().parents[2] / "benchmarks" / "swg_toy.py")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_energy_distance_hand_computed_and_sensitive():

@@ -145,11 +145,10 @@ KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(/[a-z0-9_]+)+$")  # slash-namespaced
 CRITIC_KEYS = {"td": {"loss/critic", "q/mean", "q/max", "grad_norm/critic"}}
 CRITIC_KEYS["iql"] = CRITIC_KEYS["td"] | {"loss/value", "v/mean", "grad_norm/value"}
 ACTOR_KEYS = {"dql": {"loss/bc", "loss/actor", "actor/grad_norm", "actor/lr"},
-              "swg": {"loss/diffusion", "loss/action", "loss/weight", "actor/grad_norm", "actor/lr",
+              "swg": {"loss/actor", "loss/action", "loss/weight", "actor/grad_norm", "actor/lr",
                       "swg/w_mean", "swg/w_std"}}
 ACTOR_KEYS["idql"] = ACTOR_KEYS["edp"] = ACTOR_KEYS["dql"]
 Q_TERM_KEYS = {"loss/q_policy", "actor/q_mean"}  # DQL / EDP whenever the critic enters the actor loss
-CRITIC_PREFIX = {"swg": "guidance/"}  # SWG namespaces its critic's keys
 
 
 def expected_metric_keys(name: str, mode: str, n: int = 4) -> list[set[str]]:
@@ -157,7 +156,7 @@ def expected_metric_keys(name: str, mode: str, n: int = 4) -> list[set[str]]:
 
     Critic steps: a mode whose critic is trained (rl_core/modes.py ``Mode.trained``) trains it every
     update; IDQL only on steps 0, 2, ... (critic_every = 2); SWG joint trains only the critic for
-    critic_steps = 2 updates, then only the denoiser. DQL / EDP report the Q term whenever the mode's
+    the training loop's critic phase (rl_core/train.py), never by update(). DQL / EDP report the Q term whenever the mode's
     critic guides the actor.
     """
     kind, spec = mode_guidance_kind(name, mode), MODES[mode]
@@ -165,15 +164,13 @@ def expected_metric_keys(name: str, mode: str, n: int = 4) -> list[set[str]]:
     actor = [True] * n
     if name == "idql":
         critic = [c and i % 2 == 0 for i, c in enumerate(critic)]
-    if name == "swg" and mode == "joint":
-        critic, actor = [i < 2 for i in range(n)], [i >= 2 for i in range(n)]
+    if name == "swg" and mode == "joint":  # the training loop's critic phase trains it, then update() never does
+        critic = [False] * n
     out = []
     for c, a in zip(critic, actor):
-        keys = {CRITIC_PREFIX.get(name, "") + k for k in CRITIC_KEYS[kind]} if c else set()
+        keys = set(CRITIC_KEYS[kind]) if c else set()
         if a:
             keys |= ACTOR_KEYS[name] | (Q_TERM_KEYS if name in ("dql", "edp") and spec.guides_actor else set())
-        if name == "swg":
-            keys.add("swg/critic_phase")
         out.append(keys)
     return out
 
@@ -191,8 +188,8 @@ def check_metrics(name: str, mode: str) -> None:
 
 # ----- parameters ---------------------------------------------------------------------------------
 def warmup_updates(name: str, mode: str) -> int:
-    """Updates before the denoiser trains: SWG joint's critic phase (critic_steps)."""
-    return TINY_CONFIGS["swg"]["critic_steps"] if (name, mode) == ("swg", "joint") else 0
+    """Updates before the denoiser trains: none (SWG joint's critic phase runs in the training loop)."""
+    return 0
 
 
 def critic_trains(name: str, mode: str) -> bool:

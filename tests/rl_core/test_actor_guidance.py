@@ -17,12 +17,7 @@ from rl_core.types import Batch
 from tests.rl_core.algo_tester import ACT_DIM, OBS_DIM, gen, make_algo, tiny_buffer, tiny_guidance
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _params(module: nn.Module) -> list[Tensor]:

@@ -12,7 +12,7 @@ from rl_core.algos import get_algorithm
 from rl_core.buffer import make_normalizer
 from rl_core.config import TRAIN_GUIDANCE_MODES
 from rl_core.errors import ConfigError
-from rl_core.guidance import GuidanceCapabilityError
+from rl_core.errors import GuidanceCapabilityError
 from rl_core.inference import InferenceConfig
 from rl_core.snapshot import load_snapshot, make_actor, save_snapshot
 from tests.rl_core.algo_tester import ACT_DIM, CASES, OBS_DIM, algo_tester, make_algo, tiny_buffer, tiny_guidance
@@ -22,13 +22,7 @@ def _params(module) -> list[torch.Tensor]:
     return [p.detach().clone() for p in module.parameters()]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny nets run fastest on one thread (and the test machine is shared)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("name,mode", CASES)

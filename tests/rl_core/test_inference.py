@@ -10,7 +10,7 @@ import torch
 
 from rl_core.algos import get_algorithm
 from rl_core.errors import ConfigError
-from rl_core.guidance import GuidanceCapabilityError
+from rl_core.errors import GuidanceCapabilityError
 from rl_core.inference import Actor, InferenceConfig
 from rl_core.types import Normalizer
 from tests.rl_core.algo_tester import ACT_DIM, OBS_DIM, TINY_CONFIGS, make_algo

@@ -108,6 +108,6 @@ def test_time_embedding_of_a_broadcast_step_equals_the_full_batch():
     emb = TimeEmbedding(dim=16, hidden=32)
     full = emb(torch.full((6,), 3.0))
     shared = emb(torch.full((1,), 3.0).expand(6))  # how the samplers pass k
-    assert torch.allclose(full, shared) and shared.shape == (6, 16)
+    assert torch.allclose(full, shared, atol=1e-6) and shared.shape == (6, 16)  # BLAS may tile 6 rows vs 1 differently
     shared.sum().backward()
     assert all(p.grad is not None for p in emb.parameters())

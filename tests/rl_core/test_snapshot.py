@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from rl_core.buffer import make_normalizer
-from rl_core.snapshot import SnapshotError, load_snapshot, save_snapshot
+from rl_core.errors import SnapshotError
+from rl_core.snapshot import load_snapshot, save_snapshot
 from tests.rl_core.algo_tester import OBS_DIM, make_algo, tiny_buffer
 
 META = {"fingerprint": "abc123", "env_id": "HopperBulletEnv-v0", "task": "hopper-medium",

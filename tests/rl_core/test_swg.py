@@ -110,7 +110,7 @@ def test_loss_reaches_the_weight_head_only_through_the_weight_coordinate():
     batch = make_batch()
     sched = D.make_schedule("vp", TINY.T)
     loss, metrics = swg_loss(net, batch.obs, batch.act, torch.rand(32), sched, gen())
-    assert metrics["loss/diffusion"] == pytest.approx(metrics["loss/action"] + metrics["loss/weight"], rel=1e-5)
+    assert metrics["loss/actor"] == pytest.approx(metrics["loss/action"] + metrics["loss/weight"], rel=1e-5)
     loss.backward()
     head = list(net.extra.parameters())
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head)
@@ -213,34 +213,66 @@ def test_noise_mode_is_refused_with_a_clear_message():
 
 
 # ----- SWG-specific training and state (the shared contract: test_algos_contract.py) ---------------
-def test_joint_mode_trains_the_critic_first_then_the_diffusion_model():
-    algo = SWG(TINY, OBS, ACT, guidance=critic(), guidance_mode="joint", seed=0)
-    net0 = copy.deepcopy(algo.net.state_dict())
-    v0 = copy.deepcopy(algo.guidance.nets["v"].state_dict())
-    for i in range(TINY.critic_steps):
-        m = algo.update(make_batch(i), gen(i))
-        assert m["swg/critic_phase"] == 1.0 and "guidance/loss/value" in m
-    assert all(torch.equal(p, net0[k]) for k, p in algo.net.state_dict().items())
-    assert algo.guidance.frozen and not torch.equal(algo.guidance.nets["v"].state_dict()["net.0.weight"],
-                                                    v0["net.0.weight"])
-    q_before = copy.deepcopy(algo.guidance.state_dict())
-    m = algo.update(make_batch(9), gen(9))
-    assert m["swg/critic_phase"] == 0.0 and "loss/diffusion" in m and "guidance/loss/value" not in m
-    assert all(torch.equal(p, q_before["nets"][k]) for k, p in algo.guidance.nets.state_dict().items())
+def _swg_joint_cfg(steps: int = 6, **kw):
+    from rl_core.train import TrainConfig
+
+    algo_config = {k: v for k, v in TINY.to_dict().items() if k != "weights"} | {"critic_steps": 5,
+                                                                                 "critic_batch_size": 16}
+    return TrainConfig(task="toy-medium", algo="swg", algo_config=algo_config, train_guidance="joint", seed=0,
+                       steps=steps, batch_size=16, eval_every=3, log_every=1, guidance_config={"hidden": 32}, **kw)
 
 
-def test_load_state_dict_restores_the_phase_and_self_guided_sampling():
-    """SWG state beyond the base: critic_step (the joint phase) and the post-phase freeze survive a
-    load; self-guided samples (s > 0) are identical after a load and through ``build_denoiser``."""
-    a1 = SWG(TINY, OBS, ACT, guidance=critic(3), guidance_mode="joint", seed=7)
+def test_joint_mode_trains_the_critic_first_in_the_loop_then_freezes_it(tmp_path):
+    """SWG joint: the loop's critic phase (guidance pretraining's code) trains the fresh IQL critic for
+    critic_steps steps, then it is frozen and the diffusion model trains for ``steps`` steps."""
+    from rl_core.guidance import make_guidance
+    from rl_core.snapshot import load_snapshot
+    from rl_core.train import run_training
+    from tests.rl_core.algo_tester import tiny_dataset
+
+    reports: list[dict] = []
+    cfg = _swg_joint_cfg()
+    run_training(cfg, tiny_dataset(), workdir=tmp_path, report=reports.append)
+    phase = [r for r in reports if any(k.startswith("critic_phase/") for k in r)]
+    assert [int(r["step"]) for r in phase] == [1, 2, 3, 4, 5] and all("critic_phase/loss/value" in r for r in phase)
+    diffusion = [r for r in reports if r not in phase]
+    assert [int(r["step"]) for r in diffusion] == list(range(1, 7))
+    assert all("loss/actor" in r and "loss/critic" not in r for r in diffusion)  # the critic no longer trains
+    fresh = make_guidance(GuidanceConfig(kind="iql", hidden=32), OBS, ACT, 0)
+    s3, s6 = load_snapshot(tmp_path / "step_00000003.pt"), load_snapshot(tmp_path / "step_00000006.pt")
+    g3, g6 = s3.guidance.nets.state_dict(), s6.guidance.nets.state_dict()
+    assert all(torch.equal(g3[k], g6[k]) for k in g3)  # frozen through the diffusion phase
+    assert not torch.equal(g3["v.net.0.weight"], fresh.nets.state_dict()["v.net.0.weight"])  # but trained first
+
+
+def test_joint_mode_resumed_from_a_diffusion_checkpoint_skips_the_phase_and_matches(tmp_path):
+    import shutil
+
+    from rl_core.snapshot import load_snapshot
+    from rl_core.train import run_training
+    from tests.rl_core.algo_tester import tiny_dataset
+
+    saved = tmp_path / "saved"
+    keep = lambda step, path: shutil.copytree(path, saved) if step == 3 else None  # noqa: E731
+    run_training(_swg_joint_cfg(checkpoint_every=3), tiny_dataset(), workdir=tmp_path / "a", on_checkpoint=keep)
+    reports: list[dict] = []
+    run_training(_swg_joint_cfg(checkpoint_every=3), tiny_dataset(), workdir=tmp_path / "b", resume_from=saved,
+                 report=reports.append)
+    assert not any(k.startswith("critic_phase/") for r in reports for k in r)
+    a, b = load_snapshot(tmp_path / "a" / "step_00000006.pt"), load_snapshot(tmp_path / "b" / "step_00000006.pt")
+    sa, sb = a.denoiser.state_dict(), b.denoiser.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_load_state_dict_restores_self_guided_sampling():
+    """Self-guided samples (s > 0) are identical after a load and through ``build_denoiser``."""
+    a1 = SWG(TINY, OBS, ACT, guidance=critic(3), guidance_mode="frozen", seed=7)
     for i in range(4):
         a1.update(make_batch(i), gen(i))
     obs = torch.randn(5, OBS)
     act1 = a1.guided_sample(obs, gen(5), n=3, temperature=0.5, scale=2.0)
-    b = SWG(TINY, OBS, ACT, guidance=critic(4), guidance_mode="joint", seed=123)
-    assert b.critic_step == 0 and not b.guidance.frozen
+    b = SWG(TINY, OBS, ACT, guidance=critic(4), guidance_mode="frozen", seed=123)
     b.load_state_dict(a1.state_dict())
-    assert b.critic_step == a1.critic_step == TINY.critic_steps and b.guidance.frozen
     assert torch.equal(act1, b.guided_sample(obs, gen(5), n=3, temperature=0.5, scale=2.0))
     net = SWG.build_denoiser(TINY, OBS, ACT)
     net.load_state_dict(a1.denoiser(ema=True).state_dict())

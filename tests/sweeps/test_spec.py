@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from rl_core.errors import ConfigError
-from sweeps.spec import dump_spec, expand, load_spec, packaged_specs, resolve, validate_spec
+from sweeps.expand import expand
+from sweeps.spec import dump_spec, load_spec, packaged_specs, resolve, validate_spec
 
 BASE = {
     "name": "t",
@@ -112,7 +113,7 @@ def test_packaged_specs_validate_at_both_scales(name):
         stages = expand(resolve(spec, scale))
         assert [s.name for s in stages][-1] == "report"
     paper = spec["budgets"]["paper"]
-    assert paper["eval_every"] == 400 and paper["episodes"] == 50
+    assert paper["eval_every"] == (1200 if name == "double_guidance" else 400) and paper["episodes"] == 50
 
 
 def test_quickstart_is_dql_joint_vs_frozen_with_pretraining():

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from sweeps.run import run_sweep, run_tune_stage, runtime, write_run_dir
-from sweeps.spec import expand
+from sweeps.expand import expand
 from tests.sweeps.sweep_helpers import eval_keys, tiny_spec, trials, tune_results
 from trainables.evaluator import start_pool
 from trainables.results import read_table
