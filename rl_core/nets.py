@@ -10,19 +10,18 @@ Denoisers follow one contract: ``forward(x_t (B, x_dim), k (B,) float, obs_n (B,
   layer, issue #26); ``final_act=True`` is the official IDQL / ``NewIDQLMlp`` form.
 
 Precision (``autocast(precision, device)``, the vocabulary is ``rl_core.config.PRECISIONS``): ``"fp32"``
-runs everything in float32; ``"bf16"`` runs the forward passes under ``torch.autocast`` (bfloat16
-matmuls on CPUs with AVX512-BF16 / AMX and on CUDA). Under autocast the layers keep what decides a
-loss in float32: every network's output layer (``OutLinear``: the predicted noise / action, Q and V
-values, so TD targets, critic losses and softmax scores are float32 numbers), Mish's arithmetic
-(computed in float32, stored in bfloat16) and the parameters themselves (optimiser state and EMA are
-outside autocast). Under autocast only, the time embedding of a batch of integer steps is evaluated
-once per distinct step (``TimeEmbedding``); in float32 every path is the reference one, bit for bit.
+runs everything in float32 with the reference operations, bit for bit; ``"bf16"`` runs the forward
+passes under ``torch.autocast`` (bfloat16 matmuls on CPUs with AVX512-BF16 / AMX and on CUDA). Under
+autocast the layers keep what decides a loss in float32: every network's output layer (``OutLinear``:
+the predicted noise / action, Q and V values, so TD targets, critic losses and softmax scores are
+float32 numbers), Mish's arithmetic (computed in float32, stored in bfloat16) and the parameters
+themselves (optimiser state and EMA are outside autocast); and they take cheaper paths that round
+differently from the float32 ones: Mish's exp as an exp2, the time embedding of a batch of integer
+steps evaluated once per distinct step (``TimeEmbedding``), both twin-Q heads as one batched matmul
+per layer (``TwinQ``).
 
-``TwinQ`` keeps both heads in stacked parameters and runs each hidden layer as one batched matmul
-(``torch.baddbmm``); in float32 its values and gradients are bit-identical to two separate MLPs (the
-output layer stays one matmul per head: a batched (256 -> 1) product rounds differently), and
-state dicts / optimiser states saved with the former ``q1.*`` / ``q2.*`` layout load
-(``TwinQ.upgrade_optimizer_state``).
+``TwinQ`` keeps both heads in stacked parameters; state dicts and optimiser states saved with the
+former ``q1.*`` / ``q2.*`` layout (two MLPs) load (``TwinQ.upgrade_optimizer_state``).
 """
 
 from __future__ import annotations
@@ -242,12 +241,12 @@ class LNResNet(nn.Module):
 
 
 class _HeadsLayer(nn.Module):
-    """One hidden layer of H heads at once: h (H, B, in) -> act(LayerNorm_h(h W_h^T + b_h)) (H, B, out).
-
-    One ``baddbmm`` for the H products (bit-identical to H ``addmm`` in float32, measured), LayerNorm
-    per head (its affine parameters differ per head; one call per head keeps the values and gradients
-    of ``nn.LayerNorm``), the activation on the stacked tensor. Parameters: weight (H, out, in),
+    """One hidden layer of H heads: act(LayerNorm_h(h W_h^T + b_h)). Parameters: weight (H, out, in),
     bias (H, out), norm_weight / norm_bias (H, out) with ``layer_norm``.
+
+    ``head(i, h)``: head i alone, (B, in) -> (B, out), the operations of ``nn.Linear`` / ``nn.LayerNorm`` on
+    that head's slices (float32: identical to a separate MLP). ``forward(h)``: all heads, (H, B, in) ->
+    (H, B, out), one ``baddbmm`` and one layer norm for the stack (under autocast).
     """
 
     def __init__(self, heads: int, in_dim: int, out_dim: int, layer_norm: bool, activation: str) -> None:
@@ -260,46 +259,56 @@ class _HeadsLayer(nn.Module):
         self.layer_norm, self.eps = layer_norm, 1e-5
         self.act = make_activation(activation)
 
+    def head(self, i: int, h: Tensor) -> Tensor:
+        h = F.linear(h, self.weight[i], self.bias[i])
+        if self.layer_norm:
+            h = F.layer_norm(h, (h.shape[-1],), self.norm_weight[i], self.norm_bias[i], self.eps)
+        return self.act(h)
+
     def forward(self, h: Tensor) -> Tensor:
         h = torch.baddbmm(self.bias.unsqueeze(1), h, self.weight.transpose(1, 2))
-        if self.layer_norm:
-            shape = (h.shape[-1],)
-            h = torch.stack([F.layer_norm(h[i], shape, self.norm_weight[i], self.norm_bias[i], self.eps)
-                             for i in range(len(h))])
+        if self.layer_norm:  # the per-head affine after one normalisation of the stack
+            h = torch.addcmul(self.norm_bias.unsqueeze(1), F.layer_norm(h, (h.shape[-1],), eps=self.eps),
+                              self.norm_weight.unsqueeze(1))
         return self.act(h)
 
 
 class _HeadsOutput(nn.Module):
-    """The H output layers: h (H, B, hidden) -> (H, B), one (B, hidden) x (hidden, 1) product per head (a
-    batched product rounds differently in float32), in float32 under autocast (see ``OutLinear``).
-    Parameters: weight (H, 1, hidden), bias (H, 1)."""
+    """The H output layers (hidden -> 1), always one product per head and in float32 under autocast (see
+    ``OutLinear``). Parameters: weight (H, 1, hidden), bias (H, 1). ``head(i, h)``: (B, hidden) -> (B,);
+    ``forward(h)``: (H, B, hidden) -> (H, B)."""
 
     def __init__(self, heads: int, in_dim: int) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.empty(heads, 1, in_dim))
         self.bias = nn.Parameter(torch.empty(heads, 1))
 
-    def forward(self, h: Tensor) -> Tensor:
+    def head(self, i: int, h: Tensor) -> Tensor:
         if _autocast_on(h):
             with torch.autocast(h.device.type, enabled=False):
-                return torch.stack([F.linear(h[i].float(), self.weight[i], self.bias[i]) for i in range(len(h))]).squeeze(-1)
-        return torch.stack([F.linear(h[i], self.weight[i], self.bias[i]) for i in range(len(h))]).squeeze(-1)
+                return F.linear(h.float(), self.weight[i], self.bias[i]).squeeze(-1)
+        return F.linear(h, self.weight[i], self.bias[i]).squeeze(-1)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return torch.stack([self.head(i, h[i]) for i in range(len(h))])
 
 
 class TwinQ(nn.Module):
-    """Two independent Q heads MLP(concat[obs, act]) -> 1, evaluated together (stacked parameters).
+    """Two independent Q heads MLP(concat[obs, act]) -> 1, with stacked parameters.
 
     Defaults = CleanDiffuser IQL ``TwinQ`` (2 x 256, LayerNorm, Mish). CleanDiffuser ``DQLCritic`` =
     ``TwinQ(..., n_layers=3, layer_norm=True, activation="mish", first_activation="tanh")`` (see :meth:`cd_dql`).
     forward(obs (B, obs_dim), act (B, act_dim)) -> (2, B), i.e. q1, q2 = twin_q(obs, act); q_min -> (B,).
 
-    Each head is initialised exactly as the separate ``MLP`` it replaces (same seed, same numbers) and
-    computes the same float32 values and gradients bit for bit (module docstring). Parameters, in the
-    order of one former head: ``hidden.<i>.weight (2, out, in)``, ``.bias``, ``.norm_weight``,
-    ``.norm_bias (2, out)``, then ``out.weight (2, 1, hidden)``, ``out.bias (2, 1)``.
+    Under autocast both heads run as one batched matmul per layer (``torch.baddbmm``) with one layer norm;
+    in float32 each head runs on its parameter slices with the operations of a separate ``MLP``, so values
+    and gradients are those of the former two MLPs bit for bit. (A batched matmul is not: measured with
+    MKL, ``baddbmm`` and two ``addmm`` round differently for small batches (1, 7 rows) and for a 6-wide
+    input's weight gradient, identically for 64+ rows and inputs of 18+.) Each head is initialised exactly
+    as the separate ``MLP`` it replaces (same seed, same numbers). Parameters, in the order of one former
+    head: ``hidden.<i>.weight (2, out, in)``, ``.bias``, ``.norm_weight``, ``.norm_bias (2, out)``, then
+    ``out.weight (2, 1, hidden)``, ``out.bias (2, 1)``.
     """
-
-    heads_n = 2
 
     def __init__(
         self,
@@ -333,10 +342,19 @@ class TwinQ(nn.Module):
         """Both heads: obs (..., obs_dim), act (..., act_dim) -> (2, ...) (``q1, q2 = twin_q(obs, act)``)."""
         x = torch.cat([obs, act], dim=-1)
         lead = x.shape[:-1]
-        h = x.reshape(-1, x.shape[-1]).expand(2, -1, -1)
-        for layer in self.hidden:
-            h = layer(h)
-        return self.out(h).reshape(2, *lead)
+        x = x.reshape(-1, x.shape[-1])
+        if _autocast_on(x):  # both heads in one batched matmul per layer
+            h = x.expand(2, -1, -1)
+            for layer in self.hidden:
+                h = layer(h)
+            return self.out(h).reshape(2, *lead)
+        q = []
+        for i in range(2):  # float32: head by head, the operations of two separate MLPs
+            h = x
+            for layer in self.hidden:
+                h = layer.head(i, h)
+            q.append(self.out.head(i, h))
+        return torch.stack(q).reshape(2, *lead)
 
     def q_min(self, obs: Tensor, act: Tensor) -> Tensor:
         """Pessimistic min(Q1, Q2): (B,)."""
