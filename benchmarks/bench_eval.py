@@ -18,7 +18,7 @@ counted with ``FlopCounterMode``; achieved FLOP rate = that x env steps / time, 
 the measured matmul ceiling of the variant's precision (M = 2,500, ``sysinfo``).
 
     .venv/bin/python benchmarks/bench_eval.py [--episodes 10] [--max-steps 1000] [--snapshot PATH]
-        [--threads 1] [--rounds 1] [--variants fp32-one fp32-lockstep bf16-lockstep]
+        [--threads 1] [--rounds 1] [--variants fp32-one fp32-lockstep bf16-lockstep] [--device cuda]
 
 Prints figures only; nothing is asserted.
 """
@@ -55,7 +55,7 @@ class LinearActor:
         return np.tanh(obs @ self.w)
 
 
-def dql_snapshot(snapshot: str | None):
+def dql_snapshot(snapshot: str | None, device: str = "cpu"):
     """The snapshot to evaluate: ``snapshot``, or an untrained default-size DQL saved to a temporary file."""
     from rl_core.snapshot import load_snapshot
 
@@ -72,7 +72,7 @@ def dql_snapshot(snapshot: str | None):
         gmeta = {"kind": "td", "algo": "dql", "seed": 0, "train_guidance": "joint"}
         save_snapshot(snapshot, algo, step=0, config={"algo": "dql"}, normalizer=Normalizer.identity(15),
                       dataset_meta=meta, guidance_meta=gmeta)
-    return load_snapshot(snapshot)
+    return load_snapshot(snapshot, device=device)
 
 
 def dql_actor(snap, precision: str):
@@ -101,9 +101,10 @@ def main() -> None:
     p.add_argument("--variants", nargs="+", default=list(VARIANTS[:3]), choices=VARIANTS)
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="cpu | cuda (the dql actor's networks)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    ceil = measure_ceilings()
+    ceil = measure_ceilings(args.device)
     print(describe_machine(ceil))
     t0 = time.perf_counter()  # fill the evaluator's env pool once (reused by every later evaluation)
     evaluate(LinearActor(), ENV, episodes=args.episodes, seed=0, ref_min=REF_MIN, ref_max=REF_MAX, max_steps=1)
@@ -113,7 +114,7 @@ def main() -> None:
           "| GFLOP per env step (lockstep: all envs) | of its matmul ceiling |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name in args.actors:
-        snap = dql_snapshot(args.snapshot) if name == "dql" else None
+        snap = dql_snapshot(args.snapshot, args.device) if name == "dql" else None
         env_id = snap.dataset_meta["env_id"] if snap is not None else ENV
         actors = {pr: (dql_actor(snap, pr) if snap is not None else LinearActor()) for pr in ("fp32", "bf16")}
         per_obs = {pr: flops_per_obs(a) if snap is not None else 0.0 for pr, a in actors.items()}

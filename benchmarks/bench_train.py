@@ -15,9 +15,10 @@ ceiling divides the achieved matmul FLOP rate by the measured 256-wide matmul ce
 precision (``sysinfo``), measured in this process before the runs.
 
     .venv/bin/python benchmarks/bench_train.py [--algos dql idql edp swg] [--precisions fp32 bf16]
-        [--threads 1] [--steps 10] [--rounds 5] [--compile] [--baseline-src /path/to/older/checkout]
+        [--threads 1] [--steps 10] [--rounds 5] [--compile] [--baseline-src /path/to/older/checkout] [--device cuda]
 
-``--baseline-src DIR`` adds an fp32 variant of each algorithm run with ``DIR`` first on the import path
+Peak memory: ``torch.cuda.max_memory_allocated`` on ``--device cuda`` (one trial's training), the worker's
+peak resident set size on CPU. ``--baseline-src DIR`` adds an fp32 variant of each algorithm run with ``DIR`` first on the import path
 (e.g. ``git archive <commit> | tar -x -C DIR``): "today's" code, for before/after ratios. ``--compile``
 adds bf16 and fp32 variants with ``compile=True`` and reports their compile time (the first update).
 Prints figures only; nothing is asserted.
@@ -49,13 +50,13 @@ def synthetic_batch(batch_size: int, generator):
                  r(batch_size), r(batch_size, OBS_DIM), (torch.rand(batch_size, generator=generator) < 0.01).float())
 
 
-def make_algo(name: str, precision: str, compile: bool):
+def make_algo(name: str, precision: str, compile: bool, device: str = "cpu"):
     """The algorithm with default config in joint mode (older checkouts: no precision / compile arguments)."""
     from rl_core.algos import get_algorithm
 
     cls = get_algorithm(name)
     extra = {} if precision == "fp32" and not compile else {"precision": precision, "compile": compile}
-    return cls(cls.Config(), OBS_DIM, ACT_DIM, guidance=None, guidance_mode="joint", seed=0, **extra)
+    return cls(cls.Config(), OBS_DIM, ACT_DIM, guidance=None, guidance_mode="joint", seed=0, device=device, **extra)
 
 
 def step_flops(algo, batch, generator) -> int:
@@ -72,23 +73,32 @@ def worker(args: argparse.Namespace) -> None:
     """Build one variant, warm it up, then time ``N`` updates for every line ``N`` read from stdin."""
     import torch
 
+    import resource
+
     torch.set_num_threads(args.threads)
-    algo = make_algo(args.algo, args.precision, args.compile)
-    gen = torch.Generator().manual_seed(0)
-    batch = synthetic_batch(args.batch_size, gen)
+    cuda = args.device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    algo = make_algo(args.algo, args.precision, args.compile, args.device)
+    gen = torch.Generator(args.device).manual_seed(0)
+    batch = synthetic_batch(args.batch_size, torch.Generator().manual_seed(0))
+    batch = type(batch)(*(t.to(args.device) for t in batch))
     t0 = time.perf_counter()
     algo.update(batch, gen)  # with compile=True: compiles the networks
+    sync()
     first = time.perf_counter() - t0
     for _ in range(args.warmup):
         algo.update(batch, gen)
-    flops = step_flops(make_algo(args.algo, "fp32", False), batch, gen) if args.count_flops else 0
+    flops = step_flops(make_algo(args.algo, "fp32", False, args.device), batch, gen) if args.count_flops else 0
     print(json.dumps({"ready": True, "first_s": first, "flops": flops}), flush=True)
     for line in sys.stdin:
         n = int(line)
+        sync()
         t0 = time.perf_counter()
         for _ in range(n):
             algo.update(batch, gen)
-        print(json.dumps({"steps_per_s": n / (time.perf_counter() - t0)}), flush=True)
+        sync()
+        peak = (torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        print(json.dumps({"steps_per_s": n / (time.perf_counter() - t0), "peak_mb": peak / 2**20}), flush=True)
 
 
 class Variant:
@@ -97,13 +107,14 @@ class Variant:
         self.label = f"{precision}{' compile' if compile else ''}{' (baseline)' if src else ''}"
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (src or os.getcwd(), os.environ.get("PYTHONPATH", "")) if p))
         cmd = [sys.executable, __file__, "--worker", "--algo", algo, "--precision", precision, "--threads", str(args.threads),
-               "--batch-size", str(args.batch_size), "--warmup", str(args.warmup)]
+               "--batch-size", str(args.batch_size), "--warmup", str(args.warmup), "--device", args.device]
         if compile:
             cmd.append("--compile")
         if precision == "fp32" and not compile and not src:
             cmd.append("--count-flops")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.rates: list[float] = []
+        self.peak_mb = 0.0
 
     def ready(self) -> dict:
         line = self.proc.stdout.readline()
@@ -114,9 +125,10 @@ class Variant:
     def time(self, steps: int) -> float:
         self.proc.stdin.write(f"{steps}\n")
         self.proc.stdin.flush()
-        rate = json.loads(self.proc.stdout.readline())["steps_per_s"]
-        self.rates.append(rate)
-        return rate
+        out = json.loads(self.proc.stdout.readline())
+        self.rates.append(out["steps_per_s"])
+        self.peak_mb = out["peak_mb"]
+        return out["steps_per_s"]
 
     def close(self) -> None:
         self.proc.stdin.close()
@@ -132,6 +144,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=1, help="torch threads of every worker")
+    p.add_argument("--device", default="cpu", help="cpu | cuda")
     p.add_argument("--compile", action="store_true", help="add torch.compile variants (compile time reported)")
     p.add_argument("--baseline-src", default=None, help="an older checkout: adds its fp32 variant as the reference")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -147,13 +160,13 @@ def main() -> None:
     from sysinfo import describe_machine, measure_ceilings
 
     torch.set_num_threads(args.threads)
-    ceil = measure_ceilings()
+    ceil = measure_ceilings(args.device)
     print(describe_machine(ceil))
     print(f"batch {args.batch_size}, Hopper shapes obs {OBS_DIM} act {ACT_DIM}; {args.rounds} rounds x {args.steps} steps "
           f"per variant, variants alternating within each round, each in its own process", flush=True)
     print(f"| algo | variant | steps/s (median) | ratio to {'baseline ' if args.baseline_src else ''}fp32 (median [min, max]) "
-          f"| GFLOP/step | of its matmul ceiling | first step s |")
-    print("|---|---|---|---|---|---|---|")
+          f"| GFLOP/step | of its matmul ceiling | first step s | peak memory MB |")
+    print("|---|---|---|---|---|---|---|---|")
     for name in args.algos:
         specs = ([("fp32", False, args.baseline_src)] if args.baseline_src else []) + \
                 [(pr, False, None) for pr in args.precisions] + \
@@ -174,7 +187,7 @@ def main() -> None:
             rr = ratios[i]
             frac = med * flops / 1e9 / ceil.get(v.precision) if flops else float("nan")
             print(f"| {name} | {v.label} | {med:.1f} | {statistics.median(rr):.2f} [{min(rr):.2f}, {max(rr):.2f}] | "
-                  f"{flops / 1e9:.2f} | {frac:.0%} | {info[i]['first_s']:.1f} |", flush=True)
+                  f"{flops / 1e9:.2f} | {frac:.0%} | {info[i]['first_s']:.1f} | {v.peak_mb:.0f} |", flush=True)
             v.close()
 
 

@@ -56,6 +56,8 @@ def matmul_gflops(rows: int, dtype: torch.dtype, device: str = "cpu", seconds: f
     flops = 2 * rows * 256 * 256
     for _ in range(3):
         a @ b
+    if device != "cpu":
+        torch.cuda.synchronize()
     best = 0.0
     for _ in range(3):
         n, t0 = 0, time.perf_counter()

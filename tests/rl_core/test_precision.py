@@ -160,8 +160,8 @@ def test_bf16_update_keeps_parameters_optimizer_ema_and_critic_in_fp32(name, one
         for opt in [algo.optimizer, *algo.guidance.optims.values()]:
             tensors += [v for st in opt.state.values() for v in st.values() if torch.is_tensor(v) and v.dim()]
         assert {t.dtype for t in tensors} == {torch.float32}
-        runs[precision] = metrics[-1]["loss/bc"] if "loss/bc" in metrics[-1] else metrics[-1]["loss/diffusion"]
-    assert runs["fp32"] != runs["bf16"]  # autocast did act
+        runs[precision] = metrics[-1]
+    assert runs["fp32"].keys() == runs["bf16"].keys() and runs["fp32"] != runs["bf16"]  # autocast did act
 
 
 def test_bf16_actor_acts_in_fp32_outputs_with_bf16_hidden_layers(tmp_path):
