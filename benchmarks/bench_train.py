@@ -9,6 +9,9 @@ machine's load hits all of them alike). Reported: the median steps/s over rounds
 the median over rounds of its ratio to the reference variant timed in the same round (fp32 of the
 same algorithm; the baseline's fp32 when ``--baseline-src`` is given).
 
+Timing: CPU time of the worker with one thread on CPU (the machines these run on are shared: wall-clock
+figures vary by 2-5x with the other jobs, CPU time far less), wall time otherwise (``sysinfo.clock``).
+
 Matmul FLOPs of one gradient step are counted with ``torch.utils.flop_counter.FlopCounterMode`` (mm /
 addmm / bmm / baddbmm, forward and backward, 2 FLOPs per multiply-add) in float32; the fraction of the
 ceiling divides the achieved matmul FLOP rate by the measured 256-wide matmul ceiling of the same
@@ -75,13 +78,16 @@ def worker(args: argparse.Namespace) -> None:
 
     import resource
 
+    sys.path.insert(0, str(HERE))
+    from sysinfo import clock
+
     torch.set_num_threads(args.threads)
     cuda = args.device.startswith("cuda")
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     algo = make_algo(args.algo, args.precision, args.compile, args.device)
     gen = torch.Generator(args.device).manual_seed(0)
     batch = synthetic_batch(args.batch_size, torch.Generator().manual_seed(0))
-    batch = type(batch)(*(t.to(args.device) for t in batch))
+    batch = batch.to(args.device)
     t0 = time.perf_counter()
     algo.update(batch, gen)  # with compile=True: compiles the networks
     sync()
@@ -90,15 +96,16 @@ def worker(args: argparse.Namespace) -> None:
         algo.update(batch, gen)
     flops = step_flops(make_algo(args.algo, "fp32", False, args.device), batch, gen) if args.count_flops else 0
     print(json.dumps({"ready": True, "first_s": first, "flops": flops}), flush=True)
+    now = clock(args.device)
     for line in sys.stdin:
         n = int(line)
         sync()
-        t0 = time.perf_counter()
+        t0 = now()
         for _ in range(n):
             algo.update(batch, gen)
         sync()
         peak = (torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-        print(json.dumps({"steps_per_s": n / (time.perf_counter() - t0), "peak_mb": peak / 2**20}), flush=True)
+        print(json.dumps({"steps_per_s": n / (now() - t0), "peak_mb": peak / 2**20}), flush=True)
 
 
 class Variant:
@@ -157,13 +164,14 @@ def main() -> None:
     import torch
 
     sys.path.insert(0, str(HERE))
-    from sysinfo import describe_machine, measure_ceilings
+    from sysinfo import clock_name, describe_machine, measure_ceilings
 
     torch.set_num_threads(args.threads)
     ceil = measure_ceilings(args.device)
     print(describe_machine(ceil))
     print(f"batch {args.batch_size}, Hopper shapes obs {OBS_DIM} act {ACT_DIM}; {args.rounds} rounds x {args.steps} steps "
-          f"per variant, variants alternating within each round, each in its own process", flush=True)
+          f"per variant, variants alternating within each round, each in its own process; timed on "
+          f"{clock_name(args.device)}", flush=True)
     print(f"| algo | variant | steps/s (median) | ratio to {'baseline ' if args.baseline_src else ''}fp32 (median [min, max]) "
           f"| GFLOP/step | of its matmul ceiling | first step s | peak memory MB |")
     print("|---|---|---|---|---|---|---|---|")

@@ -49,8 +49,19 @@ class Ceilings:
         return getattr(self, f"{precision}_{2500 if rows > 1000 else 256}")
 
 
+def clock(device: str = "cpu"):
+    """The benchmarks' timer: CPU time of this process on a one-thread CPU run (what the work cost, whatever
+    else the shared machine runs: wall-clock figures there vary by 2-5x with the other jobs), else wall time."""
+    return time.process_time if device == "cpu" and torch.get_num_threads() == 1 else time.perf_counter
+
+
+def clock_name(device: str = "cpu") -> str:
+    return "CPU time (1 thread)" if clock(device) is time.process_time else "wall time"
+
+
 def matmul_gflops(rows: int, dtype: torch.dtype, device: str = "cpu", seconds: float = 0.3) -> float:
-    """Best-of-3 GFLOP/s of (rows, 256) x (256, 256) in ``dtype``."""
+    """Best-of-3 GFLOP/s of (rows, 256) x (256, 256) in ``dtype``, on ``clock(device)``."""
+    now = clock(device)
     a = torch.randn(rows, 256, device=device).to(dtype)
     b = torch.randn(256, 256, device=device).to(dtype)
     flops = 2 * rows * 256 * 256
@@ -60,13 +71,13 @@ def matmul_gflops(rows: int, dtype: torch.dtype, device: str = "cpu", seconds: f
         torch.cuda.synchronize()
     best = 0.0
     for _ in range(3):
-        n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds / 3:
+        n, t0 = 0, now()
+        while now() - t0 < seconds / 3:
             a @ b
             n += 1
         if device != "cpu":
             torch.cuda.synchronize()
-        best = max(best, flops * n / (time.perf_counter() - t0) / 1e9)
+        best = max(best, flops * n / (now() - t0) / 1e9)
     return best
 
 
@@ -86,6 +97,7 @@ def describe_machine(ceilings: Ceilings | None = None) -> str:
     if torch.cuda.is_available():
         lines.append(f"GPU: {torch.cuda.get_device_name()}")
     if ceilings is not None:
-        lines.append(f"matmul ceilings (M x 256 x 256, measured now, GFLOP/s): fp32 {ceilings.fp32_256:.0f} (M=256) / "
-                     f"{ceilings.fp32_2500:.0f} (M=2500); bf16 {ceilings.bf16_256:.0f} / {ceilings.bf16_2500:.0f}")
+        lines.append(f"matmul ceilings (M x 256 x 256, measured now on {clock_name()}, GFLOP/s): fp32 "
+                     f"{ceilings.fp32_256:.0f} (M=256) / {ceilings.fp32_2500:.0f} (M=2500); bf16 {ceilings.bf16_256:.0f} / "
+                     f"{ceilings.bf16_2500:.0f}")
     return "\n".join(lines)
