@@ -4,7 +4,8 @@ The reference is today's evaluation loop in fp32 one env at a time (``evaluate(.
 the other variants run all of a checkpoint's episodes in lockstep (one batched ``act`` per env step over
 the running envs) in fp32 and in bf16 (``InferenceConfig.precision``). All variants use the same
 snapshot, the same env seeds and envs from the evaluator's per-process pool (built once, before
-timing). ``--rounds`` repeats the variants, alternating their order; figures are medians.
+timing). ``--rounds`` repeats the variants, alternating their order; figures are medians. Timed on the
+process's CPU time with one thread on CPU (env stepping included: PyBullet runs in-process), else wall time.
 
 Actors on HopperBulletEnv-v0:
 - ``dql``: a DQL snapshot acting with the default inference (softmax over 50 candidates). Without
@@ -36,7 +37,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sysinfo import describe_machine, measure_ceilings  # noqa: E402
+from sysinfo import clock, clock_name, describe_machine, measure_ceilings  # noqa: E402
 
 from rl_core.evaluation import evaluate  # noqa: E402
 
@@ -109,7 +110,8 @@ def main() -> None:
     t0 = time.perf_counter()  # fill the evaluator's env pool once (reused by every later evaluation)
     evaluate(LinearActor(), ENV, episodes=args.episodes, seed=0, ref_min=REF_MIN, ref_max=REF_MAX, max_steps=1)
     print(f"{args.episodes} episodes, max_steps {args.max_steps}, rounds {args.rounds}; env pool built in "
-          f"{time.perf_counter() - t0:.1f} s (once per process; not timed)")
+          f"{time.perf_counter() - t0:.1f} s (once per process; not timed); timed on {clock_name(args.device)}")
+    now = clock(args.device)
     print("| actor | variant | episodes/s (median) | env steps/s | mean length | mean score | ratio to fp32 one env "
           "| GFLOP per env step (lockstep: all envs) | of its matmul ceiling |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -123,10 +125,12 @@ def main() -> None:
         for r in range(args.rounds):
             for v in (args.variants if r % 2 == 0 else args.variants[::-1]):
                 pr, mode = v.split("-")
-                t0 = time.perf_counter()
+                if args.device != "cpu":
+                    torch.cuda.synchronize()
+                t0 = now()
                 res = evaluate(actors[pr], env_id, episodes=args.episodes, seed=0, ref_min=REF_MIN, ref_max=REF_MAX,
                                max_steps=args.max_steps, vectorized=mode == "lockstep")
-                dt = time.perf_counter() - t0
+                dt = now() - t0
                 rates[v].append(args.episodes / dt)
                 last[v] = (sum(x.length for x in res), dt, np.mean([x.normalized_score for x in res]))
         base = statistics.median(rates["fp32-one"]) if "fp32-one" in rates else float("nan")

@@ -1,7 +1,8 @@
 """Fidelity of bf16: DQL trained in fp32 vs bf16, and the same snapshots evaluated in fp32 vs bf16.
 
 Not a test: a resumable experiment whose result decides the precision defaults (README "Precision").
-For each seed and training precision, ``run_training`` trains DQL (joint critic, default config) on
+For each seed and training precision, ``run_training`` trains DQL (joint critic, default config but
+``--algo-config``, by default ``ema_warmup="copy"``) on
 ``--task`` for ``--steps`` gradient steps with a snapshot every ``--eval-every`` steps; every snapshot is
 evaluated with the default DQL inference (softmax over 50 candidates) in each evaluation precision on
 the same ``--episodes`` episodes (env seeds ``eval_seed_for(seed, step) + i``, as the sweeps do).
@@ -21,7 +22,7 @@ Statistics (the project's, ``analysis.aggregate``; normalised scores x 100):
 
     .venv/bin/python benchmarks/bench_fidelity.py --out runs/fidelity [--seeds 0 1 2] [--steps 8000]
         [--eval-every 1000] [--episodes 10] [--threads 1] [--train-precisions fp32 bf16]
-        [--eval-precisions fp32 bf16] [--report-only]
+        [--eval-precisions fp32 bf16] [--algo-config '{"ema_warmup": "copy"}'] [--report-only]
 
 The dataset comes from ``$MDPT_DATA`` (``mdpt data make hopper-medium``).
 """
@@ -40,7 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sysinfo import describe_machine  # noqa: E402
 
 
-def train_run(out: Path, task: str, seed: int, precision: str, steps: int, eval_every: int, threads: int) -> Path:
+def train_run(out: Path, task: str, seed: int, precision: str, steps: int, eval_every: int, threads: int,
+              algo_config: dict) -> Path:
     """Train (or resume, or skip) one run; returns its snapshot folder."""
     import torch  # noqa: F401
 
@@ -51,8 +53,8 @@ def train_run(out: Path, task: str, seed: int, precision: str, steps: int, eval_
     final = workdir / f"step_{steps:08d}.pt"
     if final.exists():
         return workdir
-    cfg = TrainConfig(task=task, algo="dql", seed=seed, steps=steps, eval_every=eval_every, log_every=eval_every,
-                      threads=threads, precision=precision)
+    cfg = TrainConfig(task=task, algo="dql", algo_config=algo_config, seed=seed, steps=steps, eval_every=eval_every,
+                      log_every=eval_every, threads=threads, precision=precision)
     ckpts = sorted((workdir / "checkpoints").glob("step_*"))
     resume = ckpts[-1] if ckpts else None
     t0 = time.perf_counter()
@@ -177,6 +179,10 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--train-precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     p.add_argument("--eval-precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    p.add_argument("--algo-config", type=json.loads, default={"ema_warmup": "copy"},
+                   help="DQLConfig overrides as JSON (default: the EMA tracks the online net before ema_start, "
+                        "as the quickstart does: with CleanDiffuser's 'hold' a run of a few thousand steps is "
+                        "evaluated with a nearly untrained EMA actor)")
     p.add_argument("--report-only", action="store_true")
     args = p.parse_args()
     out = Path(args.out)
@@ -185,12 +191,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(describe_machine())
     print(f"fidelity: DQL on {args.task}, seeds {args.seeds}, {args.steps} steps, snapshots every {args.eval_every}, "
-          f"{args.episodes} episodes, train {args.train_precisions}, eval {args.eval_precisions}, {args.threads} thread(s)",
-          flush=True)
+          f"{args.episodes} episodes, train {args.train_precisions}, eval {args.eval_precisions}, {args.threads} thread(s), "
+          f"algo_config {json.dumps(args.algo_config)}", flush=True)
     if not args.report_only:
         for seed in args.seeds:
             for tp in args.train_precisions:
-                workdir = train_run(out, args.task, seed, tp, args.steps, args.eval_every, args.threads)
+                workdir = train_run(out, args.task, seed, tp, args.steps, args.eval_every, args.threads, args.algo_config)
                 for snap in sorted(workdir.glob("step_*.pt")):
                     step = int(snap.stem.split("_")[1])
                     for ep in args.eval_precisions:

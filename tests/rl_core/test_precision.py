@@ -164,14 +164,16 @@ def test_bf16_update_keeps_parameters_optimizer_ema_and_critic_in_fp32(name, one
     assert runs["fp32"].keys() == runs["bf16"].keys() and runs["fp32"] != runs["bf16"]  # autocast did act
 
 
-def test_bf16_actor_acts_in_fp32_outputs_with_bf16_hidden_layers(tmp_path):
+def test_bf16_actor_samples_in_bf16_and_scores_candidates_in_fp32(tmp_path):
     cls = get_algorithm("dql")
     algo = cls(cls.Config(**TINY_DQL), OBS, ACT, guidance=None, guidance_mode="joint", seed=0)
     path = save_snapshot(tmp_path / "s.pt", algo, step=0, config={}, normalizer=Normalizer.identity(OBS),
                          dataset_meta={"env_id": "x"}, guidance_meta={"kind": "td"})
     snap = load_snapshot(path)
-    seen = []
+    seen, critic_autocast = [], []
     snap.denoiser.mlp[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    snap.guidance.nets["q_target"].register_forward_pre_hook(
+        lambda m, i: critic_autocast.append(torch.is_autocast_enabled("cpu")))
     obs = np.random.default_rng(0).normal(size=(3, OBS)).astype(np.float32)
     out = {}
     for precision in PRECISIONS:
@@ -181,6 +183,7 @@ def test_bf16_actor_acts_in_fp32_outputs_with_bf16_hidden_layers(tmp_path):
         assert np.array_equal(a, actor.act(obs, torch.Generator().manual_seed(1)))  # deterministic given the seed
         out[precision] = seen[-1]
     assert out == {"fp32": torch.float32, "bf16": torch.bfloat16}
+    assert critic_autocast and not any(critic_autocast)  # candidates are scored in float32 in both precisions
 
 
 def test_bf16_mish_and_time_embedding_stay_close_to_fp32():
