@@ -1,6 +1,6 @@
 """Fidelity of bf16: DQL trained in fp32 vs bf16, and the same snapshots evaluated in fp32 vs bf16.
 
-Not a test: a resumable experiment whose result decides the precision defaults (README "Precision").
+Not a test: a resumable experiment whose result decides the precision defaults (README "Precision and speed").
 For each seed and training precision, ``run_training`` trains DQL (joint critic, default config but
 ``--algo-config``, by default ``ema_warmup="copy"``) on
 ``--task`` for ``--steps`` gradient steps with a snapshot every ``--eval-every`` steps; every snapshot is

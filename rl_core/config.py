@@ -32,7 +32,7 @@ KNOWN_TASKS = tuple(f"{e}-{lvl}" for e in TASK_ENVS for lvl in TASK_LEVELS)
 DEVICES = ("cpu", "cuda")
 # Numeric precision of training (TrainConfig.precision) and of evaluation (InferenceConfig.precision):
 # fp32, or bf16 autocast of the forward passes (rl_core.nets.autocast; optimiser state, EMA, critic
-# targets and network outputs stay float32). Default fp32 for both: see README "Precision".
+# targets and network outputs stay float32). Default fp32 for both (the fidelity check): README "Precision and speed".
 PRECISIONS = ("fp32", "bf16")
 
 # D4RL's bullet reference scores (d4rl/infos.py REF_MIN_SCORE / REF_MAX_SCORE of bullet-<env>-*-v0), keyed by

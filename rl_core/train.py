@@ -95,7 +95,7 @@ class TrainConfig(ConfigMixin):
     device: str = "cpu"
     threads: int | None = None  # torch.set_num_threads; None = torch's default
     # fp32 | bf16: autocast of the forward passes (optimiser state, EMA, critic targets stay float32). fp32 by
-    # default: the fidelity check (README "Precision") did not show bf16 training to be equivalent.
+    # default: the fidelity check (README "Precision and speed") did not show bf16 training to be equivalent.
     precision: str = "fp32"
     compile: bool = False  # torch.compile the networks (not bit-identical to eager; compile time in the first step)
 
