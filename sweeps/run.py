@@ -69,6 +69,26 @@ def init_ray(address: str | None) -> None:
         ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
 
 
+def check_local_resources(spec: dict, cpus: float | None = None, gpus: float | None = None) -> None:
+    """Fail before any work when an embedded local Ray could never schedule the spec: the evaluator pool
+    plus one trial must fit this machine (Ray would otherwise wait forever). Clusters (``--address``) are
+    not checked: an autoscaler may add the nodes."""
+    if cpus is None or gpus is None:
+        import torch
+
+        cpus = float(os.cpu_count() or 1) if cpus is None else cpus
+        gpus = float(torch.cuda.device_count()) if gpus is None else gpus
+    res = spec["resources"]
+    t, ev = res["trial"], res["evaluators"]
+    need_cpu, need_gpu = t["cpu"] + ev["count"] * ev["cpu"], t["gpu"] + ev["count"] * ev["gpu"]
+    if need_cpu > cpus or need_gpu > gpus:
+        raise ConfigError(
+            f"spec field `resources`: one trial ({t['cpu']:g} CPU, {t['gpu']:g} GPU) beside the evaluator pool "
+            f"({ev['count']} x {ev['cpu']:g} CPU, {ev['gpu']:g} GPU) needs {need_cpu:g} CPUs and {need_gpu:g} GPUs; "
+            f"this machine has {cpus:g} and {gpus:g}. Run on a cluster (--address) or lower them, e.g. "
+            "--set 'resources={trial: {cpu: 0.75, gpu: 0}, evaluators: {count: 2, cpu: 0.25, gpu: 0}}'")
+
+
 # ----- trial configs ---------------------------------------------------------------------------
 def runtime(spec: dict, run_dir: Path, data_root: str | None) -> Runtime:
     """Where the sweep's trials run (``TrialSpec.runtime``)."""
@@ -239,10 +259,12 @@ def run_sweep(spec: dict, run_dir: Path, *, address: str | None = None, resume: 
               printer: Printer = print, report: bool = True) -> dict[str, Any]:
     """Run every stage of a resolved spec into ``run_dir``; returns a summary (paths, counts, timings)."""
     run_dir = Path(run_dir).resolve()
-    if not resume:
-        write_run_dir(spec, run_dir)
+    if address is None and not ray.is_initialized():
+        check_local_resources(spec)
     data_root = os.environ.get("MDPT_DATA")
     check_datasets(spec, data_root)
+    if not resume:
+        write_run_dir(spec, run_dir)
     init_ray(address)
     ev = spec["resources"]["evaluators"]
     coord = start_pool(run_dir, ev["count"], ev["cpu"], ev["gpu"])
