@@ -51,7 +51,7 @@ copy_tree() {  # the tracked and untracked-but-not-ignored files of the checkout
 # file | exact text | replacement | tests that must fail
 KNOWN=(
   "rl_core/algos/base.py|return -q_heads[i].mean() / q_heads[j].abs().mean().detach()|return q_heads[i].mean() / q_heads[j].abs().mean().detach()|tests/rl_core/test_actor_guidance.py"
-  "rl_core/modes.py|\"noise\": Mode(\"noise\", critic=\"random\", trained=False, guides_actor=True)|\"noise\": Mode(\"noise\", critic=\"random\", trained=False, guides_actor=False)|tests/rl_core/test_actor_guidance.py"
+  "rl_core/modes.py|\"noise\": Mode(\"noise\", critic=\"random\", trained=False, guides_actor=True)|\"noise\": Mode(\"noise\", critic=\"random\", trained=False, guides_actor=False)|tests/rl_core/test_actor_guidance.py tests/rl_core/test_modes_table.py"
   "sweeps/run.py|g_seed = seeds[(i + item[\"seed_shift\"]) % len(seeds)]|g_seed = seeds[(i - item[\"seed_shift\"]) % len(seeds)]|tests/sweeps/test_recombination_jobs.py"
   "rl_core/snapshot.py|guidance if guidance is not None else snapshot.guidance,|snapshot.guidance,|tests/trainables/test_guidance_file.py"
 )
