@@ -8,9 +8,10 @@ import torch
 
 import rl_core.modes as modes_module
 from rl_core.buffer import make_normalizer
-from rl_core.errors import ConfigError
+from rl_core.errors import ArtifactMismatchError, ConfigError
 from rl_core.guidance import GuidanceConfig, make_guidance, save_artifact
 from rl_core.modes import MODES, PRETRAINED_MODES, build_critic, get_mode
+from rl_core.types import Normalizer
 from tests.rl_core.algo_tester import ACT_DIM, OBS_DIM, tiny_buffer, tiny_guidance
 
 # mode -> (critic source, trained while the policy trains, in the actor's loss): the module docstring's table
@@ -102,20 +103,36 @@ def test_build_critic_without_a_critic():
 
 @pytest.mark.parametrize("name", ["frozen", "unfrozen"])
 def test_build_critic_loads_the_artifact_and_refuses_none(name, tmp_path):
-    with pytest.raises(ConfigError, match=rf"train_guidance='{name}' needs a pretrained guidance artifact"):
+    with pytest.raises(ConfigError) as refused:
         build_critic(MODES[name], default_kind="td", obs_dim=OBS_DIM, act_dim=ACT_DIM, seed=0)
+    assert str(refused.value) == (f"train_guidance={name!r} needs a pretrained guidance artifact "
+                                  "(TrainConfig.guidance_artifact); got none")
     _, ds = tiny_buffer()
-    saved = tiny_guidance("iql", 6)
+    norm, saved = make_normalizer(ds), tiny_guidance("iql", 6)
     path = save_artifact(tmp_path / "g.pt", saved, {"algo": "pretrain", "seed": 6, "steps": 1, "task": "toy-medium",
-                                                     "dataset_fingerprint": ds.fingerprint,
-                                                     "normalizer": make_normalizer(ds)})
+                                                     "dataset_fingerprint": ds.fingerprint, "normalizer": norm})
     critic, meta = build_critic(MODES[name], default_kind="td", obs_dim=OBS_DIM, act_dim=ACT_DIM, seed=0,
-                                artifact=path, expect_fingerprint=ds.fingerprint, normalizer=make_normalizer(ds))
+                                artifact=path, expect_fingerprint=ds.fingerprint, normalizer=norm)
     assert critic.kind == "iql" and meta["seed"] == 6  # the artifact's kind and seed, not the algorithm's
     assert all(torch.equal(a, b) for a, b in zip(_weights(critic), _weights(saved), strict=True))
-    with pytest.raises(Exception, match="dataset_fingerprint differs"):
-        build_critic(MODES[name], default_kind="td", obs_dim=OBS_DIM, act_dim=ACT_DIM, seed=0, artifact=path,
-                     expect_fingerprint="another")
+    # every expectation is checked against the artifact: dataset, shapes, normaliser
+    mismatches = {"dataset_fingerprint": dict(expect_fingerprint="another"), "obs_dim": dict(obs_dim=OBS_DIM + 1),
+                  "act_dim": dict(act_dim=ACT_DIM + 1),
+                  "normalizer.obs_mean": dict(normalizer=Normalizer(tuple(m + 1.0 for m in norm.obs_mean), norm.obs_std,
+                                                                 norm.reward_scale))}
+    for field, change in mismatches.items():
+        kw = dict(obs_dim=OBS_DIM, act_dim=ACT_DIM, expect_fingerprint=ds.fingerprint, normalizer=norm) | change
+        with pytest.raises(ArtifactMismatchError, match=f"{field} differs"):
+            build_critic(MODES[name], default_kind="td", seed=0, artifact=path, **kw)
+    on_meta, _ = build_critic(MODES[name], default_kind="td", obs_dim=OBS_DIM, act_dim=ACT_DIM, seed=0, artifact=path,
+                              device="meta")
+    assert {p.device.type for p in on_meta.nets.parameters()} == {"meta"}  # placed on the requested device
+
+
+@pytest.mark.parametrize("name", ["joint", "noise"])
+def test_build_critic_places_a_fresh_critic_on_the_requested_device(name):
+    critic, _ = build_critic(MODES[name], default_kind="td", obs_dim=OBS_DIM, act_dim=ACT_DIM, seed=0, device="meta")
+    assert {p.device.type for p in critic.nets.parameters()} == {"meta"}
 
 
 def test_the_table_and_the_vocabulary_agree():
