@@ -39,7 +39,7 @@ MUTANTS=("rl_core.modes.*" "rl_core.algos.base.x_q_policy_loss__mutmut_*"
          "analysis.metrics.*" "analysis.stats.*")
 TESTS=(tests/rl_core/test_actor_guidance.py tests/rl_core/test_guidance.py tests/rl_core/test_algos_contract.py
        tests/rl_core/test_modes_table.py tests/sweeps/test_spec.py tests/sweeps/test_recombination_jobs.py
-       tests/analysis/test_metrics.py tests/analysis/test_stats.py tests/analysis/test_known_values.py
+       tests/analysis/test_metrics.py tests/analysis/test_metrics_edges.py tests/analysis/test_stats.py tests/analysis/test_known_values.py
        tests/analysis/test_aggregate.py tests/analysis/test_tables.py)
 
 copy_tree() {  # the tracked and untracked-but-not-ignored files of the checkout, nothing else

@@ -119,6 +119,9 @@ def test_every_job_uses_the_paired_seeds_guidance_file(spec, tmp_path):
             assert job["guidance_format"] == fmt
             assert job["snapshot"] == str(tmp_path / "snapshots" / train_id(seed) / f"step_{step:08d}.pt")
             assert labels["trial_id"] == train_id(seed) and labels["guidance_seed"] == g_seed
+            assert labels["sweep"] == spec["name"] == "tiny" and labels["step"] == step
+            item = next(i for i in stages["recombine"] if i["name"] == name)
+            assert job["inference"] == item["inference"] and job["inference"]["n_candidates"] == 4
             assert (labels["algo"], labels["train_guidance"], labels["task"]) == ("dql", "joint", "hopper-medium")
             assert job["eval_seed"] == eval_seed_for(seed, step)  # the same episodes as the self evaluation
             ev = train_specs[seed].eval
