@@ -1,5 +1,6 @@
-"""Edge values of the variance statistics (analysis.metrics), found by mutation testing: a series whose
-mean is exactly 1 or 0 (all-zero variances: CV undefined, NaN without a warning)."""
+"""Edge values of analysis.metrics and analysis.stats, found by mutation testing (scripts/mutation.sh):
+variance series with mean exactly 1 or 0, across-seed variance with fewer than 2 runs at a checkpoint,
+how `curves_from_checkpoints` orders runs and what its errors say, and the Holm reachability boundary."""
 
 from __future__ import annotations
 
@@ -7,9 +8,13 @@ import math
 import warnings
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from analysis import metrics as mt
+from analysis.errors import AnalysisError, EmptyRunError
+from analysis.stats import can_reach
+from tests.analysis.conftest import curves
 
 
 def test_cv_of_a_series_with_mean_one_is_its_std():
@@ -27,3 +32,58 @@ def test_cv_of_an_all_zero_series_is_nan_without_a_warning():
 @pytest.mark.parametrize("s_m,s_b,expected", [(3.0, 2.0, -50.0), (0.0, 2.0, 100.0), (2.0, -4.0, 150.0)])
 def test_reduction_pct_sign_and_value(s_m, s_b, expected):
     assert mt.reduction_pct(s_m, s_b) == pytest.approx(expected)
+
+
+def test_across_seed_variance_needs_two_runs_at_a_checkpoint():
+    c = curves([[1.0, 2.0, 5.0], [3.0, np.nan, 9.0], [np.nan, np.nan, 7.0]])  # 2, 1 and 3 runs per checkpoint
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ddof warning from a one-run checkpoint
+        v = mt.across_seed_var(c)
+    assert v[0] == pytest.approx(2.0) and math.isnan(v[1]) and v[2] == pytest.approx(4.0)
+
+
+# ----- curves_from_checkpoints ------------------------------------------------------------------
+def _evals(rows: list[tuple]) -> pa.Table:
+    """Eval rows from (task, infer_scale, trial_id, diffusion_seed, step, score) tuples."""
+    cols = {k: [] for k in ("task", "algo", "train_guidance", "infer_source", "infer_method", "infer_scale",
+                            "trial_id", "diffusion_seed", "guidance_seed", "step", "normalized_score")}
+    for task, scale, trial, seed, step, score in rows:
+        for k, v in zip(cols, (task, "dql", "joint", "self", "softmax", scale, trial, seed, seed, step, score)):
+            cols[k].append(v)
+    return pa.table(cols)
+
+
+def test_runs_are_ordered_by_seed_then_trial_and_counts_are_integers():
+    ckpt = mt.checkpoint_stats(_evals([("h", 1.0, "b", 0, 400, 10.0), ("h", 1.0, "b", 0, 400, 20.0),
+                                       ("h", 1.0, "a", 1, 400, 30.0), ("h", 1.0, "a", 1, 800, 50.0)]))
+    c = mt.curves_from_checkpoints(ckpt)
+    assert c.runs == ("b", "a") and c.seeds.tolist() == [0, 1] and c.steps.tolist() == [400, 800]
+    assert c.n.dtype.kind == "i" and c.n.tolist() == [[2, 0], [1, 1]]
+    assert c.mean[0, 0] == 15.0 and c.var[0, 0] == 25.0 and math.isnan(c.mean[0, 1])
+    one = mt.curves_from_checkpoints(mt.checkpoint_stats(_evals([("h", 1.0, "a", 1, 400, 30.0)])))
+    assert one.runs == ("a",) and one.mean.tolist() == [[30.0]]  # a single row is a curve, not an empty run
+
+
+def test_curves_errors_name_the_selection_and_what_was_found():
+    empty = mt.checkpoint_stats(_evals([("h", 1.0, "a", 1, 400, 30.0)])).slice(0, 0)
+    with pytest.raises(EmptyRunError) as e:
+        mt.curves_from_checkpoints(empty)
+    assert str(e.value) == "selection: no evaluation rows"
+    with pytest.raises(EmptyRunError, match="^dql/joint: no evaluation rows$"):
+        mt.curves_from_checkpoints(empty, "dql/joint")
+    two_tasks = mt.checkpoint_stats(_evals([("h", 1.0, "a", 1, 400, 30.0), ("w", 1.0, "c", 1, 400, 30.0)]))
+    with pytest.raises(AnalysisError, match=r"^selection matches several tasks or inference settings .*"
+                                            r"add task / infer_method / infer_scale to the selector$"):
+        mt.curves_from_checkpoints(two_tasks)
+    two_scales = mt.checkpoint_stats(_evals([("h", 1.0, "a", 1, 400, 30.0), ("h", 3.0, "a", 1, 400, 30.0)]))
+    with pytest.raises(AnalysisError) as e:
+        mt.curves_from_checkpoints(two_scales, "arm")
+    assert str(e.value).startswith("arm matches several tasks or inference settings ")
+    for scale in (1.0, 3.0):  # the variants found, listed
+        assert f"('dql', 'joint', 'self', 'softmax', {scale})" in str(e.value)
+
+
+# ----- Holm reachability -------------------------------------------------------------------------
+def test_can_reach_is_strict_at_the_boundary():
+    assert can_reach(0.025, 2, 0.05) is False  # m * p_min == alpha: Holm's p_holm < alpha cannot hold
+    assert can_reach(0.0249, 2, 0.05) is True and can_reach(0.01, 5, 0.05) is False
