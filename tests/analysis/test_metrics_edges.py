@@ -1,6 +1,7 @@
 """Edge values of analysis.metrics and analysis.stats, found by mutation testing (scripts/mutation.sh):
 variance series with mean exactly 1 or 0, across-seed variance with fewer than 2 runs at a checkpoint,
-how `curves_from_checkpoints` orders runs and what its errors say, and the Holm reachability boundary."""
+how `curves_from_checkpoints` orders runs and what its errors say, the Holm reachability boundary and
+Brown-Forsythe on the smallest and degenerate samples."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from analysis import metrics as mt
 from analysis.errors import AnalysisError, EmptyRunError
-from analysis.stats import can_reach
+from analysis.stats import can_reach, levene_median
 from tests.analysis.conftest import curves
 
 
@@ -87,3 +88,20 @@ def test_curves_errors_name_the_selection_and_what_was_found():
 def test_can_reach_is_strict_at_the_boundary():
     assert can_reach(0.025, 2, 0.05) is False  # m * p_min == alpha: Holm's p_holm < alpha cannot hold
     assert can_reach(0.0249, 2, 0.05) is True and can_reach(0.01, 5, 0.05) is False
+
+
+# ----- Brown-Forsythe with the smallest samples -----------------------------------------------------
+@pytest.mark.parametrize("x,y", [([1.0, 2.0], [1.0, 2.0, 5.0]), ([1.0, 2.0, 4.0], [3.0, 5.0])])
+def test_levene_is_defined_from_two_values_per_arm(x, y):
+    from scipy import stats
+
+    ref = stats.levene(x, y, center="median")
+    assert levene_median(np.array(x), np.array(y)) == pytest.approx((ref.statistic, ref.pvalue))
+
+
+def test_levene_degenerate_spreads_give_inf_or_nan_without_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert levene_median(np.array([1.0, 2.0]), np.array([1.0, 4.0])) == (math.inf, 0.0)  # zero spread within arms
+        w, p = levene_median(np.array([1.0, 1.0, 1.0]), np.array([2.0, 2.0, 2.0]))  # constant arms: 0 / 0
+    assert math.isnan(w) and math.isnan(p)
