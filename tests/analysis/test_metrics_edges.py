@@ -105,3 +105,18 @@ def test_levene_degenerate_spreads_give_inf_or_nan_without_warnings():
         assert levene_median(np.array([1.0, 2.0]), np.array([1.0, 4.0])) == (math.inf, 0.0)  # zero spread within arms
         w, p = levene_median(np.array([1.0, 1.0, 1.0]), np.array([2.0, 2.0, 2.0]))  # constant arms: 0 / 0
     assert math.isnan(w) and math.isnan(p)
+
+
+# ----- horizons ---------------------------------------------------------------------------------
+def test_a_horizon_at_an_arms_first_checkpoint_is_shared():
+    assert mt.common_horizon(np.array([400, 800]), np.array([400, 1200]), horizon=400) == 400
+    assert mt.common_horizon(np.array([800, 1200]), np.array([400, 1200]), horizon=800) == 800
+    assert mt.common_horizon(np.array([400, 1200]), np.array([800, 1200]), horizon=800) == 800
+
+
+def test_truncate_cuts_every_matrix_at_the_horizon():
+    c = curves([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], var=[[7.0, 8.0, 9.0], [1.0, 2.0, 3.0]])
+    t = mt.truncate(c, 800)
+    assert t.steps.tolist() == [400, 800] and t.mean.tolist() == [[1.0, 2.0], [4.0, 5.0]]
+    assert t.var.tolist() == [[7.0, 8.0], [1.0, 2.0]] and t.n.tolist() == [[10, 10], [10, 10]]
+    assert t.runs == c.runs and t.seeds.tolist() == c.seeds.tolist()
