@@ -120,3 +120,30 @@ def test_truncate_cuts_every_matrix_at_the_horizon():
     assert t.steps.tolist() == [400, 800] and t.mean.tolist() == [[1.0, 2.0], [4.0, 5.0]]
     assert t.var.tolist() == [[7.0, 8.0], [1.0, 2.0]] and t.n.tolist() == [[10, 10], [10, 10]]
     assert t.runs == c.runs and t.seeds.tolist() == c.seeds.tolist()
+
+
+# ----- early window, seed means, final scores ------------------------------------------------------
+def test_early_window_default_fraction_is_a_fifth():
+    steps = 400 * np.arange(1, 11)
+    assert mt.early_window(steps, 4000).tolist() == [True, True] + [False] * 8
+
+
+def test_curve_gains_use_the_early_fraction_for_both_arms():
+    m = curves([[10.0, 20.0, 30.0, 40.0]])  # steps 400..1600, horizon 1600; frac 0.5: steps <= 800
+    b = curves([[0.0, 4.0, 8.0, 12.0]])
+    g = mt.curve_gains(m, b, early_frac=0.5)
+    assert (g.t_early, g.early_m, g.early_b, g.early_gain) == (800.0, 15.0, 2.0, 13.0)
+    assert g.early_gain_pct == pytest.approx(650.0)
+
+
+def test_seed_mean_of_a_checkpoint_no_run_reached_is_nan_without_a_warning():
+    c = curves([[1.0, np.nan], [3.0, np.nan]], var=[[4.0, np.nan], [6.0, np.nan]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mean, within = mt.seed_mean(c), mt.within_run_var(c)
+    assert mean[0] == 2.0 and math.isnan(mean[1]) and within[0] == 5.0 and math.isnan(within[1])
+
+
+def test_final_score_of_a_run_without_evaluations_is_nan():
+    final = mt.per_run_final(curves([[1.0, 5.0, np.nan], [np.nan, np.nan, np.nan]]))
+    assert final[0] == 5.0 and math.isnan(final[1])
