@@ -14,7 +14,7 @@ import pytest
 
 from analysis import metrics as mt
 from analysis.errors import AnalysisError, EmptyRunError
-from analysis.stats import can_reach, levene_median
+from analysis.stats import can_reach, levene_median, mann_whitney
 from tests.analysis.conftest import curves
 
 
@@ -147,3 +147,20 @@ def test_seed_mean_of_a_checkpoint_no_run_reached_is_nan_without_a_warning():
 def test_final_score_of_a_run_without_evaluations_is_nan():
     final = mt.per_run_final(curves([[1.0, 5.0, np.nan], [np.nan, np.nan, np.nan]]))
     assert final[0] == 5.0 and math.isnan(final[1])
+
+
+# ----- Mann-Whitney with an empty or one-value arm ----------------------------------------------------
+@pytest.mark.parametrize("x,y", [([], [1.0, 2.0]), ([1.0, np.nan], [np.nan]), ([np.nan], [])])
+def test_mann_whitney_with_an_empty_arm_is_all_nan(x, y):
+    r = mann_whitney(np.array(x), np.array(y))
+    n_x, n_y = int(np.sum(~np.isnan(x))), int(np.sum(~np.isnan(y)))
+    assert (r.method, r.n_x, r.n_y) == ("n/a", n_x, n_y)
+    assert all(isinstance(v, float) and math.isnan(v) for v in (r.u1, r.pvalue, r.cles, r.rank_biserial, r.p_min))
+
+
+@pytest.mark.parametrize("x,y,u1", [([5.0], [1.0, 2.0], 2.0), ([1.0, 2.0], [5.0], 0.0)])
+def test_mann_whitney_with_one_value_in_an_arm_is_computed(x, y, u1):
+    r = mann_whitney(np.array(x), np.array(y))
+    assert (r.method, r.n_x, r.n_y) == ("exact", len(x), len(y))
+    assert r.u1 == u1 and r.pvalue == pytest.approx(2 / 3) and r.p_min == pytest.approx(2 / 3)
+    assert r.cles == r.u1 / 2 and r.rank_biserial == 2 * r.cles - 1
