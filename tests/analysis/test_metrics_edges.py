@@ -14,7 +14,7 @@ import pytest
 
 from analysis import metrics as mt
 from analysis.errors import AnalysisError, EmptyRunError
-from analysis.stats import can_reach, levene_median, mann_whitney
+from analysis.stats import can_reach, levene_median, mann_whitney, mwu_method
 from tests.analysis.conftest import curves
 
 
@@ -164,3 +164,14 @@ def test_mann_whitney_with_one_value_in_an_arm_is_computed(x, y, u1):
     assert (r.method, r.n_x, r.n_y) == ("exact", len(x), len(y))
     assert r.u1 == u1 and r.pvalue == pytest.approx(2 / 3) and r.p_min == pytest.approx(2 / 3)
     assert r.cles == r.u1 / 2 and r.rank_biserial == 2 * r.cles - 1
+
+
+@pytest.mark.parametrize("n_x,n_y,ties,method", [
+    (8, 8, False, "exact"), (9, 8, False, "exact"), (8, 9, False, "exact"), (9, 3, False, "exact"),
+    (9, 9, False, "asymptotic"),  # scipy's auto: exact while one arm has <= 8 values and there are no ties
+    (8, 8, True, "exact permutation"),  # C(16, 8) = 12870 <= PERMUTATION_LIMIT
+    (9, 8, True, "asymptotic"), (8, 9, True, "asymptotic"),  # C(17, 8) = 24310 > PERMUTATION_LIMIT
+    (9, 9, True, "asymptotic"), (3, 3, True, "exact permutation"),
+])
+def test_mwu_method_boundaries(n_x, n_y, ties, method):
+    assert mwu_method(n_x, n_y, ties) == method
