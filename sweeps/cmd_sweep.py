@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 0
     if args.resume and args.overrides:
         raise ConfigError("--set cannot change a sweep being resumed (its spec is read from RUN_DIR/spec.yaml)")
-    from sweeps.run import read_run_dir, run_sweep
+    from sweeps.run import check_datasets, read_run_dir, run_sweep
 
     if args.resume:
         run_dir, resume = args.resume, True
@@ -62,6 +63,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if (run_dir / "spec.yaml").exists():
             raise ConfigError(f"{run_dir} already holds a sweep; continue it with `mdpt sweep --resume {run_dir}` "
                               "or choose another --out")
+        check_datasets(spec, os.environ.get("MDPT_DATA"))  # before the run directory exists: a rerun starts afresh
     else:
         raise ConfigError("give a SPEC (file or packaged name) or --resume RUN_DIR")
     return finish(run_sweep(spec, run_dir, address=args.address, resume=resume, report=not args.no_report,

@@ -200,12 +200,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from trainables.results import EvalLabels
     from trainables.trial import EvalSpec, Runtime, TrialIdentity, TrialSpec
 
-    ds = load_dataset(args.task)
-    algo_config = _json_object("--algo-config", args.algo_config)
+    algo_config = _json_object("--algo-config", args.algo_config)  # bad flags before the (slow) dataset load
     cfg = TrainConfig(task=args.task, algo=args.algo, algo_config=algo_config, train_guidance=args.guidance,
                       guidance_artifact=args.guidance_artifact, seed=args.seed, steps=args.steps,
                       batch_size=args.batch_size, eval_every=args.eval_every, log_every=args.log_every,
                       device=args.device, threads=args.threads)
+    ds = load_dataset(args.task)
     mode = get_mode(args.guidance)
     algo_cfg = get_algorithm(args.algo).Config.from_dict(algo_config)
     inference = _inference(args, algo_cfg, has_guidance=mode.has_critic)

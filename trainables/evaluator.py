@@ -63,7 +63,9 @@ def run_request(request: dict[str, Any], device: str = "cpu") -> tuple[Path, boo
         return path, True
     t0 = time.perf_counter()
     results = run_eval_job(job, device)
-    return store.write_eval_job(eval_rows(labels, job.inference, results, time.perf_counter() - t0)), False
+    rows = eval_rows(labels, job.inference, results, time.perf_counter() - t0, guidance=job.guidance,
+                     run_dir=request["run_dir"])
+    return store.write_eval_job(rows), False
 
 
 @ray.remote(max_restarts=0)
