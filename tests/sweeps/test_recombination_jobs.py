@@ -17,7 +17,8 @@ import pytest
 
 from rl_core.evaluation import eval_seed_for
 from sweeps.run import _pick, recombination_jobs
-from sweeps.spec import expand, infer_source
+from sweeps.expand import expand
+from sweeps.spec import infer_source
 from tests.sweeps.sweep_helpers import tiny_spec
 from trainables.results import ResultStore, trial_row
 
