@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from sweeps.cmd_sweep import status_text
+from sweeps.run import write_run_dir
 from sweeps.spec import expand
 from tests.sweeps.sweep_helpers import eval_keys, tiny_spec
 from trainables.evaluator import EvalClient, coordinator_name, has_rows, run_request, start_pool
@@ -62,11 +64,15 @@ def test_three_snapshots_rows_for_two_resubmit_exactly_one(tiny_data_root, tmp_p
     _train_and_die(spec, evaluated=(10, 20))
     assert sorted(e.step for e in self_eval_ledger(run_dir)) == [10, 20, 30]
 
+    write_run_dir(tiny_spec(), run_dir)
+    assert "ledger: 3 snapshots of training trials, 1 without rows: 0 outstanding" in status_text(run_dir)
+    assert f"  missing: trial {TRIAL} step 30 (trial TERMINATED)" in status_text(run_dir)
     [lost] = missing_self_evals(run_dir)
     assert lost == self_eval_request(spec, TRIAL, 30, run_dir / "snapshots" / TRIAL / "step_00000030.pt")
     assert missing_self_evals(run_dir, statuses=("RUNNING",)) == []  # a running trial's: outstanding, not lost
     _, skipped = run_request(lost)
     assert not skipped and has_rows(lost) and missing_self_evals(run_dir) == []
+    assert "3 snapshots of training trials, 0 without rows" in status_text(run_dir)
     keys = eval_keys(run_dir)
     assert Counter(keys) == Counter({(TRIAL, s, "self", ep): 1 for s in (10, 20, 30) for ep in range(2)})
 
