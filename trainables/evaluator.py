@@ -21,7 +21,8 @@ with it is found again as a snapshot without rows and resubmitted.
 
 What survives what:
 
-- a dead evaluator (its process, or its node): the coordinator replaces it and retries its job on
+- a dead evaluator (its process, or its node; the coordinator lives on the driver's node,
+  ``start_pool``): the coordinator replaces it and retries its job on
   another evaluator, up to ``MAX_ATTEMPTS`` attempts; a replacement takes jobs only once it is up,
   so a replacement that cannot be placed yet (its node gone, the survivors' CPUs taken by trials)
   never holds a job while the live evaluators idle;
@@ -222,8 +223,17 @@ def coordinator_name(run_dir: str | Path) -> str:
 
 
 def start_pool(run_dir: str | Path, count: int, cpu: float, gpu: float):
-    """Create (or find) the run's named coordinator and its evaluators; returns the handle once all are up."""
-    coord = EvalCoordinator.options(name=coordinator_name(run_dir), get_if_exists=True).remote(count, cpu, gpu)
+    """Create (or find) the run's named coordinator and its evaluators; returns the handle once all are up.
+
+    The coordinator is placed on the caller's node (soft affinity: elsewhere once that node is gone), which
+    hosts the driver anyway: losing another node then costs only the evaluators on it, never the
+    coordinator and with it every evaluator (whose replacements could find the survivors' CPUs taken by
+    the restarted trials, and the trials would wait on them forever)."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
+    coord = EvalCoordinator.options(name=coordinator_name(run_dir), get_if_exists=True,
+                                    scheduling_strategy=here).remote(count, cpu, gpu)
     ray.get(coord.ready.remote())
     return coord
 
