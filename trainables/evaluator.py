@@ -25,7 +25,10 @@ What survives what:
   ``start_pool``): the coordinator replaces it and retries its job on
   another evaluator, up to ``MAX_ATTEMPTS`` attempts; a replacement takes jobs only once it is up,
   so a replacement that cannot be placed yet (its node gone, the survivors' CPUs taken by trials)
-  never holds a job while the live evaluators idle;
+  never holds a job while the live evaluators idle; and when no evaluator at all is up for
+  ``FALLBACK_AFTER_S`` while a job waits (every one was on a lost node and the restarted trials took
+  the CPUs their replacements need, while those trials wait on their evaluations), the coordinator
+  evaluates the job in its own process, one at a time, rather than leave the run stuck;
 - a dead coordinator (``max_restarts=-1``): Ray recreates it (same name, new evaluators) and retries
   the calls in flight (``max_task_retries=-1``); an ``EvalClient`` whose call still fails with the
   coordinator's death looks it up again and resubmits every outstanding request;
@@ -54,6 +57,7 @@ from trainables.results import EvalLabels, ResultStore, eval_rows
 
 MAX_ATTEMPTS = 3  # evaluators a job may outlive (coordinator) / coordinator deaths a wait may outlive (client)
 REPLACE_DELAY_S = 1.0  # pause before replacing an evaluator that died while starting
+FALLBACK_AFTER_S = 60.0  # a job that waited this long while no evaluator is up runs in the coordinator
 
 
 def eval_request(run_dir: str | Path, job: EvalJob, labels: EvalLabels) -> dict[str, Any]:
@@ -120,13 +124,15 @@ class EvalCoordinator:
     """Hands jobs to idle evaluators; replaces dead ones; one evaluation per request in flight.
     Async: many trials call it at once."""
 
-    def __init__(self, count: int, cpu: float, gpu: float) -> None:
-        self.cpu, self.gpu = cpu, gpu
+    def __init__(self, count: int, cpu: float, gpu: float, fallback_after_s: float = FALLBACK_AFTER_S) -> None:
+        self.cpu, self.gpu, self.fallback_after_s = cpu, gpu, fallback_after_s
         self.idle: asyncio.Queue | None = None  # created on the actor's event loop (``_start``)
+        self.here: asyncio.Lock | None = None  # one fallback evaluation at a time
         self.evaluators: list = [self._spawn() for _ in range(count)]
+        self.live: set = set()  # evaluators that came up and have not been replaced
         self.inflight: dict[str, asyncio.Future] = {}  # rows path -> the evaluation of that request
         self.stats: dict[str, Any] = {"jobs": 0, "skipped": 0, "busy_s": 0.0, "replaced": 0, "deduplicated": 0,
-                                      "jobs_by_node": {}}
+                                      "fallback": 0, "jobs_by_node": {}}
 
     def _spawn(self):
         return Evaluator.options(num_cpus=self.cpu, num_gpus=self.gpu, scheduling_strategy="SPREAD").remote(
@@ -135,7 +141,7 @@ class EvalCoordinator:
     def _start(self) -> None:
         """On first use (on the event loop): watch the initial evaluators come up."""
         if self.idle is None:
-            self.idle = asyncio.Queue()
+            self.idle, self.here = asyncio.Queue(), asyncio.Lock()
             for ev in self.evaluators:
                 asyncio.ensure_future(self._admit(ev))
 
@@ -147,11 +153,13 @@ class EvalCoordinator:
         except RayActorError:
             self._replace(ev, delay=REPLACE_DELAY_S)
             return
+        self.live.add(ev)
         self.idle.put_nowait(ev)
 
     def _replace(self, ev, delay: float = 0.0) -> None:
         if ev in self.evaluators:
             self.evaluators.remove(ev)
+        self.live.discard(ev)
         try:
             ray.kill(ev)  # frees its resources if it is only unreachable
         except Exception:  # noqa: BLE001 - already gone
@@ -186,7 +194,9 @@ class EvalCoordinator:
     async def _evaluate(self, job: dict) -> dict[str, Any]:
         """On evaluator death replace it and retry on another, up to ``MAX_ATTEMPTS`` attempts."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            ev = await self.idle.get()
+            ev = await self._next()
+            if ev is None:
+                return self._count(await self._evaluate_here(job))
             try:
                 out = await ev.evaluate.remote(job)
             except RayActorError as exc:
@@ -201,13 +211,39 @@ class EvalCoordinator:
                 self.idle.put_nowait(ev)
                 raise
             self.idle.put_nowait(ev)
-            self.stats["jobs"] += 1
-            self.stats["skipped"] += int(out["skipped"])
-            self.stats["busy_s"] += 0.0 if out["skipped"] else out["wall_s"]
-            by_node = self.stats["jobs_by_node"]
-            by_node[out["node_id"]] = by_node.get(out["node_id"], 0) + 1
-            return out
+            return self._count(out)
         raise AssertionError("unreachable")
+
+    async def _next(self):
+        """An idle evaluator, or None once this job waited ``fallback_after_s`` while none was up."""
+        while True:
+            try:
+                return await asyncio.wait_for(self.idle.get(), timeout=self.fallback_after_s)
+            except asyncio.TimeoutError:
+                if not self.live:
+                    return None
+
+    async def _evaluate_here(self, job: dict) -> dict[str, Any]:
+        """The fallback: evaluate ``job`` in this process (CPU, ``cpu`` threads), one job at a time."""
+        def run() -> tuple[Path, bool]:
+            import torch
+
+            torch.set_num_threads(max(1, int(self.cpu)))
+            return run_request(job)
+
+        async with self.here:
+            path, skipped = await asyncio.get_running_loop().run_in_executor(None, run)
+        self.stats["fallback"] += 1
+        return dict(summarize(pq.read_table(path).to_pylist()), skipped=skipped,
+                    **(await self.where()))
+
+    def _count(self, out: dict[str, Any]) -> dict[str, Any]:
+        self.stats["jobs"] += 1
+        self.stats["skipped"] += int(out["skipped"])
+        self.stats["busy_s"] += 0.0 if out["skipped"] else out["wall_s"]
+        by_node = self.stats["jobs_by_node"]
+        by_node[out["node_id"]] = by_node.get(out["node_id"], 0) + 1
+        return out
 
     async def evaluate_many(self, jobs: list[dict]) -> list[dict[str, Any]]:
         return list(await asyncio.gather(*[self.evaluate(j) for j in jobs]))
@@ -225,13 +261,14 @@ def coordinator_name(run_dir: str | Path) -> str:
 def start_pool(run_dir: str | Path, count: int, cpu: float, gpu: float):
     """Create (or find) the run's named coordinator and its evaluators; returns the handle once all are up.
 
-    The coordinator is placed on the caller's node (soft affinity: elsewhere once that node is gone), which
-    hosts the driver anyway: losing another node then costs only the evaluators on it, never the
-    coordinator and with it every evaluator (whose replacements could find the survivors' CPUs taken by
-    the restarted trials, and the trials would wait on them forever)."""
+    The coordinator is pinned to the caller's node (the driver's: if that node dies, so does the driver),
+    also when Ray restarts it. Losing another node then costs only the evaluators on it, never the
+    coordinator and with it every evaluator, whose replacements could find the survivors' CPUs taken by
+    the restarted trials while those wait on them forever. (Soft node affinity is not enough: measured on
+    Ray 2.60, a zero-CPU actor with ``soft=True`` lands on any node.)"""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
+    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
     coord = EvalCoordinator.options(name=coordinator_name(run_dir), get_if_exists=True,
                                     scheduling_strategy=here).remote(count, cpu, gpu)
     ray.get(coord.ready.remote())

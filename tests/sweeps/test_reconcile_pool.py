@@ -85,3 +85,22 @@ def test_finished_search_trial_without_row_gets_it_once(tmp_path):
     assert sorted(rows) == [0, 1, 2] and rows[0]["tune_trial_id"] == "tune_0"  # trial 0's row untouched
     assert (rows[1]["state"], rows[1]["objective"], rows[1]["scale"]) == ("COMPLETE", 20.0, 5.0)
     assert rows[2]["state"] == "FAIL" and math.isnan(rows[2]["objective"])
+
+
+@pytest.mark.ray
+def test_no_evaluator_can_start_the_coordinator_evaluates_itself(ray_session, requests):
+    """Every evaluator is unplaceable (as when the survivors' CPUs went to restarted trials after a node loss):
+    a waiting job runs in the coordinator's process after ``fallback_after_s``, instead of never."""
+    from trainables.evaluator import EvalCoordinator
+
+    run_dir, reqs = requests
+    coord = EvalCoordinator.options(name=coordinator_name(run_dir)).remote(1, 64.0, 0.0, fallback_after_s=1.0)
+    try:
+        client = EvalClient(coordinator_name(run_dir))
+        client.submit_background(reqs[:2])
+        assert client.drain_background() == {}
+        stats = ray_session.get(coord.get_stats.remote())
+    finally:
+        ray_session.kill(coord)
+    assert stats["fallback"] == 2 and stats["jobs"] == 2 and stats["evaluators"] == 1
+    assert Counter(eval_keys(run_dir)) == Counter({(TRIAL, s, "self", ep): 1 for s in (10, 20) for ep in range(4)})

@@ -39,7 +39,8 @@ import json, sys, ray
 from trainables.evaluator import coordinator_name
 ray.init(address=sys.argv[1], namespace="mdpt", log_to_driver=False)
 coord = ray.get_actor(coordinator_name(sys.argv[2]))
-print(json.dumps({"coordinator": ray.get(coord.where.remote(), timeout=60),
+head = next(n["NodeID"] for n in ray.nodes() if n["Alive"] and "node:__internal_head__" in n["Resources"])
+print(json.dumps({"head": head, "coordinator": ray.get(coord.where.remote(), timeout=60),
                   "evaluators": ray.get(coord.ready.remote(), timeout=60)}))
 """
 
@@ -173,12 +174,16 @@ def test_evaluator_trial_and_driver_killed_then_resumed(cluster, tmp_path):
     os.kill(int(result["pid"]), signal.SIGKILL)
     moments.update(trial_killed_s=driver.elapsed(), trial_killed_at_step=int(result["step"]))
 
-    # 3. the driver, once the killed trial runs again (restored) and a snapshot's evaluation is in flight
-    def restored_and_in_flight():
-        r = _latest_results(run_dir).get(trial_id, {})
-        return r.get("restored_from", -1) >= 0 and _snapshot_without_rows(run_dir)
-
-    lost = _until("the restored trial and an evaluation in flight", restored_and_in_flight, driver)
+    # 3. the driver, once the killed trial runs again (restored) and a snapshot's evaluation is in flight;
+    #    preferably one whose trial has already reported a checkpoint at or past that step (a restore from
+    #    that checkpoint does not write the snapshot again: only the ledger brings its rows back)
+    _until("the killed trial running again", lambda: _latest_results(run_dir).get(trial_id, {}).get(
+        "restored_from", -1) >= 0, driver)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        lost = _until("an evaluation in flight", lambda: _snapshot_without_rows(run_dir), driver)
+        if _latest_results(run_dir).get(lost.trial_id, {}).get("step", -1) >= lost.step:
+            break
     driver.kill()
     moments.update(driver_killed_s=driver.elapsed(), in_flight=f"{lost.trial_id} step {lost.step}")
 
@@ -192,6 +197,8 @@ def test_evaluator_trial_and_driver_killed_then_resumed(cluster, tmp_path):
     assert "[train] restoring" in out and "ledger: 0 snapshots without rows" in out, out[-4000:]
     moments.update(_check_rows(run_dir))
     assert trials(run_dir)[trial_id]["num_failures"] >= 1
+    moments["restored_from"] = {t: r["restored_from"] for t, r in trials(run_dir).items()}
+    moments["resumed_log"] = [ln for ln in out.splitlines() if ln.startswith(("[ledger]", "evaluators:", "[recombine] "))]
     print("FAULTS", json.dumps(moments))
 
 
@@ -208,6 +215,7 @@ def test_node_lost_mid_run(cluster, tmp_path):
 
     latest = _until("trials on both nodes", on_both_nodes, driver)
     where = _probe(cluster.address, run_dir, env)
+    assert where["coordinator"]["node_id"] == where["head"]  # pinned to the driver's node: it survives
     cluster.kill_node(1)
     moments = {"node_killed_s": driver.elapsed(), "steps_at_kill": sorted(int(r["step"]) for r in latest.values()),
                "evaluator_nodes": sorted({e["node_id"][:8] for e in where["evaluators"]}),
@@ -219,4 +227,5 @@ def test_node_lost_mid_run(cluster, tmp_path):
     assert "ledger: 0 snapshots without rows" in out, out[-4000:]
     moments.update(_check_rows(run_dir))
     assert sum(r["num_failures"] for r in trials(run_dir).values()) >= 1  # the lost node's trial was retried
+    moments["log"] = [ln for ln in out.splitlines() if ln.startswith(("[ledger]", "evaluators:", "ledger:"))]
     print("FAULTS", json.dumps(moments))
