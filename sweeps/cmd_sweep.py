@@ -112,8 +112,9 @@ def finish(summary: dict, t0: float | None) -> int:
     ev = summary.get("evaluators", {})
     if ev:
         print(f"evaluators: {ev['jobs']} jobs ({ev['skipped']} already done), busy {ev['busy_s']:.0f} s, "
-              f"{ev['replaced']} replaced" + (f", {ev['fallback']} run by the coordinator (no evaluator could start)"
-                                            if ev.get("fallback") else ""))
+              f"{ev['replaced']} replaced" + (f", {ev['lost_with_node']} lost with their node" if ev.get("lost_with_node")
+                                            else "")
+              + (f", {ev['fallback']} run by the coordinator (no evaluator could start)" if ev.get("fallback") else ""))
     ledger = summary.get("ledger")
     if ledger is not None:
         lost = ledger["missing"]

@@ -22,13 +22,14 @@ with it is found again as a snapshot without rows and resubmitted.
 What survives what:
 
 - a dead evaluator (its process, or its node; the coordinator lives on the driver's node,
-  ``start_pool``): the coordinator replaces it and retries its job on
-  another evaluator, up to ``MAX_ATTEMPTS`` attempts; a replacement takes jobs only once it is up,
-  so a replacement that cannot be placed yet (its node gone, the survivors' CPUs taken by trials)
-  never holds a job while the live evaluators idle; and when no evaluator at all is up for
-  ``FALLBACK_AFTER_S`` while a job waits (every one was on a lost node and the restarted trials took
-  the CPUs their replacements need, while those trials wait on their evaluations), the coordinator
-  evaluates the job in its own process, one at a time, rather than leave the run stuck;
+  ``start_pool``): its job is retried on another evaluator, up to ``MAX_ATTEMPTS`` attempts. An
+  evaluator whose process died is replaced; one lost with its node is not, while another evaluator
+  remains (the pool shrinks with the cluster: a replacement would take the surviving CPUs that the
+  lost node's restarted trials need). A replacement takes jobs only once it is up, so one that
+  cannot be placed yet never holds a job while the live evaluators idle; and when no evaluator at
+  all is up for ``FALLBACK_AFTER_S`` while a job waits (the restarted trials took the CPUs the
+  replacement needs, and wait on their evaluations), the coordinator evaluates the job in its own
+  process, one at a time, rather than leave the run stuck;
 - a dead coordinator (``max_restarts=-1``): Ray recreates it (same name, new evaluators) and retries
   the calls in flight (``max_task_retries=-1``); an ``EvalClient`` whose call still fails with the
   coordinator's death looks it up again and resubmits every outstanding request;
@@ -50,7 +51,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import ray
-from ray.exceptions import RayActorError, RayTaskError
+from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 
 from rl_core.evaluation import EvalJob
 from trainables.results import EvalLabels, ResultStore, eval_rows
@@ -58,6 +59,7 @@ from trainables.results import EvalLabels, ResultStore, eval_rows
 MAX_ATTEMPTS = 3  # evaluators a job may outlive (coordinator) / coordinator deaths a wait may outlive (client)
 REPLACE_DELAY_S = 1.0  # pause before replacing an evaluator that died while starting
 FALLBACK_AFTER_S = 60.0  # a job that waited this long while no evaluator is up runs in the coordinator
+NODE_DEATH_WAIT_S = 60.0  # how long an unreachable evaluator's node is watched for being declared dead
 
 
 def eval_request(run_dir: str | Path, job: EvalJob, labels: EvalLabels) -> dict[str, Any]:
@@ -130,9 +132,10 @@ class EvalCoordinator:
         self.here: asyncio.Lock | None = None  # one fallback evaluation at a time
         self.evaluators: list = [self._spawn() for _ in range(count)]
         self.live: set = set()  # evaluators that came up and have not been replaced
+        self.node_of: dict = {}  # evaluator -> the node it came up on
         self.inflight: dict[str, asyncio.Future] = {}  # rows path -> the evaluation of that request
         self.stats: dict[str, Any] = {"jobs": 0, "skipped": 0, "busy_s": 0.0, "replaced": 0, "deduplicated": 0,
-                                      "fallback": 0, "jobs_by_node": {}}
+                                      "lost_with_node": 0, "fallback": 0, "jobs_by_node": {}}
 
     def _spawn(self):
         return Evaluator.options(num_cpus=self.cpu, num_gpus=self.gpu, scheduling_strategy="SPREAD").remote(
@@ -149,25 +152,45 @@ class EvalCoordinator:
         """Put ``ev`` into the idle queue once it is up; replace it if it dies while starting."""
         await asyncio.sleep(delay)
         try:
-            await ev.where.remote()
-        except RayActorError:
-            self._replace(ev, delay=REPLACE_DELAY_S)
+            where = await ev.where.remote()
+        except RayActorError as exc:
+            await self._lost(ev, exc, delay=REPLACE_DELAY_S)
             return
+        self.node_of[ev] = where["node_id"]
         self.live.add(ev)
         self.idle.put_nowait(ev)
 
-    def _replace(self, ev, delay: float = 0.0) -> None:
+    async def _lost(self, ev, exc: RayActorError, delay: float = 0.0) -> None:
+        """``ev`` failed with ``exc``: drop it; replace it unless its node died and another evaluator remains."""
         if ev in self.evaluators:
             self.evaluators.remove(ev)
         self.live.discard(ev)
+        node = self.node_of.pop(ev, None)
         try:
             ray.kill(ev)  # frees its resources if it is only unreachable
         except Exception:  # noqa: BLE001 - already gone
             pass
+        # a dead process on a live node is reported as died at once; a lost node first makes it unreachable
+        wait = 0.0 if isinstance(exc, ActorDiedError) else NODE_DEATH_WAIT_S
+        if node is not None and self.evaluators and not await self._node_alive(node, wait):
+            self.stats["lost_with_node"] += 1
+            return
         new = self._spawn()
         self.evaluators.append(new)
         self.stats["replaced"] += 1
         asyncio.ensure_future(self._admit(new, delay))
+
+    async def _node_alive(self, node_id: str, wait_s: float) -> bool:
+        """Whether the GCS still counts ``node_id`` alive after watching it up to ``wait_s`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while True:
+            nodes = await loop.run_in_executor(None, ray.nodes)
+            if not any(n["NodeID"] == node_id and n["Alive"] for n in nodes):
+                return False
+            if loop.time() >= deadline:
+                return True
+            await asyncio.sleep(2.0)
 
     async def ready(self) -> list[dict[str, Any]]:
         """Waits until every evaluator is up; returns where each runs (node id, pid)."""
@@ -203,7 +226,7 @@ class EvalCoordinator:
                 if isinstance(exc, RayTaskError):  # the job raised; the evaluator is fine
                     self.idle.put_nowait(ev)
                     raise
-                self._replace(ev)
+                asyncio.ensure_future(self._lost(ev, exc))  # the job does not wait for that decision
                 if attempt == MAX_ATTEMPTS:
                     raise
                 continue

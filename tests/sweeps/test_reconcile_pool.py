@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shutil
 import signal
 from collections import Counter
 
@@ -21,13 +22,21 @@ from trainables.ledger import self_eval_request, snapshot_files
 from trainables.results import read_table, search_row, write_search_row
 
 
+@pytest.fixture(scope="module")
+def snapshots(tiny_data_root, tmp_path_factory):
+    """Three real snapshots (steps 10, 20, 30) of the tiny DQL trial, written once for this module."""
+    run_dir = tmp_path_factory.mktemp("snapshots") / "run"
+    _train_and_die(_trial(run_dir, tiny_data_root), evaluated=())
+    return run_dir / "snapshots" / TRIAL
+
+
 @pytest.fixture
-def requests(tiny_data_root, tmp_path):
-    """The own-evaluation requests of three real snapshots (steps 10, 20, 30), 4 episodes each."""
+def requests(snapshots, tiny_data_root, tmp_path):
+    """A fresh run directory holding the snapshots, and their own-evaluation requests (4 episodes each)."""
     run_dir = tmp_path / "run"
+    shutil.copytree(snapshots, run_dir / "snapshots" / TRIAL)
     spec = _trial(run_dir, tiny_data_root)
     spec = spec.replace(eval=dataclasses.replace(spec.eval, episodes=4, max_steps=100))
-    _train_and_die(spec, evaluated=())
     files = snapshot_files(run_dir / "snapshots" / TRIAL)
     return run_dir, [self_eval_request(spec, TRIAL, step, path) for step, path in sorted(files.items())]
 
