@@ -193,11 +193,10 @@ def _ident(spec: Any, trial_id: str) -> dict:
 def cmd_train(args: argparse.Namespace) -> int:
     from rl_core.algos import get_algorithm
     from rl_core.data.io import load_dataset
-    from rl_core.evaluation import EvalJob, eval_seed_for
     from rl_core.modes import get_mode
     from rl_core.train import TrainConfig, run_training
-    from trainables.evaluator import eval_request, run_request
-    from trainables.results import EvalLabels
+    from trainables.evaluator import run_request
+    from trainables.ledger import self_eval_request
     from trainables.trial import EvalSpec, Runtime, TrialIdentity, TrialSpec
 
     algo_config = _json_object("--algo-config", args.algo_config)  # bad flags before the (slow) dataset load
@@ -229,12 +228,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             _progress(m, cfg.steps, f" | latest score {latest['score']:.1f}")
 
         def on_snapshot(step: int, path: Path) -> None:
-            job = EvalJob(snapshot=str(path), inference=spec.eval.inference, episodes=args.episodes,
-                          eval_seed=eval_seed_for(args.seed, step), max_steps=args.max_steps)
-            labels = EvalLabels(sweep=ident["sweep"], trial_id=trial_id, task=ident["task"], algo=args.algo,
-                                train_guidance=args.guidance, infer_source="self", diffusion_seed=args.seed,
-                                guidance_seed=spec.identity.guidance_seed, step=step)
-            file, _ = run_request(eval_request(args.out, job, labels), args.device)
+            file, _ = run_request(self_eval_request(spec, trial_id, step, path, args.out), args.device)
             rows.flush()
             latest["score"] = _print_scores(pq.read_table(file).to_pylist(), f"eval @ step {step}: ")
 
