@@ -82,8 +82,9 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 
 def _inference(args: argparse.Namespace, algo_cfg: Any, has_guidance: bool) -> Any:
     """InferenceConfig: the algorithm config's defaults (InferenceConfig.for_algorithm) with the CLI flags on top;
-    without a critic, one unguided sample unless the method needs none (SWG self-guidance)."""
+    without a critic and without --method, rl_core.modes.without_critic (the same rule as a sweep's trials)."""
     from rl_core.inference import InferenceConfig
+    from rl_core.modes import without_critic
 
     kw: dict[str, Any] = {}
     if args.method:
@@ -93,8 +94,8 @@ def _inference(args: argparse.Namespace, algo_cfg: Any, has_guidance: bool) -> A
     if args.candidates:
         kw["n_candidates"] = args.candidates
     inference = InferenceConfig.for_algorithm(algo_cfg, **kw)
-    if not has_guidance and not args.method and inference.method != "swg":
-        inference = InferenceConfig.for_algorithm(algo_cfg, **{**kw, "method": "none"})
+    if not has_guidance and not args.method:
+        inference = InferenceConfig.from_dict(without_critic(inference.to_dict()))
     return inference
 
 

@@ -51,6 +51,7 @@ from ray import tune
 from ray.tune.schedulers import FIFOScheduler
 
 from rl_core.errors import ConfigError
+from rl_core.modes import get_mode
 from rl_core.fsutil import atomic_write_text
 from sweeps.run import init_ray
 from trainables.evaluator import coordinator_name, start_pool
@@ -247,7 +248,7 @@ def method_for(cfg: SearchConfig, algo: str, train_guidance: str) -> str | None:
     method = cfg.method or ("swg" if algo == "swg" else "gradient")
     if method == "swg" and algo != "swg":
         return None
-    if method != "swg" and train_guidance == "none":  # gradient / softmax need the snapshot's critic
+    if method != "swg" and not get_mode(train_guidance).has_critic:  # gradient / softmax need the snapshot's critic
         return None
     return method
 

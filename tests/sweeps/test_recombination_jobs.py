@@ -1,7 +1,7 @@
 """Recombination job construction by value (sweeps.run.recombination_jobs, _pick), without Ray or training.
 
 A fake run directory holds real trials rows (trainables.results.trial_row of the TrialSpecs that
-sweeps.spec.expand makes) and empty ``step_XXXXXXXX.pt`` files where the snapshots and guidance
+sweeps.expand.expand makes) and empty ``step_XXXXXXXX.pt`` files where the snapshots and guidance
 artifacts would be. 3 seeds (3, 5, 7, so a seed is never confused with its index) x 3 checkpoints:
 the tests name, for every job, the exact guidance file it must use — for step-matched and final
 pairing, for seed shifts +1 and -1 (which pair different runs once there are 3 seeds; a spec writes
