@@ -185,3 +185,11 @@ def test_min_attainable_p_is_at_most_one_and_asymptotic_when_asked():
     ref = stats.mannwhitneyu(np.arange(9) + 8, np.arange(8), method="asymptotic").pvalue
     assert min_attainable_p(9, 8, "asymptotic") == pytest.approx(ref)
     assert min_attainable_p(9, 8, "asymptotic") != pytest.approx(min_attainable_p(9, 8, "exact"))
+
+
+def test_mann_whitney_reports_the_floor_of_the_method_it_used():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=10), rng.normal(size=10)  # 10 vs 10: asymptotic
+    r = mann_whitney(x, y)
+    assert r.method == "asymptotic" and r.p_min == pytest.approx(min_attainable_p(10, 10, "asymptotic"))
+    assert r.p_min != pytest.approx(min_attainable_p(10, 10, "exact"))
