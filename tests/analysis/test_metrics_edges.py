@@ -14,7 +14,7 @@ import pytest
 
 from analysis import metrics as mt
 from analysis.errors import AnalysisError, EmptyRunError
-from analysis.stats import can_reach, levene_median, mann_whitney, mwu_method
+from analysis.stats import can_reach, levene_median, mann_whitney, min_attainable_p, mwu_method
 from tests.analysis.conftest import curves
 
 
@@ -175,3 +175,21 @@ def test_mann_whitney_with_one_value_in_an_arm_is_computed(x, y, u1):
 ])
 def test_mwu_method_boundaries(n_x, n_y, ties, method):
     assert mwu_method(n_x, n_y, ties) == method
+
+
+def test_min_attainable_p_is_at_most_one_and_asymptotic_when_asked():
+    assert min_attainable_p(1, 1) == 1.0 and min_attainable_p(0, 3) == 1.0  # 2 / C(n, k) capped at 1
+    from scipy import stats
+
+    # with ties, 9 vs 8 is evaluated asymptotically (mwu_method): its floor is the normal approximation's
+    ref = stats.mannwhitneyu(np.arange(9) + 8, np.arange(8), method="asymptotic").pvalue
+    assert min_attainable_p(9, 8, "asymptotic") == pytest.approx(ref)
+    assert min_attainable_p(9, 8, "asymptotic") != pytest.approx(min_attainable_p(9, 8, "exact"))
+
+
+def test_mann_whitney_reports_the_floor_of_the_method_it_used():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=10), rng.normal(size=10)  # 10 vs 10: asymptotic
+    r = mann_whitney(x, y)
+    assert r.method == "asymptotic" and r.p_min == pytest.approx(min_attainable_p(10, 10, "asymptotic"))
+    assert r.p_min != pytest.approx(min_attainable_p(10, 10, "exact"))
