@@ -30,6 +30,10 @@ TASK_ENVS = ("hopper", "halfcheetah", "walker2d", "ant")
 TASK_LEVELS = ("random", "medium", "medium-replay", "expert", "medium-expert")
 KNOWN_TASKS = tuple(f"{e}-{lvl}" for e in TASK_ENVS for lvl in TASK_LEVELS)
 DEVICES = ("cpu", "cuda")
+# Numeric precision of training (TrainConfig.precision) and of evaluation (InferenceConfig.precision):
+# fp32, or bf16 autocast of the forward passes (rl_core.nets.autocast; optimiser state, EMA, critic
+# targets and network outputs stay float32). Default fp32 for both: see README "Precision".
+PRECISIONS = ("fp32", "bf16")
 
 # D4RL's bullet reference scores (d4rl/infos.py REF_MIN_SCORE / REF_MAX_SCORE of bullet-<env>-*-v0), keyed by
 # the PyBullet env id our datasets record. The GFDT paper's tables are on this scale; mdpt's own scale

@@ -152,8 +152,10 @@ def _twin_q(obs_dim: int, act_dim: int, cfg: GuidanceConfig) -> TwinQ:
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """In place: θ_target ← τ·θ_source + (1 − τ)·θ_target for every parameter (the one shared utility)."""
     with torch.no_grad():
-        for t, s in zip(target.parameters(), source.parameters(), strict=True):
-            t.lerp_(s, tau)
+        t, s = list(target.parameters()), list(source.parameters())
+        if len(t) != len(s):
+            raise ValueError(f"soft_update: target has {len(t)} parameters, source {len(s)}")
+        torch._foreach_lerp_(t, s, tau)  # element-wise: the same values as one lerp_ per tensor
 
 
 def td_target(rew: Tensor, terminal: Tensor, next_value: Tensor, gamma: float) -> Tensor:
@@ -219,7 +221,7 @@ class _Critic:
 
     def q_heads(self, obs_n: Tensor, act: Tensor, *, target: bool = False) -> Tensor:
         """Both heads Q_1, Q_2: obs_n (B, obs_dim), act (B, act_dim) → (2, B); target=True reads Q'."""
-        return torch.stack(self.nets["q_target" if target and "q_target" in self.nets else "q"](obs_n, act))
+        return self.nets["q_target" if target and "q_target" in self.nets else "q"](obs_n, act)
 
     def q(self, obs_n: Tensor, act: Tensor, *, target: bool = False) -> Tensor:
         """Pessimistic min_i Q_i(s, a), (B,); differentiable in ``act`` even when frozen."""
@@ -264,15 +266,15 @@ class _Critic:
 
     def load_state_dict(self, d: dict) -> None:
         self.nets.load_state_dict(d["nets"])
-        for k, o in self.optims.items():
-            o.load_state_dict(d["optims"][k])
+        for k, o in self.optims.items():  # (optimiser states of the former two-MLP TwinQ are converted)
+            o.load_state_dict(self.nets["q"].upgrade_optimizer_state(d["optims"][k]) if k == "q" else d["optims"][k])
         for k, sc in self.scheds.items():
             sc.load_state_dict(d["scheds"][k])
         self.steps = int(d["steps"])
 
     def _optimiser(self, name: str) -> None:
         """Adam on nets[name] (and its cosine LR schedule when cfg.lr_anneal_steps is set)."""
-        self.optims[name] = torch.optim.Adam(self.nets[name].parameters(), lr=self.cfg.lr)
+        self.optims[name] = torch.optim.Adam(self.nets[name].parameters(), lr=self.cfg.lr, foreach=True)
         if self.cfg.lr_anneal_steps:
             self.scheds[name] = torch.optim.lr_scheduler.CosineAnnealingLR(self.optims[name],
                                                                            T_max=self.cfg.lr_anneal_steps)
@@ -288,7 +290,7 @@ class _Critic:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         params = list(self.nets[name].parameters())
-        norm = nn.utils.clip_grad_norm_(params, self.cfg.grad_clip if self.cfg.grad_clip else math.inf)
+        norm = nn.utils.clip_grad_norm_(params, self.cfg.grad_clip if self.cfg.grad_clip else math.inf, foreach=True)
         opt.step()
         if name in self.scheds:
             self.scheds[name].step()

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from rl_core.algos import get_algorithm
-from rl_core.config import ALGORITHMS, DEVICES, GUIDANCE_KINDS, ConfigMixin, check_choice, check_int
+from rl_core.config import ALGORITHMS, DEVICES, GUIDANCE_KINDS, PRECISIONS, ConfigMixin, check_choice, check_int
 from rl_core.data.dataset import FIELDS, OfflineDataset
 from rl_core.errors import ArtifactMismatchError, ConfigError, DivergenceError
 from rl_core.fsutil import atomic_dir
@@ -94,9 +94,15 @@ class TrainConfig(ConfigMixin):
     normalize_reward: bool = True  # r * 1000 / (max episode return - min episode return)
     device: str = "cpu"
     threads: int | None = None  # torch.set_num_threads; None = torch's default
+    # fp32 | bf16: autocast of the forward passes (optimiser state, EMA, critic targets stay float32). fp32 by
+    # default: the fidelity check (README "Precision") did not show bf16 training to be equivalent.
+    precision: str = "fp32"
+    compile: bool = False  # torch.compile the networks (not bit-identical to eager; compile time in the first step)
 
     def __post_init__(self) -> None:
         check_choice("TrainConfig.algo", self.algo, ALGORITHMS)
+        check_choice("TrainConfig.precision", self.precision, PRECISIONS)
+        check_choice("TrainConfig.compile", self.compile, (False, True))
         mode = get_mode(self.train_guidance, "TrainConfig.train_guidance")
         if mode.needs_artifact != (self.guidance_artifact is not None):
             raise ConfigError(f"TrainConfig.guidance_artifact={self.guidance_artifact!r} is not allowed; allowed: a path "
@@ -225,6 +231,7 @@ def load_checkpoint(path: str | Path) -> dict:
 
 def _check_resume(state: dict, cfg: Any, fingerprint: str) -> None:
     old, new = state["config"], cfg.to_dict()
+    old = {**{k: v for k, v in {"precision": "fp32", "compile": False}.items() if k in new}, **old}  # fields added later
     differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
     if differ:
         raise ConfigError(f"cannot resume: config field(s) {differ} differ from the checkpoint's; "
@@ -322,8 +329,8 @@ def run_training(cfg: TrainConfig, dataset: OfflineDataset, *, workdir: Path,
     algo_cls = get_algorithm(cfg.algo)
     algo_cfg = algo_cls.Config.from_dict(cfg.algo_config)  # lr_anneal_steps: the recipe horizon, never the run length
     guidance, guidance_meta = _training_guidance(cfg, algo_cls, dataset, normalizer)
-    algo = algo_cls(algo_cfg, dataset.obs_dim, dataset.act_dim, guidance=guidance,
-                    guidance_mode=cfg.train_guidance, seed=cfg.seed, device=cfg.device)
+    algo = algo_cls(algo_cfg, dataset.obs_dim, dataset.act_dim, guidance=guidance, guidance_mode=cfg.train_guidance,
+                    seed=cfg.seed, device=cfg.device, precision=cfg.precision, compile=cfg.compile)
     window, start, restored_from = _Window(), 0, -1
     if resume_from is not None:
         state = _resume(resume_from, cfg, dataset, gens, window)
@@ -341,7 +348,10 @@ def run_training(cfg: TrainConfig, dataset: OfflineDataset, *, workdir: Path,
     last: dict[str, float] = {}
     for step in range(start + 1, cfg.steps + 1):
         batch = buffer.sample(cfg.batch_size, sample_gen)
+        t_step = time.perf_counter()
         window.add(algo.update(batch, update_gen), step)
+        if cfg.compile and step == start + 1:
+            log.info("torch.compile: first step (compiles the networks) took %.1f s", time.perf_counter() - t_step)
         if _due(step, cfg.log_every, cfg.steps):
             last = window.flush(step, cfg.device)
             report(last)

@@ -35,9 +35,10 @@ from torch import Tensor, nn
 
 from rl_core import diffusion as D
 from rl_core import guidance as G
-from rl_core.config import TRAIN_GUIDANCE_MODES, ConfigMixin, check_choice, check_range  # noqa: F401 (re-exported)
+from rl_core.config import PRECISIONS, TRAIN_GUIDANCE_MODES, ConfigMixin, check_choice, check_range  # noqa: F401 (re-exported)
 from rl_core.errors import ConfigError
 from rl_core.modes import Mode, build_critic, get_mode
+from rl_core.nets import autocast
 from rl_core.types import Batch
 
 SCHEDULES = ("cosine", "vp", "linear")
@@ -140,7 +141,8 @@ class DiffusionAlgorithm:
     self_guided: ClassVar[bool] = False  # sample_with takes self_guidance_scale (inference method "swg")
 
     def __init__(self, cfg: DiffusionConfig, obs_dim: int, act_dim: int, *, guidance: Any | None,
-                 guidance_mode: str, seed: int, device: str | torch.device = "cpu") -> None:
+                 guidance_mode: str, seed: int, device: str | torch.device = "cpu", precision: str = "fp32",
+                 compile: bool = False) -> None:
         if not isinstance(cfg, self.Config):
             raise ConfigError(f"{self.name}: config must be {self.Config.__name__}, got {type(cfg).__name__}")
         self.mode: Mode = get_mode(guidance_mode, "guidance_mode")
@@ -158,6 +160,16 @@ class DiffusionAlgorithm:
         # parameter lists walked every step, cached once (load_state_dict copies in place)
         self._net_params, self._ema_params = list(self.net.parameters()), list(self.ema.parameters())
         self._critic_params = list(self.guidance.parameters()) if self.guidance is not None else []
+        check_choice(f"{self.name} precision", precision, PRECISIONS)
+        self.precision, self.compiled = precision, bool(compile)
+        if compile:  # in place (state-dict keys unchanged); compiled on first call
+            for m in [self.net, self.ema, *getattr(self.guidance, "nets", {}).values()]:
+                m.compile()
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The forward-pass context of ``self.precision`` (``rl_core.nets.autocast``): ``update`` runs in it;
+        parameters, optimiser state, EMA and critic targets stay float32."""
+        return autocast(self.precision, self.device)
 
     # ----- guidance ---------------------------------------------------------------------------
     @property

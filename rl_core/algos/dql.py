@@ -82,14 +82,15 @@ class DQL(DiffusionAlgorithm):
     def update(self, batch: Batch, generator: torch.Generator) -> dict[str, float]:
         """One gradient step on ``batch`` (B transitions, normalised obs). Returns slash-keyed metrics."""
         cfg = self.cfg
-        metrics = self._critic_step(batch, generator) if self.trains_guidance else {}
-        loss_bc = bc_loss(self.net, batch, cfg, generator)
-        loss = loss_bc
-        if self.guides_actor and cfg.eta > 0:
-            q_heads = self._q_heads(batch.obs, self.policy_actions(batch, generator))
-            i = pick_head(generator)
-            loss_q = q_policy_loss(q_heads, i, 1 - i if cfg.q_norm_head == "other" else i)
-            loss = loss_bc + cfg.eta * loss_q
-            metrics |= {"loss/q_policy": loss_q.item(), "actor/q_mean": q_heads.detach().min(0).values.mean().item()}
-        metrics |= self._actor_step(loss)
+        with self.autocast():
+            metrics = self._critic_step(batch, generator) if self.trains_guidance else {}
+            loss_bc = bc_loss(self.net, batch, cfg, generator)
+            loss = loss_bc
+            if self.guides_actor and cfg.eta > 0:
+                q_heads = self._q_heads(batch.obs, self.policy_actions(batch, generator))
+                i = pick_head(generator)
+                loss_q = q_policy_loss(q_heads, i, 1 - i if cfg.q_norm_head == "other" else i)
+                loss = loss_bc + cfg.eta * loss_q
+                metrics |= {"loss/q_policy": loss_q.item(), "actor/q_mean": q_heads.detach().min(0).values.mean().item()}
+            metrics |= self._actor_step(loss)
         return metrics | {"loss/bc": loss_bc.item(), "loss/actor": loss.item()}

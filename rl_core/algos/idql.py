@@ -85,9 +85,10 @@ class IDQL(DiffusionAlgorithm):
     def update(self, batch: Batch, generator: torch.Generator) -> dict[str, float]:
         """One gradient step on ``batch`` (B transitions, normalised obs). Returns slash-keyed metrics."""
         metrics: dict[str, float] = {}
-        if self.trains_guidance and self.step % self.cfg.critic_every == 0:
-            metrics = self._critic_step(batch, generator)
-        with seeded_dropout(generator):
-            loss = bc_loss(self.net, batch, self.cfg, generator)
-        metrics |= self._actor_step(loss)
+        with self.autocast():
+            if self.trains_guidance and self.step % self.cfg.critic_every == 0:
+                metrics = self._critic_step(batch, generator)
+            with seeded_dropout(generator):
+                loss = bc_loss(self.net, batch, self.cfg, generator)
+            metrics |= self._actor_step(loss)
         return metrics | {"loss/bc": loss.item(), "loss/actor": loss.item()}

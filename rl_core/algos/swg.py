@@ -208,10 +208,12 @@ class SWG(DiffusionAlgorithm):
     def update(self, batch: Batch, generator: torch.Generator) -> dict[str, float]:
         """One diffusion step of eq. (2), preceded by an IQL step when the mode trains the critic alongside
         (unfrozen, none). batch: obs (B, obs_dim), act (B, A), ... Returns slash-keyed metrics."""
-        metrics = self.guidance.update(batch) if self.trains_guidance else {}
-        w = self.batch_weights(batch)
-        return {**metrics, **self.diffusion_update(batch.obs, batch.act, w, generator),
-                "swg/w_mean": w.mean().item(), "swg/w_std": w.std().item() if len(w) > 1 else 0.0}
+        with self.autocast():
+            metrics = self.guidance.update(batch) if self.trains_guidance else {}
+        w = self.batch_weights(batch)  # float32 in every precision: the stored weight column (frozen critic) is these
+        with self.autocast():
+            metrics = {**metrics, **self.diffusion_update(batch.obs, batch.act, w, generator)}
+        return {**metrics, "swg/w_mean": w.mean().item(), "swg/w_std": w.std().item() if len(w) > 1 else 0.0}
 
     def diffusion_update(self, obs_n: Tensor, act: Tensor, w: Tensor, generator: torch.Generator) -> dict[str, float]:
         """One AdamW + EMA step of eq. (2) on given weights: obs_n (B, obs_dim), act (B, A), w (B,)."""

@@ -48,9 +48,10 @@ def test_default_architectures_match_reference_sizes():
     assert [(l.in_features, l.out_features) for l in linears] == [(ACT + 64 + OBS, 256), (256, 256), (256, 256), (256, ACT)]
     res = LNResNet(OBS, ACT)
     assert len(res.blocks) == 3 and res.blocks[0].net[2].out_features == 1024 and res.blocks[0].net[0].p == 0.1
-    cd = TwinQ.cd_dql(OBS, ACT)
-    names = [type(m).__name__ for m in cd.q1]
-    assert names == ["Linear", "LayerNorm", "Tanh", "Linear", "LayerNorm", "Mish", "Linear", "LayerNorm", "Mish", "Linear"]
+    cd = TwinQ.cd_dql(OBS, ACT)  # per head: Linear-LN-Tanh, 2 x Linear-LN-Mish, Linear(1); heads stacked
+    assert [type(m.act).__name__ for m in cd.hidden] == ["Tanh", "Mish", "Mish"] and all(m.layer_norm for m in cd.hidden)
+    assert [tuple(m.weight.shape) for m in cd.hidden] == [(2, 256, OBS + ACT), (2, 256, 256), (2, 256, 256)]
+    assert tuple(cd.out.weight.shape) == (2, 1, 256)
 
 
 def test_lnresnet_extra_head_for_swg():
@@ -77,7 +78,7 @@ def test_critics_shapes_heads_independent_and_min():
     assert q1.shape == q2.shape == (B,) and not torch.equal(q1, q2)
     assert torch.equal(q.q_min(obs, act), torch.minimum(q1, q2))
     q2.sum().backward()
-    assert all(p.grad is None for p in q.q1.parameters())  # heads share nothing
+    assert all(not p.grad[0].any() and p.grad[1].any() for p in q.parameters())  # heads share nothing
     v = ValueNet(OBS, hidden=32, input_layer_norm=True)
     assert v(obs).shape == (B,) and isinstance(v.net[0], torch.nn.LayerNorm)
 
