@@ -63,7 +63,7 @@ def test_budgets_as_in_the_papers():
 def test_spec_inference_keys_are_exactly_the_inference_config_fields():
     """Every InferenceConfig field can be set in a spec and reaches the trial; nothing else is accepted."""
     values = {"method": "argmax", "scale": 3.0, "n_candidates": 7, "temperature": 0.25, "use_advantage": False,
-              "q_target": False, "swg_select": "weight"}
+              "q_target": False, "swg_select": "weight", "precision": "bf16"}
     assert set(values) == set(InferenceConfig.field_names())  # a new field must be added here (and works in specs)
     raw = apply_overrides(read_raw_spec("quickstart"), [f"eval.inference.dql.{k}={v}" for k, v in values.items()])
     inference = expand(resolve(validate_spec(raw), "quick"))[1].items[0].eval.inference
