@@ -6,7 +6,7 @@ module does not import, so a report can be made from a copied run directory anyw
 - ``RUN_DIR/results/evals/**.parquet``: one row per evaluated episode with the columns
   ``EVAL_COLUMNS`` (``normalized_score`` and ``normalized_score_d4rl`` are x100, see
   `analysis.scales`); a table without ``OPTIONAL_EVAL_COLUMNS`` (written by an older mdpt) loads
-  with them NaN.
+  with them NaN, one without ``NULLABLE_EVAL_COLUMNS`` (``guidance_file``) with them null.
 - ``RUN_DIR/results/trials/*.parquet``: one row per trial (``TRIAL_COLUMNS``).
 - ``RUN_DIR/results/guidance_search/<study>/trial_<n>.parquet`` (read recursively): optional, one
   row per finished Optuna trial of the guidance search (``GUIDANCE_SEARCH_COLUMNS``; the writer is
@@ -37,9 +37,11 @@ from analysis.errors import AnalysisError, EmptyRunError
 EVAL_COLUMNS = (
     "sweep", "trial_id", "task", "algo", "train_guidance", "infer_source", "infer_method",
     "infer_scale", "diffusion_seed", "guidance_seed", "step", "episode", "eval_seed", "return",
-    "normalized_score", "normalized_score_d4rl", "length", "wall_s",
+    "normalized_score", "normalized_score_d4rl", "length", "wall_s", "guidance_file",
 )
 OPTIONAL_EVAL_COLUMNS = ("normalized_score_d4rl",)  # float64; absent (older tables) or null reads as NaN
+# string: the plugged-in critic's file ("" = the snapshot's own); absent (older tables) reads as null
+NULLABLE_EVAL_COLUMNS = ("guidance_file",)
 TRIAL_COLUMNS = (
     "sweep", "trial_id", "stage", "task", "algo", "train_guidance", "seed", "config_json",
     "status", "failure_reason", "restored_from", "num_failures", "updated_at",
@@ -96,7 +98,7 @@ def load_run(run_dir: str | Path) -> RunData:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise EmptyRunError(f"run directory {run_dir} does not exist")
-    required = tuple(c for c in EVAL_COLUMNS if c not in OPTIONAL_EVAL_COLUMNS)
+    required = tuple(c for c in EVAL_COLUMNS if c not in OPTIONAL_EVAL_COLUMNS + NULLABLE_EVAL_COLUMNS)
     evals = _read_dir(run_dir / "results" / "evals", required, "evals")
     if evals is None or evals.num_rows == 0:
         raise EmptyRunError(
@@ -108,6 +110,9 @@ def load_run(run_dir: str | Path) -> RunData:
     search = _read_dir(run_dir / "results" / "guidance_search", (), "guidance_search")
     for column in OPTIONAL_EVAL_COLUMNS:
         evals = _nan_if_missing(evals, column)
+    for column in NULLABLE_EVAL_COLUMNS:
+        if column not in evals.column_names:
+            evals = evals.append_column(column, pa.nulls(evals.num_rows, pa.string()))
     return RunData(run_dir, dedupe_evals(evals.select(list(EVAL_COLUMNS))),
                    trials if trials is not None else pa.table({c: [] for c in TRIAL_COLUMNS}),
                    search, read_spec(run_dir))

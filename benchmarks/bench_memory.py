@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rl_core.modes import get_mode
+
 OBS_DIM, ACT_DIM = 15, 3
 
 
@@ -122,11 +124,12 @@ def main() -> None:
     print(f"{args.steps} steps, batch {args.batch_size}, threads {args.threads}, device {args.device}; "
           f"each run in its own subprocess; peak = {unit}")
     print(f"{'algo':5} {'mode':7} {'base MB':>8} {'peak MB':>8} {'+train MB':>9} {'state MB':>9} {'saved MB/step':>13} {'steps/s':>8}")
-    artifact = make_artifact(Path(tempfile.mkdtemp()), args.threads) if "frozen" in args.modes or "unfrozen" in args.modes else None
+    pretrained = [m for m in args.modes if get_mode(m).needs_artifact]
+    artifact = make_artifact(Path(tempfile.mkdtemp()), args.threads) if pretrained else None
     for algo in args.algos:
         for mode in args.modes:
             spec = {"algo": algo, "mode": mode, "steps": args.steps, "batch_size": args.batch_size, "threads": args.threads,
-                    "device": args.device, "artifact": artifact if mode in ("frozen", "unfrozen") else None}
+                    "device": args.device, "artifact": artifact if mode in pretrained else None}
             proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True)
             if proc.returncode != 0:
                 print(f"{algo:5} {mode:7} failed: {proc.stderr.strip().splitlines()[-1]}")

@@ -54,7 +54,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rl_core.config import ConfigMixin
+from rl_core.config import GUIDANCE_KINDS, ConfigMixin
 from rl_core.errors import (ArtifactError, ArtifactMismatchError, ConfigError, GuidanceCapabilityError,  # noqa: F401
                             GuidanceError)
 from rl_core.fsutil import atomic_write
@@ -68,7 +68,7 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
-KINDS = ("td", "iql", "random")
+KINDS = GUIDANCE_KINDS + ("random",)  # the pretrainable kinds + the noise mode's random critic
 VARIANTS = ("auto", "dql", "iql")
 TARGET_UPDATES = ("polyak", "cd_swapped")
 V_LOSSES = ("expectile", "quantile", "exponential")

@@ -64,15 +64,23 @@ class Mode:
         return self.has_critic and not self.trained
 
     def inference(self, inference: dict) -> dict:
-        """The InferenceConfig dict a trial of this mode is evaluated with by default: without a
-        critic there is nothing to select with, so one unguided sample (method ``none``)."""
-        return inference if self.has_critic else dict(inference, method="none")
+        """The InferenceConfig dict a trial of this mode is evaluated with by default (``without_critic``
+        when the mode has no critic)."""
+        return inference if self.has_critic else without_critic(inference)
 
     def guidance_seed(self, trial_seed: int, artifact_seed: int | None = None) -> int:
         """The ``guidance_seed`` column: the artifact's seed, the trial's for fresh critics, -1 without one."""
         if not self.has_critic:
             return -1
         return int(artifact_seed) if self.needs_artifact and artifact_seed is not None else int(trial_seed)
+
+
+def without_critic(inference: dict) -> dict:
+    """The inference a snapshot without a critic gets: nothing to select with, so one unguided sample (method
+    ``none``) — except SWG self-guidance, which needs no critic with one candidate or selection by weight."""
+    self_guided = inference["method"] == "swg" and (inference.get("n_candidates", 1) == 1
+                                                    or inference.get("swg_select") == "weight")
+    return inference if self_guided else dict(inference, method="none")
 
 
 MODES: dict[str, Mode] = {

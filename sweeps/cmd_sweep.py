@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 0
     if args.resume and args.overrides:
         raise ConfigError("--set cannot change a sweep being resumed (its spec is read from RUN_DIR/spec.yaml)")
-    from sweeps.run import read_run_dir, run_sweep
+    from sweeps.run import check_datasets, read_run_dir, run_sweep
 
     if args.resume:
         run_dir, resume = args.resume, True
@@ -62,6 +63,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if (run_dir / "spec.yaml").exists():
             raise ConfigError(f"{run_dir} already holds a sweep; continue it with `mdpt sweep --resume {run_dir}` "
                               "or choose another --out")
+        check_datasets(spec, os.environ.get("MDPT_DATA"))  # before the run directory exists: a rerun starts afresh
     else:
         raise ConfigError("give a SPEC (file or packaged name) or --resume RUN_DIR")
     return finish(run_sweep(spec, run_dir, address=args.address, resume=resume, report=not args.no_report,
@@ -96,7 +98,8 @@ def dry_run_text(spec: dict, as_json: bool = False) -> str:
 
 
 def finish(summary: dict, t0: float | None) -> int:
-    """Print where the results and the report are, and the time breakdown; exit status 1 if trials failed."""
+    """Print where the results and the report are, the time breakdown and the evaluation ledger; exit status 1
+    if trials failed or evaluations are missing."""
     print(f"results: {summary['results']}")
     if "report" in summary:
         print(f"report:  {summary['report']}")
@@ -111,7 +114,18 @@ def finish(summary: dict, t0: float | None) -> int:
     ev = summary.get("evaluators", {})
     if ev:
         print(f"evaluators: {ev['jobs']} jobs ({ev['skipped']} already done), busy {ev['busy_s']:.0f} s, "
-              f"{ev['replaced']} replaced")
+              f"{ev['replaced']} replaced" + (f", {ev['lost_with_node']} lost with their node" if ev.get("lost_with_node")
+                                            else "")
+              + (f", {ev['fallback']} run by the coordinator (no evaluator could start)" if ev.get("fallback") else ""))
+    ledger = summary.get("ledger")
+    if ledger is not None:
+        lost = ledger["missing"]
+        print(f"ledger: {len(lost)} snapshots without rows ({ledger['snapshots']} snapshots of training trials, "
+              f"{ledger['evaluations']} evaluations expected{', all written' if not lost else ''})")
+        for m in lost:
+            print(f"  missing: trial {m['trial_id']} step {m['step']} [{m['infer_source']}] ({m['snapshot']}): "
+                  f"{m['reason']}")
+        failed += len(lost)
     if t0 is not None:
         print(f"total wall time: {time.perf_counter() - t0:.0f} s")
     print(f"status: mdpt status {summary['run_dir']}")
@@ -124,7 +138,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def status_text(run_dir: Path) -> str:
-    """A plain-text summary of a run directory: trials per stage and status, failures, latest scores."""
+    """A plain-text summary of a run directory: trials per stage and status, failures, latest scores, and the
+    evaluation ledger: snapshots without rows, outstanding (their trial still runs: queued or being
+    evaluated) or missing (``mdpt sweep --resume RUN_DIR`` evaluates them), and recombination jobs."""
     from trainables.results import read_table
 
     if not (run_dir / "run.json").exists():
@@ -154,6 +170,37 @@ def status_text(run_dir: Path) -> str:
     for (task, algo, mode, source, seed), (step, scores) in sorted(latest.items()):
         lines.append(f"  {task} {algo}/{mode} [{source}] seed {seed}: step {step}, "
                      f"score {sum(scores) / len(scores):.1f} over {len(scores)} episodes")
+    lines += ledger_lines(run_dir)
     report = run_dir / "report" / "report.md"
     lines.append(f"report: {report}" if report.exists() else "report: not yet written (mdpt report RUN_DIR)")
     return "\n".join(lines)
+
+
+def ledger_lines(run_dir: Path) -> list[str]:
+    """The evaluation ledger of ``status_text`` (trainables/ledger.py): snapshots of training trials without rows
+    and recombination jobs without rows."""
+    import yaml
+
+    from sweeps.spec import validate_spec
+    from trainables.ledger import missing, self_eval_ledger
+
+    entries = self_eval_ledger(run_dir)
+    without = [e for e in entries if not e.done]
+    outstanding = [e for e in without if e.status in ("RUNNING", "PENDING")]
+    lost = [e for e in without if e.status not in ("RUNNING", "PENDING")]
+    lines = [f"ledger: {len(entries)} snapshots of training trials, {len(without)} without rows: "
+             f"{len(outstanding)} outstanding (trial running: queued or being evaluated), {len(lost)} missing"]
+    lines += [f"  outstanding: trial {e.trial_id} step {e.step}" for e in outstanding]
+    lines += [f"  missing: trial {e.trial_id} step {e.step} (trial {e.status}): `mdpt sweep --resume {run_dir}` "
+              "evaluates it" for e in lost]
+    spec_file = run_dir / "spec.yaml"
+    spec = validate_spec(yaml.safe_load(spec_file.read_text())) if spec_file.exists() else {}
+    if spec.get("recombination"):
+        from sweeps.run import recombination_jobs
+        from sweeps.expand import expand
+
+        items = next(s.items for s in expand(spec) if s.name == "recombine")
+        jobs = recombination_jobs(spec, items, run_dir, lambda s: None)
+        todo = missing(jobs)
+        lines.append(f"recombination: {len(jobs)} jobs of finished trials, {len(todo)} without rows")
+    return lines

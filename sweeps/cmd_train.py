@@ -82,8 +82,9 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 
 def _inference(args: argparse.Namespace, algo_cfg: Any, has_guidance: bool) -> Any:
     """InferenceConfig: the algorithm config's defaults (InferenceConfig.for_algorithm) with the CLI flags on top;
-    without a critic, one unguided sample unless the method needs none (SWG self-guidance)."""
+    without a critic and without --method, rl_core.modes.without_critic (the same rule as a sweep's trials)."""
     from rl_core.inference import InferenceConfig
+    from rl_core.modes import without_critic
 
     kw: dict[str, Any] = {}
     if args.method:
@@ -93,8 +94,8 @@ def _inference(args: argparse.Namespace, algo_cfg: Any, has_guidance: bool) -> A
     if args.candidates:
         kw["n_candidates"] = args.candidates
     inference = InferenceConfig.for_algorithm(algo_cfg, **kw)
-    if not has_guidance and not args.method and inference.method != "swg":
-        inference = InferenceConfig.for_algorithm(algo_cfg, **{**kw, "method": "none"})
+    if not has_guidance and not args.method:
+        inference = InferenceConfig.from_dict(without_critic(inference.to_dict()))
     return inference
 
 
@@ -193,19 +194,18 @@ def _ident(spec: Any, trial_id: str) -> dict:
 def cmd_train(args: argparse.Namespace) -> int:
     from rl_core.algos import get_algorithm
     from rl_core.data.io import load_dataset
-    from rl_core.evaluation import EvalJob, eval_seed_for
     from rl_core.modes import get_mode
     from rl_core.train import TrainConfig, run_training
-    from trainables.evaluator import eval_request, run_request
-    from trainables.results import EvalLabels
+    from trainables.evaluator import run_request
+    from trainables.ledger import self_eval_request
     from trainables.trial import EvalSpec, Runtime, TrialIdentity, TrialSpec
 
-    ds = load_dataset(args.task)
-    algo_config = _json_object("--algo-config", args.algo_config)
+    algo_config = _json_object("--algo-config", args.algo_config)  # bad flags before the (slow) dataset load
     cfg = TrainConfig(task=args.task, algo=args.algo, algo_config=algo_config, train_guidance=args.guidance,
                       guidance_artifact=args.guidance_artifact, seed=args.seed, steps=args.steps,
                       batch_size=args.batch_size, eval_every=args.eval_every, log_every=args.log_every,
                       device=args.device, threads=args.threads)
+    ds = load_dataset(args.task)
     mode = get_mode(args.guidance)
     algo_cfg = get_algorithm(args.algo).Config.from_dict(algo_config)
     inference = _inference(args, algo_cfg, has_guidance=mode.has_critic)
@@ -229,12 +229,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             _progress(m, cfg.steps, f" | latest score {latest['score']:.1f}")
 
         def on_snapshot(step: int, path: Path) -> None:
-            job = EvalJob(snapshot=str(path), inference=spec.eval.inference, episodes=args.episodes,
-                          eval_seed=eval_seed_for(args.seed, step), max_steps=args.max_steps)
-            labels = EvalLabels(sweep=ident["sweep"], trial_id=trial_id, task=ident["task"], algo=args.algo,
-                                train_guidance=args.guidance, infer_source="self", diffusion_seed=args.seed,
-                                guidance_seed=spec.identity.guidance_seed, step=step)
-            file, _ = run_request(eval_request(args.out, job, labels), args.device)
+            file, _ = run_request(self_eval_request(spec, trial_id, step, path, args.out), args.device)
             rows.flush()
             latest["score"] = _print_scores(pq.read_table(file).to_pylist(), f"eval @ step {step}: ")
 

@@ -73,7 +73,11 @@ def run_dir_of(target: str) -> Path:
     path = Path(target)
     if path.is_dir():
         return path
-    from sweeps.spec import load_spec
+    from sweeps.spec import load_spec, packaged_specs
+
+    if not path.is_file() and target not in packaged_specs():
+        raise ConfigError(f"{target}: no such run directory, spec file or packaged spec ({', '.join(packaged_specs())}); "
+                          "pass a run directory written by `mdpt sweep`")
 
     run_dir = Path("runs") / load_spec(target)["name"]
     if not run_dir.is_dir():

@@ -22,7 +22,9 @@ table (schema, row builder, writer) is ``trainables/results.py``.
    attribute ``interrupted``), enqueues their parameters again, and runs only the missing trials
    with a fresh Tuner on the loaded study, so trial numbers continue. Eval jobs are idempotent by
    key, so re-evaluated parameters reuse their ``evals`` rows (hence a changed ``episodes`` or
-   ``max_steps`` needs a new study name). One driver per study at a time.
+   ``max_steps`` needs a new study name), and every finished trial's rows exist exactly once: a
+   finished trial whose ``guidance_search`` row the dead driver did not write gets it from the
+   study (``reconcile_study``). One driver per study at a time.
 4. **Results.** ``evals`` rows (``infer_source = search:<study>[...]``, ``infer_method``,
    ``infer_scale``), the ``guidance_search`` table (``trainables.results.GUIDANCE_SEARCH_SCHEMA``), and
    ``RUN_DIR/guidance_search/best.json``: ``{<study>: {study, task, algo, train_guidance, method, params,
@@ -49,6 +51,7 @@ from ray import tune
 from ray.tune.schedulers import FIFOScheduler
 
 from rl_core.errors import ConfigError
+from rl_core.modes import get_mode
 from rl_core.fsutil import atomic_write_text
 from sweeps.run import init_ray
 from trainables.evaluator import coordinator_name, start_pool
@@ -245,7 +248,7 @@ def method_for(cfg: SearchConfig, algo: str, train_guidance: str) -> str | None:
     method = cfg.method or ("swg" if algo == "swg" else "gradient")
     if method == "swg" and algo != "swg":
         return None
-    if method != "swg" and train_guidance == "none":  # gradient / softmax need the snapshot's critic
+    if method != "swg" and not get_mode(train_guidance).has_critic:  # gradient / softmax need the snapshot's critic
         return None
     return method
 
@@ -292,6 +295,23 @@ def recover_interrupted(study: Any, storage: Any, record: dict, printer: Printer
     return len(zombies)
 
 
+def reconcile_study(study: Any, record: dict, printer: Printer) -> int:
+    """Write the ``guidance_search`` row of every finished trial that lacks one (the driver died between
+    Optuna's ``tell`` and the row); rows are one file per trial number, so this never duplicates one."""
+    done = {r["trial"] for r in read_table(record["run_dir"], "guidance_search").to_pylist()
+            if r["study"] == study.study_name}
+    todo = [t for t in finished_trials(study) if t.number not in done]
+    for t in todo:
+        ok = t.state == TrialState.COMPLETE
+        write_search_row(record["run_dir"], search_row(
+            record, t.number, t.params, "COMPLETE" if ok else "FAIL", t.value if ok else math.nan,
+            t.user_attrs.get("per_seed", {}) if ok else {},
+            "" if ok else "failed; the reason was not recorded (the driver stopped first)", ""))
+    if todo:
+        printer(f"[{study.study_name}] wrote the missing guidance_search rows of trial(s) {[t.number for t in todo]}")
+    return len(todo)
+
+
 class SearchProgress(tune.Callback):
     """Prints each trial's parameters, objective and per-seed scores (or its failure)."""
 
@@ -328,6 +348,7 @@ def run_study(run_dir: Path, group: tuple[str, str, str], refs: list[SnapshotRef
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
     recover_interrupted(study, storage, record, printer)
+    reconcile_study(study, record, printer)
     for scale in space.points:
         study.enqueue_trial({"scale": scale}, skip_if_exists=True)
     done = len(finished_trials(study))

@@ -6,8 +6,16 @@ their seed) -> recombination (saved snapshots x other guidance, through the eval
 retraining) -> report (``analysis.report.build_report``). Each Tune stage is its own experiment
 under ``RUN_DIR/tune/<stage>``; a resumed driver restores an interrupted stage with
 ``Tuner.restore`` (finished trials are kept, the others continue from their last checkpoint) after
-recreating the evaluator pool. Recombination jobs are idempotent, so a resumed stage skips the
-rows already written.
+recreating the evaluator pool.
+
+Exactly-once evaluation (the ledger is the disk, ``trainables/ledger.py``): evaluation rows are
+idempotent on their key, so whatever a dead process took with it is found again as a snapshot (or
+recombination job) without rows and resubmitted. The driver reconciles (1) when it starts: the
+snapshots of finished training trials without rows are resubmitted in the background (the jobs a
+dead driver's pool took with it); restored trials resubmit their own; (2) when the training stage
+ends: every training trial's snapshots without rows, waited for; (3) in the recombination stage: only
+the jobs without rows are submitted. The summary's ``ledger`` entry counts the evaluations the run
+directory should hold and names each one still without rows and why (``ledger_summary``).
 """
 
 from __future__ import annotations
@@ -28,7 +36,8 @@ from rl_core.evaluation import EvalJob, eval_seed_for
 from sweeps.expand import Stage, expand
 from sweeps.spec import dump_spec, infer_source, validate_spec
 from trainables.callbacks import TrialsTableCallback
-from trainables.evaluator import coordinator_name, eval_request, start_pool
+from trainables.evaluator import EvalClient, coordinator_name, eval_request, rows_path, start_pool
+from trainables.ledger import missing, missing_self_evals, self_eval_ledger, snapshot_files
 from trainables.results import EvalLabels, ResultStore
 from trainables.train import pretrain_guidance, train_policy
 from trainables.trial import Runtime, TrialSpec
@@ -67,6 +76,26 @@ def init_ray(address: str | None) -> None:
                  configure_logging=False)
     else:
         ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+
+
+def check_local_resources(spec: dict, cpus: float | None = None, gpus: float | None = None) -> None:
+    """Fail before any work when an embedded local Ray could never schedule the spec: the evaluator pool
+    plus one trial must fit this machine (Ray would otherwise wait forever). Clusters (``--address``) are
+    not checked: an autoscaler may add the nodes."""
+    if cpus is None or gpus is None:
+        import torch
+
+        cpus = float(os.cpu_count() or 1) if cpus is None else cpus
+        gpus = float(torch.cuda.device_count()) if gpus is None else gpus
+    res = spec["resources"]
+    t, ev = res["trial"], res["evaluators"]
+    need_cpu, need_gpu = t["cpu"] + ev["count"] * ev["cpu"], t["gpu"] + ev["count"] * ev["gpu"]
+    if need_cpu > cpus or need_gpu > gpus:
+        raise ConfigError(
+            f"spec field `resources`: one trial ({t['cpu']:g} CPU, {t['gpu']:g} GPU) beside the evaluator pool "
+            f"({ev['count']} x {ev['cpu']:g} CPU, {ev['gpu']:g} GPU) needs {need_cpu:g} CPUs and {need_gpu:g} GPUs; "
+            f"this machine has {cpus:g} and {gpus:g}. Run on a cluster (--address) or lower them, e.g. "
+            "--set 'resources={trial: {cpu: 0.75, gpu: 0}, evaluators: {count: 2, cpu: 0.25, gpu: 0}}'")
 
 
 # ----- trial configs ---------------------------------------------------------------------------
@@ -161,11 +190,6 @@ def pretrained_artifacts(run_dir: Path) -> dict[tuple[str, str, int], Path]:
     return out
 
 
-def _steps(directory: Path) -> dict[int, Path]:
-    """step -> file for the step_XXXXXXXX.pt files of a snapshot or artifact directory."""
-    return {int(p.stem.split("_")[1]): p for p in directory.glob("step_*.pt")}
-
-
 def _pick(files: dict[int, Path], step: int, match: str) -> tuple[int, Path]:
     """The final file, or the step-matched one (the latest at or before ``step``, else the first)."""
     if match == "final":
@@ -190,12 +214,12 @@ def recombination_jobs(spec: dict, items: list[dict], run_dir: Path, printer: Pr
                 g_dir, fmt = (run_dir / "snapshots" / src["trial_id"] if src else None), "snapshot"
             else:
                 g_dir, fmt = artifacts.get((item["task"], g["pretrained"], g_seed)), "artifact"
-            g_files = _steps(g_dir) if g_dir else {}
+            g_files = snapshot_files(g_dir) if g_dir else {}
             if diff is None or not g_files:
                 printer(f"[recombine] {item['name']} seed {seed}: skipped (diffusion or guidance run missing or failed)")
                 continue
             ev = diff["spec"].eval
-            for step, snap in sorted(_steps(run_dir / "snapshots" / diff["trial_id"]).items()):
+            for step, snap in sorted(snapshot_files(run_dir / "snapshots" / diff["trial_id"]).items()):
                 job = EvalJob(snapshot=str(snap), inference=dict(item["inference"]), episodes=ev.episodes,
                               eval_seed=eval_seed_for(seed, step), max_steps=ev.max_steps,
                               guidance=str(_pick(g_files, step, item["match"])[1]), guidance_format=fmt)
@@ -206,25 +230,53 @@ def recombination_jobs(spec: dict, items: list[dict], run_dir: Path, printer: Pr
     return jobs
 
 
-def run_recombination(coord, jobs: list[dict], printer: Printer) -> int:
-    """Evaluate the jobs through the pool; returns the number that failed (their reasons are printed)."""
-    refs = {coord.evaluate.remote(j): j for j in jobs}
-    done = failed = 0
-    printer(f"[recombine] {len(jobs)} evaluation job(s)")
-    pending = list(refs)
-    while pending:
-        ready, pending = ray.wait(pending, num_returns=1)
-        job = refs[ready[0]]
-        try:
-            ray.get(ready[0])
-            done += 1
-        except Exception as exc:  # noqa: BLE001 - one bad pairing must not stop the others
-            failed += 1
-            printer(f"[recombine] {job['labels']['infer_source']} on {job['job']['snapshot']}: failed: "
-                    f"{type(exc).__name__}: {exc}")
-        if (done + failed) % 10 == 0 or not pending:
-            printer(f"[recombine] {done + failed}/{len(jobs)} done, {failed} failed")
-    return failed
+def run_recombination(client: EvalClient, jobs: list[dict], printer: Printer) -> int:
+    """Evaluate the jobs through the pool; returns the number that failed (their reasons are printed and kept
+    in ``client.errors``)."""
+    counts = {"done": 0, "failed": 0}
+    printer(f"[recombine] {len(jobs)} evaluation job(s) to run")
+
+    def on_done(job: dict, reason: str | None) -> None:
+        counts["failed" if reason else "done"] += 1
+        if reason:
+            printer(f"[recombine] {job['labels']['infer_source']} on {job['job']['snapshot']}: failed: {reason}")
+        n = counts["done"] + counts["failed"]
+        if n % 10 == 0 or n == len(jobs):
+            printer(f"[recombine] {n}/{len(jobs)} done, {counts['failed']} failed")
+
+    client.submit_background(jobs)
+    client.drain_background(on_done)
+    return counts["failed"]
+
+
+def reconcile(run_dir: Path, client: EvalClient, printer: Printer, statuses: tuple[str, ...] | None = None,
+              wait: bool = True) -> int:
+    """Resubmit the snapshots of training trials (in ``statuses``; None = all) that have no rows; with ``wait``,
+    wait for every background evaluation of ``client`` (failures land in ``client.errors``). Returns how
+    many were resubmitted."""
+    lost = missing_self_evals(run_dir, statuses)
+    if lost:
+        trials = sorted({r["labels"]["trial_id"] for r in lost})
+        printer(f"[ledger] {len(lost)} snapshot(s) without rows in trial(s) {', '.join(trials)}: resubmitted")
+        client.submit_background(lost)
+    if wait:
+        client.drain_background()
+    return len(lost)
+
+
+def ledger_summary(spec: dict, run_dir: Path, errors: dict[str, str]) -> dict[str, Any]:
+    """What the run directory should hold and what it lacks: {snapshots, evaluations, missing: [{trial_id, step,
+    infer_source, snapshot, reason}]}. ``errors``: rows path -> reason of evaluations that failed."""
+    entries = self_eval_ledger(run_dir)
+    items = next((s.items for s in expand(spec) if s.name == "recombine"), [])
+    recombined = recombination_jobs(spec, items, run_dir, lambda s: None) if items else []
+    out = []
+    for r in [e.request for e in entries if not e.done] + missing(recombined):
+        lab = r["labels"]
+        out.append({"trial_id": lab["trial_id"], "step": lab["step"], "infer_source": lab["infer_source"],
+                    "snapshot": r["job"]["snapshot"],
+                    "reason": errors.get(str(rows_path(r)), "never evaluated (no failure recorded)")})
+    return {"snapshots": len(entries), "evaluations": len(entries) + len(recombined), "missing": out}
 
 
 def check_datasets(spec: dict, data_root: str | None) -> None:
@@ -239,19 +291,27 @@ def run_sweep(spec: dict, run_dir: Path, *, address: str | None = None, resume: 
               printer: Printer = print, report: bool = True) -> dict[str, Any]:
     """Run every stage of a resolved spec into ``run_dir``; returns a summary (paths, counts, timings)."""
     run_dir = Path(run_dir).resolve()
-    if not resume:
-        write_run_dir(spec, run_dir)
+    if address is None and not ray.is_initialized():
+        check_local_resources(spec)
     data_root = os.environ.get("MDPT_DATA")
     check_datasets(spec, data_root)
+    if not resume:
+        write_run_dir(spec, run_dir)
     init_ray(address)
     ev = spec["resources"]["evaluators"]
     coord = start_pool(run_dir, ev["count"], ev["cpu"], ev["gpu"])
+    client = EvalClient(coordinator_name(run_dir))
     summary: dict[str, Any] = {"run_dir": str(run_dir), "results": str(run_dir / "results"), "stages": {}}
     try:
+        # the ledger: finished trials' snapshots whose jobs a dead driver's pool took with it (no wait here;
+        # restored trials resubmit their own, and the training stage's end waits for all)
+        summary["resubmitted"] = reconcile(run_dir, client, printer, statuses=("TERMINATED",), wait=False)
         for stage in expand(spec):
             t0 = time.perf_counter()
-            summary["stages"][stage.name] = _run_stage(stage, spec, run_dir, data_root, coord, printer)
+            summary["stages"][stage.name] = _run_stage(stage, spec, run_dir, data_root, client, printer)
             summary["stages"][stage.name]["wall_s"] = time.perf_counter() - t0
+        client.drain_background()
+        summary["ledger"] = ledger_summary(spec, run_dir, client.errors)
         summary["evaluators"] = ray.get(coord.get_stats.remote())
     finally:
         ray.kill(coord)  # release the evaluators' CPUs / GPUs
@@ -262,7 +322,8 @@ def run_sweep(spec: dict, run_dir: Path, *, address: str | None = None, resume: 
     return summary
 
 
-def _run_stage(stage: Stage, spec: dict, run_dir: Path, data_root: str | None, coord, printer: Printer) -> dict:
+def _run_stage(stage: Stage, spec: dict, run_dir: Path, data_root: str | None, client: EvalClient,
+               printer: Printer) -> dict:
     rt = runtime(spec, run_dir, data_root)
     if stage.name == "pretrain":
         trials = [t.replace(runtime=rt) for t in stage.items]
@@ -280,10 +341,15 @@ def _run_stage(stage: Stage, spec: dict, run_dir: Path, data_root: str | None, c
                     continue
                 t = t.replace(train=dataclasses.replace(t.train, guidance_artifact=str(found / "final.pt")))
             trials.append(t.replace(runtime=rt))
-        return _grid_summary(run_tune_stage("train", train_policy, trials, spec, run_dir, printer))
+        out = _grid_summary(run_tune_stage("train", train_policy, trials, spec, run_dir, printer))
+        out["resubmitted"] = reconcile(run_dir, client, printer)  # the backstop: every trial has ended
+        return out
     if stage.name == "recombine":
         jobs = recombination_jobs(spec, stage.items, run_dir, printer)
-        return {"jobs": len(jobs), "failed": run_recombination(coord, jobs, printer)}
+        todo = missing(jobs)
+        if len(todo) < len(jobs):
+            printer(f"[recombine] {len(jobs) - len(todo)} of {len(jobs)} evaluation job(s) already have rows")
+        return {"jobs": len(jobs), "submitted": len(todo), "failed": run_recombination(client, todo, printer)}
     return {"comparisons": len(stage.items)}
 
 

@@ -16,7 +16,8 @@ Rows are built only by the row builders below (``eval_rows``, ``train_rows``, ``
 the sweep's trials and evaluators, by recombination, by the guidance search and by `mdpt train`, so
 every command writes identical rows (and the same evaluation gets the same key). This module imports
 only pyarrow/numpy and rl_core's torch-free modules (no torch, no Ray); `analysis` reads these files
-with pyarrow alone. Columns added later (``normalized_score_d4rl``) read as null from older files.
+with pyarrow alone. Columns added later (``normalized_score_d4rl``, ``guidance_file``) read as null from
+older files.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ EVALS_SCHEMA = pa.schema(
         ("normalized_score_d4rl", pa.float64()),  # the same on D4RL's bullet references; NaN for other envs
         ("length", pa.int64()),
         ("wall_s", pa.float64()),  # wall time of the whole evaluation job, seconds
+        ("guidance_file", pa.string()),  # the critic acted with: "" = the snapshot's own, else the plugged-in
+        # artifact / snapshot file (``guidance_file``: relative to the run directory when inside it)
     ]
 )
 EVAL_KEY = ("trial_id", "step", "infer_source", "infer_method", "infer_scale")
@@ -137,10 +140,23 @@ def eval_key(labels: EvalLabels, inference: dict) -> tuple:
             infer_scale(inference["method"], inference["scale"]))
 
 
-def eval_rows(labels: EvalLabels, inference: dict, results: Iterable[Any], wall_s: float) -> list[dict[str, Any]]:
-    """The evals rows of one evaluation: ``results`` are rl_core.evaluation.EpisodeResult."""
+def guidance_file(run_dir: str | os.PathLike[str], guidance: str | os.PathLike[str] | None) -> str:
+    """The ``guidance_file`` column: "" for the snapshot's own critic (``guidance`` None), else the plugged-in
+    critic's file, relative to ``run_dir`` when it lies inside it (absolute otherwise)."""
+    if guidance is None:
+        return ""
+    path, root = Path(guidance).resolve(), Path(run_dir).resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def eval_rows(labels: EvalLabels, inference: dict, results: Iterable[Any], wall_s: float, *,
+              guidance: str | os.PathLike[str] | None, run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The evals rows of one evaluation: ``results`` are rl_core.evaluation.EpisodeResult; ``guidance`` is the
+    job's plugged-in critic file (``EvalJob.guidance``, None = the snapshot's own) and ``run_dir`` the run
+    directory the rows go to (see ``guidance_file``)."""
     base = dict(labels.to_dict(), infer_method=inference["method"],
-                infer_scale=infer_scale(inference["method"], inference["scale"]), wall_s=float(wall_s))
+                infer_scale=infer_scale(inference["method"], inference["scale"]), wall_s=float(wall_s),
+                guidance_file=guidance_file(run_dir, guidance))
     return [dict(base, episode=r.episode, eval_seed=r.eval_seed, normalized_score=r.normalized_score,
                  normalized_score_d4rl=r.normalized_score_d4rl, length=r.length, **{"return": r.ret})
             for r in results]

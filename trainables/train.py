@@ -6,6 +6,10 @@ returning), and a restarted trial resumes from ``tune.get_checkpoint()`` with ev
 ``train_policy`` hands each eval snapshot (``RUN_DIR/snapshots/<trial_id>/step_X.pt``) to the
 evaluator pool without waiting: at most one evaluation stays outstanding, and the trial blocks
 only on the first and the final one, so every report carries a finite ``eval/score_mean``.
+Whenever a trial starts (fresh or restored from a checkpoint) it first resubmits its snapshots on
+disk that have no rows and that this run will not write again (``train_trial``; the evaluation
+ledger, ``trainables/ledger.py``): a job lost with a dead process before the restored checkpoint
+is evaluated again, and snapshots beyond the checkpoint are rewritten and submitted by the loop.
 Training rows go to the ``train`` table, the trial's state (status, failure reason,
 restored_from) to the ``trials`` table. An algorithm x training-guidance mode is a config.
 
@@ -20,20 +24,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import shutil
 import tempfile
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import ray
 from ray import tune
-from ray.exceptions import RayActorError
 
 from rl_core.errors import DivergenceError
-from trainables.evaluator import eval_request, get_coordinator
-from trainables.results import EvalLabels, ResultStore, train_rows, trial_row
+from trainables.evaluator import EvalClient
+from trainables.ledger import missing, self_eval_request, trial_self_requests
+from trainables.results import ResultStore, train_rows, trial_row
 from trainables.trial import TrialSpec
 
 STATE_FILE = "mdpt_trial.json"  # written into each reported checkpoint: the step it holds
@@ -65,40 +68,6 @@ class TrialRecord:
             failure_reason=reason or prev.get("failure_reason", ""),
             restored_from=prev.get("restored_from", -1) if restored_from is None else restored_from,
             num_failures=prev.get("num_failures", 0)))
-
-
-class EvalClient:
-    """Submits eval jobs to the coordinator; keeps at most one outstanding."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.coord = get_coordinator(name)
-        self.pending: list[tuple[dict, Any]] = []
-        self.latest: dict[str, Any] | None = None
-        self.wait_s = 0.0
-
-    def submit(self, job: dict, final: bool) -> None:
-        self.pending.append((job, self.coord.evaluate.remote(job)))
-        self.drain(0 if final or self.latest is None else 1)
-
-    def drain(self, keep: int = 0) -> None:
-        t0 = time.perf_counter()
-        while len(self.pending) > keep:
-            job, ref = self.pending[0]
-            try:
-                self.latest = ray.get(ref)
-            except RayActorError:  # the coordinator restarted: find it again and resubmit (jobs are idempotent)
-                self.coord = get_coordinator(self.name)
-                self.pending = [(j, self.coord.evaluate.remote(j)) for j, _ in self.pending]
-                continue
-            self.pending.pop(0)
-        self.wait_s += time.perf_counter() - t0
-
-    def metrics(self) -> dict[str, float]:
-        out = self.latest or {}
-        return {"eval/score_mean": float(out.get("score_mean", math.nan)),
-                "eval/return_mean": float(out.get("return_mean", math.nan)),
-                "eval/step": float(out.get("step", -1)), "time/eval_wait_s": self.wait_s}
 
 
 def _restore() -> tuple[Path | None, int]:
@@ -164,30 +133,47 @@ def _run(config: dict, body) -> None:
     record.mark("TERMINATED")
 
 
-def train_policy(config: dict) -> None:
-    """Tune trainable: train one diffusion policy, evaluating every snapshot through the pool."""
-    from rl_core.evaluation import EvalJob, eval_seed_for
+def train_trial(spec: TrialSpec, trial_id: str, dataset, client: EvalClient, *, resume_from: Path | None = None,
+                restored_from: int = -1, report: Callable[[dict[str, float]], None] = lambda m: None,
+                on_checkpoint: Callable[[int, Path], None] | None = None) -> None:
+    """Train one diffusion policy into ``RUN_DIR/snapshots/<trial_id>``, evaluating every snapshot through
+    ``client`` (``train_policy`` without Tune).
+
+    First, the snapshots of this trial on disk without rows that this run will not write again are
+    resubmitted in the background: those at or before ``restored_from`` (the checkpoint resumed from)
+    and those off the remaining evaluation grid (every ``eval_every`` steps and the last step; e.g. a
+    budget since lowered). Every submitted evaluation is waited for before returning, even on failure.
+    """
     from rl_core.train import run_training
 
-    def body(spec: TrialSpec, record: TrialRecord, dataset, resume_from: Path | None, restored_from: int) -> None:
-        cfg = dataclasses.replace(spec.train, **_runtime(spec))
-        ev, ident, client = spec.eval, spec.identity, EvalClient(spec.runtime.coordinator)
-        latest: dict[str, float] = {}
+    cfg = dataclasses.replace(spec.train, **_runtime(spec))
+    run_dir = Path(spec.runtime.run_dir)
 
-        def on_snapshot(step: int, path: Path) -> None:
-            job = EvalJob(snapshot=str(path), inference=ev.inference, episodes=ev.episodes,
-                          eval_seed=eval_seed_for(ident.seed, step), max_steps=ev.max_steps)
-            labels = EvalLabels(sweep=spec.runtime.sweep, trial_id=record.trial_id, task=ident.task, algo=ident.algo,
-                                train_guidance=ident.train_guidance, infer_source="self", diffusion_seed=ident.seed,
-                                guidance_seed=ident.guidance_seed, step=step)
-            client.submit(eval_request(spec.runtime.run_dir, job, labels), final=step >= cfg.steps)
+    def rewritten(step: int) -> bool:  # rl_core.train writes a snapshot every eval_every steps and at the end
+        return restored_from < step <= cfg.steps and (step % cfg.eval_every == 0 or step == cfg.steps)
 
-        workdir = Path(spec.runtime.run_dir) / "snapshots" / record.trial_id
+    client.submit_background(missing(trial_self_requests(spec, trial_id, run_dir, skip=rewritten)))
+
+    def on_snapshot(step: int, path: Path) -> None:
+        client.submit(self_eval_request(spec, trial_id, step, path), final=step >= cfg.steps)
+
+    try:
+        run_training(cfg, dataset, workdir=run_dir / "snapshots" / trial_id, report=report,
+                     on_snapshot=on_snapshot, on_checkpoint=on_checkpoint, resume_from=resume_from)
+    finally:
         try:
-            run_training(cfg, dataset, workdir=workdir, report=_logger(record, latest), on_snapshot=on_snapshot,
-                         on_checkpoint=_reporter(record, latest, restored_from, client), resume_from=resume_from)
-        finally:
             client.drain()  # snapshots written before a failure still get their rows
+        finally:
+            client.drain_background()  # failures are left to the driver's reconciliation, which reports them
+
+
+def train_policy(config: dict) -> None:
+    """Tune trainable: train one diffusion policy, evaluating every snapshot through the pool (``train_trial``)."""
+
+    def body(spec: TrialSpec, record: TrialRecord, dataset, resume_from: Path | None, restored_from: int) -> None:
+        client, latest = EvalClient(spec.runtime.coordinator), {}
+        train_trial(spec, record.trial_id, dataset, client, resume_from=resume_from, restored_from=restored_from,
+                    report=_logger(record, latest), on_checkpoint=_reporter(record, latest, restored_from, client))
 
     _run(config, body)
 

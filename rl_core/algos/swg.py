@@ -71,6 +71,7 @@ from torch import Tensor, nn
 from rl_core import diffusion as D
 from rl_core.algos.base import DiffusionAlgorithm, DiffusionConfig, check_choice, check_range, seeded_dropout
 from rl_core.errors import ConfigError
+from rl_core.modes import MODES
 from rl_core.nets import LNResNet
 from rl_core.swg_weights import WeightConfig, critic_weights
 from rl_core.types import Batch
@@ -184,7 +185,7 @@ class SWG(DiffusionAlgorithm):
     self_guided: ClassVar[bool] = True
     requires: ClassVar[frozenset[str]] = frozenset({"q", "v"})
     default_guidance_kind: ClassVar[str] = "iql"
-    modes: ClassVar[tuple[str, ...]] = ("joint", "none", "bc", "frozen", "unfrozen")  # no noise: a random critic has no V
+    modes: ClassVar[tuple[str, ...]] = tuple(m for m, v in MODES.items() if v.critic != "random")  # a random critic has no V
 
     @property
     def critic_phase_steps(self) -> int:

@@ -34,11 +34,11 @@ import numpy as np
 
 from rl_core.data.dataset import FIELDS, OfflineDataset, compute_fingerprint
 from rl_core.data.envs import TASK_ENVS
+from rl_core.config import KNOWN_TASKS, TASK_LEVELS  # noqa: F401 (KNOWN_TASKS re-exported for the data CLI)
 from rl_core.errors import DatasetError
 from rl_core.fsutil import atomic_dir
 
-LEVELS = ("random", "medium", "medium-replay", "expert", "medium-expert")
-KNOWN_TASKS: tuple[str, ...] = tuple(f"{env}-{level}" for env in TASK_ENVS for level in LEVELS)
+LEVELS = TASK_LEVELS
 PARQUET_FILE = "transitions.parquet"
 META_FILE = "metadata.json"
 _VECTOR_FIELDS = ("observations", "actions", "next_observations")

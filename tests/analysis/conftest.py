@@ -45,7 +45,8 @@ def write_run(run_dir: Path, *, tasks=("hopper-medium",), arms=(("dql", "joint",
                          "step": step, "episode": e, "eval_seed": 1000 * step + e,
                          "return": 30 * (mu + noise * z), "normalized_score": mu + noise * z,
                          "normalized_score_d4rl": math.nan,
-                         "length": 1000, "wall_s": 1.0}
+                         "length": 1000, "wall_s": 1.0,
+                         "guidance_file": "" if src == "self" else f"guidance/{src}/final.pt"}
                         for e, z in enumerate(rng.standard_normal(episodes))])
                 if src == "self":
                     row = {"sweep": "test", "trial_id": trial, "stage": "train", "task": task, "algo": algo,

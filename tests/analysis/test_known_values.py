@@ -51,7 +51,7 @@ def write(run_dir: Path, scores: dict[tuple[str, str, int], np.ndarray], failed:
                  "infer_source": "self", "infer_method": "softmax", "infer_scale": 100.0, "diffusion_seed": seed,
                  "guidance_seed": seed, "step": int(step), "episode": e, "eval_seed": 1000 * int(step) + e,
                  "return": 30.0 * s[k, e], "normalized_score": float(s[k, e]), "normalized_score_d4rl": math.nan,
-                 "length": 1000, "wall_s": 1.0} for e in range(EPISODES)])
+                 "length": 1000, "wall_s": 1.0, "guidance_file": ""} for e in range(EPISODES)])
     trials = {key: (f"{key[0]}_dql_{key[1]}_s{key[2]}", "TERMINATED", None) for key in scores}
     trials |= {key: (f"{key[0]}_dql_{key[1]}_s{key[2]}", "ERROR", why) for key, why in (failed or {}).items()}
     for (task, tg, seed), (trial, status, why) in trials.items():

@@ -81,3 +81,23 @@ def test_bc_has_no_critic_and_evaluates_one_unselected_sample(tmp_path):
     assert snap.guidance is None and inference.method == "none" and actor.n == 1
     with pytest.raises(ConfigError, match="trains without a critic"):
         make_algo("dql", "bc", guidance_kind="td")
+
+
+def test_without_a_critic_one_unguided_sample_except_swg_self_guidance():
+    from rl_core.modes import without_critic
+
+    assert without_critic(InferenceConfig(n_candidates=8).to_dict())["method"] == "none"
+    swg = InferenceConfig(method="swg", n_candidates=1).to_dict()
+    assert without_critic(swg) == swg  # self-guidance needs no critic
+    assert without_critic(dict(swg, n_candidates=4))["method"] == "none"  # SWG-R by Q needs one
+    assert without_critic(dict(swg, n_candidates=4, swg_select="weight"))["method"] == "swg"
+    assert get_mode("bc").inference(swg) == swg
+
+
+def test_guidance_search_skips_only_groups_without_a_critic():
+    from sweeps.guidance_search import SearchConfig, method_for
+
+    cfg = SearchConfig(method="softmax")
+    assert method_for(cfg, "dql", "none") == "softmax"  # none trains a critic: searchable
+    assert method_for(cfg, "dql", "bc") is None
+    assert method_for(SearchConfig(method="swg"), "swg", "bc") == "swg"

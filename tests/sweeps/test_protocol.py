@@ -121,3 +121,14 @@ def test_d4rl_bullet_score_by_value():
     assert r.normalized_score_d4rl == pytest.approx(100 * (r.ret - 20.058972) / (1441.8059623430963 - 20.058972))
     fields = {f.name for f in dataclasses.fields(r)}
     assert "normalized_score_d4rl" in fields
+
+
+def test_an_embedded_ray_that_could_never_schedule_the_spec_fails_in_one_line():
+    from sweeps.run import check_local_resources
+
+    gfdt = resolve(load_spec("gfdt"), "quick")  # cluster-sized: GPU trials and 8 GPU evaluators
+    with pytest.raises(ConfigError, match=r"needs 18 CPUs and 2.5 GPUs; this machine has 2 and 0.*--set 'resources="):
+        check_local_resources(gfdt, cpus=2, gpus=0)
+    check_local_resources(resolve(load_spec("quickstart"), "quick"), cpus=2, gpus=0)  # fits 2 cores
+    small = ["resources={trial: {cpu: 0.75, gpu: 0}, evaluators: {count: 2, cpu: 0.25, gpu: 0}}"]
+    check_local_resources(resolve(load_spec("gfdt", small), "quick"), cpus=2, gpus=0)  # the suggested override fits

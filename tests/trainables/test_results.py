@@ -13,6 +13,7 @@ def _row(ep, step=400, ret=1.0, scale=100.0):
         "infer_source": "self", "infer_method": "softmax", "infer_scale": scale, "diffusion_seed": 0,
         "guidance_seed": 0, "step": step, "episode": ep, "eval_seed": 100 + ep, "return": ret,
         "normalized_score": 10.0 * ret, "normalized_score_d4rl": 9.0 * ret, "length": 1000, "wall_s": 1.5,
+        "guidance_file": "",
     }
 
 
