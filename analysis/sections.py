@@ -27,6 +27,7 @@ from analysis.errors import AnalysisError
 from analysis.load import SEARCH_SOURCE_PREFIX, RunData, is_search_source, select, variants
 from analysis.render import Block, Section, fmt, img, p, table, write_csv
 from analysis.scales import SCORE_SCALES, ScoreScale
+from analysis.stats import MIN_POINTS, NEAR_CONSTANT_REL
 
 KIND_TITLES = {"gfdt": "GFDT (frozen pretrained guidance) vs baseline", "double_guidance": "Double guidance",
                "plug_and_play": "Plug-and-play guidance", "swg_scale": "SWG guidance-scale comparisons",
@@ -494,5 +495,10 @@ def definitions(ctx: Context) -> Section:
         f"t_k ≤ {ctx.early_frac:g}·H (the first checkpoint when none is that early). Peak / AUC gain % = "
         f"100 (M − B)/|B|; Early gain = E_M − E_B in score points (×100). Tests are two-sided at α = {ctx.alpha}; "
         "Mann-Whitney uses the exact null for small samples without ties, the exact permutation null for small "
-        "samples with ties, else the tie- and continuity-corrected normal approximation. Bootstraps: "
+        "samples with ties, else the tie- and continuity-corrected normal approximation. Statistics on degenerate "
+        "input are not computed (\"not computable\", with the reason): Levene with fewer than "
+        f"{MIN_POINTS['levene']} values per arm, variance statistics over fewer than {MIN_POINTS['variance']} "
+        "checkpoints, any test or variance statistic on an arm flagged degenerate, on constant or tied values, or on "
+        f"variances that are zero within numerical noise (values within {NEAR_CONSTANT_REL:g} × the scores' scale, "
+        "max(1, largest |score|), count as equal). Bootstraps: "
         f"{ctx.reps} replications, seed {ctx.seed}.")])
