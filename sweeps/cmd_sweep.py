@@ -22,8 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "cross_algorithm, swg), then run its stages on Ray: guidance pretraining, diffusion training "
                     "with every checkpoint evaluated by the evaluator pool, recombination, and the report. Without "
                     "--address an embedded single-machine Ray is started. Budgets (--scale): smoke = minutes, checks "
-                    "the pipeline (policies not trained, statistics not evidence); cpu = one task, >= 5 seeds, "
-                    "about an hour on 2 cores (the packaged specs); paper = the papers' budgets, for a GPU cluster. "
+                    "the pipeline (policies not trained, statistics not evidence); cpu = one task, 5 seeds, trained "
+                    "policies on 2 cores in one to two hours (each packaged spec's header gives its estimate); "
+                    "paper = the papers' budgets, for a GPU cluster. "
                     "The sweep prints which budget it runs and what it can show before it starts.")
     p.add_argument("spec", nargs="?", help="spec file or packaged spec name (not needed with --resume)")
     p.add_argument("--scale", choices=BUDGETS + tuple(BUDGET_ALIASES), default="smoke",
