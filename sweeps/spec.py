@@ -38,7 +38,8 @@ SCALES = ("quick", "paper")
 RECOMBINATION_KINDS = ("double_guidance", "cross_algorithm")
 MATCH_MODES = ("final", "step")
 COMPARISON_KINDS = ("gfdt", "double_guidance", "plug_and_play", "swg_scale", "generic")
-SELECTOR_KEYS = ("task", "algo", "train_guidance", "infer_source", "infer_method", "infer_scale")
+SELECTOR_KEYS = ("task", "algo", "train_guidance", "infer_source", "infer_method", "infer_scale",
+                 "inference_precision")
 
 
 # ----- small validators ----------------------------------------------------------------------
