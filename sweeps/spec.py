@@ -3,10 +3,10 @@
 A spec names tasks, algorithms, training-guidance modes, seeds, budgets per scale, how training
 runs (``training: {precision, compile}``), evaluation settings (evaluation precision is
 ``eval.inference.<algo>.precision``), resources, guidance pretraining, inference-time
-recombinations and the report's comparisons. ``load_spec`` returns the validated spec as a plain dict with every default filled
-in (so ``RUN_DIR/spec.yaml`` records everything that affects results); ``sweeps.expand.expand``
-turns it into the stages the driver runs in order: guidance pretraining -> diffusion training ->
-recombination -> report.
+recombinations and the report's comparisons. ``load_spec`` returns the validated spec as a plain
+dict with every default filled in (so ``RUN_DIR/spec.yaml`` records everything that affects results);
+``sweeps.expand.expand`` turns it into the stages the driver runs in order: guidance pretraining ->
+diffusion training -> recombination -> report.
 
 Every validation error is a ``ConfigError`` naming the field path (``algorithms[1]``,
 ``budgets.quick.steps``), the bad value and the allowed values. Unknown keys are rejected with
@@ -260,8 +260,8 @@ def _comparison(d: Any, path: str) -> dict:
 
 
 TOP_KEYS = ("name", "description", "tasks", "algorithms", "train_guidance", "seeds", "pretraining", "budgets",
-            "training", "eval", "algo_config", "guidance_config", "resources", "max_failures", "recombination", "report",
-            "scale", "budget")
+            "training", "eval", "algo_config", "guidance_config", "resources", "max_failures", "recombination",
+            "report", "scale", "budget")
 
 
 def validate_spec(raw: Any) -> dict:
