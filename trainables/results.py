@@ -11,8 +11,9 @@ infer_scale, inference_precision) (``EVAL_KEY``); its episodes are written toget
 name is a hash of that key, atomically (temporary file + rename). An fp32 key hashes exactly as before the
 precision joined the key, so run directories written earlier keep their file names (a resumed sweep finds
 its evaluations) and evaluating a snapshot in bf16 writes a second file beside the fp32 one. A retried
-evaluation or a restored trial rewrites the same file, so rows are neither duplicated nor lost. Training-metric files are named by their step
-range and de-duplicated on read (last write wins per (trial_id, step, metric)).
+evaluation or a restored trial rewrites the same file, so rows are neither duplicated nor lost.
+Training-metric files are named by their step range and de-duplicated on read (last write wins per
+(trial_id, step, metric)).
 
 Rows are built only by the row builders below (``eval_rows``, ``train_rows``, ``trial_row``), used by
 the sweep's trials and evaluators, by recombination, by the guidance search and by `mdpt train`, so
