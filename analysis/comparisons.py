@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from analysis import metrics as mt
 from analysis.errors import AnalysisError, MissingBaselineError
-from analysis.load import SELECTOR_KEYS, RunData, is_nan, is_search_source, select, variants
+from analysis.load import DEFAULTED_EVAL_COLUMNS, SELECTOR_KEYS, RunData, is_nan, is_search_source, select, variants
 
 COMPARISON_KINDS = ("gfdt", "double_guidance", "plug_and_play", "swg_scale", "generic")
 
@@ -89,7 +89,7 @@ def infer_kind(method: dict[str, Any], baseline: dict[str, Any]) -> str:
 
 
 def selector_label(sel: dict[str, Any]) -> str:
-    """Short label: ``dql/frozen``, ``dql/joint/algo:idql``, ``swg/joint swg s=2``."""
+    """Short label: ``dql/frozen``, ``dql/joint/algo:idql``, ``swg/joint swg s=2``, ``dql/joint softmax s=100 bf16``."""
     label = "/".join(str(sel[k]) for k in ("algo", "train_guidance") if k in sel)
     if sel.get("infer_source", "self") != "self":
         label += f"/{sel['infer_source']}"
@@ -97,6 +97,8 @@ def selector_label(sel: dict[str, Any]) -> str:
         label += f" {sel['infer_method']}"
     if "infer_scale" in sel and not is_nan(sel["infer_scale"]):
         label += f" s={float(sel['infer_scale']):g}"
+    if sel.get("inference_precision") not in (None, DEFAULTED_EVAL_COLUMNS["inference_precision"]):
+        label += f" {sel['inference_precision']}"  # fp32 (the default) is not named: labels stay as they were
     if "task" in sel:
         label = f"{sel['task']}: {label}"
     return label

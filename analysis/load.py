@@ -6,7 +6,8 @@ module does not import, so a report can be made from a copied run directory anyw
 - ``RUN_DIR/results/evals/**.parquet``: one row per evaluated episode with the columns
   ``EVAL_COLUMNS`` (``normalized_score`` and ``normalized_score_d4rl`` are x100, see
   `analysis.scales`); a table without ``OPTIONAL_EVAL_COLUMNS`` (written by an older mdpt) loads
-  with them NaN, one without ``NULLABLE_EVAL_COLUMNS`` (``guidance_file``) with them null.
+  with them NaN, one without ``NULLABLE_EVAL_COLUMNS`` (``guidance_file``) with them null, one without
+  ``DEFAULTED_EVAL_COLUMNS`` (``inference_precision``) with their value then (``"fp32"``).
 - ``RUN_DIR/results/trials/*.parquet``: one row per trial (``TRIAL_COLUMNS``).
 - ``RUN_DIR/results/guidance_search/<study>/trial_<n>.parquet`` (read recursively): optional, one
   row per finished Optuna trial of the guidance search (``GUIDANCE_SEARCH_COLUMNS``; the writer is
@@ -36,24 +37,27 @@ from analysis.errors import AnalysisError, EmptyRunError
 
 EVAL_COLUMNS = (
     "sweep", "trial_id", "task", "algo", "train_guidance", "infer_source", "infer_method",
-    "infer_scale", "diffusion_seed", "guidance_seed", "step", "episode", "eval_seed", "return",
+    "infer_scale", "inference_precision", "diffusion_seed", "guidance_seed", "step", "episode", "eval_seed", "return",
     "normalized_score", "normalized_score_d4rl", "length", "wall_s", "guidance_file",
 )
 OPTIONAL_EVAL_COLUMNS = ("normalized_score_d4rl",)  # float64; absent (older tables) or null reads as NaN
 # string: the plugged-in critic's file ("" = the snapshot's own); absent (older tables) reads as null
 NULLABLE_EVAL_COLUMNS = ("guidance_file",)
+# string: the evaluation's numeric precision (fp32 | bf16, the writer's InferenceConfig.precision); absent
+# (older tables, every evaluation was fp32 then) or null reads as "fp32"
+DEFAULTED_EVAL_COLUMNS = {"inference_precision": "fp32"}
 TRIAL_COLUMNS = (
     "sweep", "trial_id", "stage", "task", "algo", "train_guidance", "seed", "config_json",
     "status", "failure_reason", "restored_from", "num_failures", "updated_at",
 )
-VARIANT_KEYS = ("algo", "train_guidance", "infer_source", "infer_method", "infer_scale")
+VARIANT_KEYS = ("algo", "train_guidance", "infer_source", "infer_method", "infer_scale", "inference_precision")
 SELECTOR_KEYS = ("task", *VARIANT_KEYS)
 GUIDANCE_SEARCH_COLUMNS = (
     "study", "trial", "tune_trial_id", "task", "algo", "train_guidance", "method", "scale", "params_json",
     "inference_json", "objective", "per_seed_json", "state", "reason", "infer_source", "episodes", "updated_at",
 )
 SEARCH_SOURCE_PREFIX = "search:"  # infer_source of the guidance search's eval rows
-EPISODE_KEY = ("trial_id", "step", "episode", "infer_source", "infer_method", "infer_scale")
+EPISODE_KEY = ("trial_id", "step", "episode", "infer_source", "infer_method", "infer_scale", "inference_precision")
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,8 @@ def load_run(run_dir: str | Path) -> RunData:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise EmptyRunError(f"run directory {run_dir} does not exist")
-    required = tuple(c for c in EVAL_COLUMNS if c not in OPTIONAL_EVAL_COLUMNS + NULLABLE_EVAL_COLUMNS)
+    required = tuple(c for c in EVAL_COLUMNS if c not in OPTIONAL_EVAL_COLUMNS + NULLABLE_EVAL_COLUMNS
+                     + tuple(DEFAULTED_EVAL_COLUMNS))
     evals = _read_dir(run_dir / "results" / "evals", required, "evals")
     if evals is None or evals.num_rows == 0:
         raise EmptyRunError(
@@ -113,6 +118,8 @@ def load_run(run_dir: str | Path) -> RunData:
     for column in NULLABLE_EVAL_COLUMNS:
         if column not in evals.column_names:
             evals = evals.append_column(column, pa.nulls(evals.num_rows, pa.string()))
+    for column, value in DEFAULTED_EVAL_COLUMNS.items():
+        evals = _default_if_missing(evals, column, value)
     return RunData(run_dir, dedupe_evals(evals.select(list(EVAL_COLUMNS))),
                    trials if trials is not None else pa.table({c: [] for c in TRIAL_COLUMNS}),
                    search, read_spec(run_dir))
@@ -123,6 +130,14 @@ def _nan_if_missing(evals: pa.Table, column: str) -> pa.Table:
     if column not in evals.column_names:
         return evals.append_column(column, pa.array(np.full(evals.num_rows, math.nan)))
     filled = pc.fill_null(evals.column(column).cast(pa.float64()), math.nan)
+    return evals.set_column(evals.column_names.index(column), column, filled)
+
+
+def _default_if_missing(evals: pa.Table, column: str, value: str) -> pa.Table:
+    """``evals`` with string ``column``; absent or null (files written before it existed) reads as ``value``."""
+    if column not in evals.column_names:
+        return evals.append_column(column, pa.array([value] * evals.num_rows, pa.string()))
+    filled = pc.fill_null(evals.column(column).cast(pa.string()), value)
     return evals.set_column(evals.column_names.index(column), column, filled)
 
 

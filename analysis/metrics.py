@@ -25,7 +25,7 @@ def checkpoint_stats(evals: pa.Table, score: str = "normalized_score") -> pa.Tab
     """Per-checkpoint episode statistics of every run.
 
     ``evals``: one row per episode (``task, algo, train_guidance, infer_source, infer_method,
-    infer_scale, trial_id, diffusion_seed, guidance_seed, step`` and the ``score`` column, x100:
+    infer_scale, inference_precision, trial_id, diffusion_seed, guidance_seed, step`` and the ``score`` column, x100:
     ``normalized_score`` or ``normalized_score_d4rl``, see `analysis.scales`).
     Returns one row per ``CHECKPOINT_KEYS`` with ``mean``, ``var`` (ddof 0) and ``n`` of
     ``score`` over the episodes, sorted by those keys.
@@ -61,7 +61,7 @@ def curves_from_checkpoints(ckpt: pa.Table, what: str = "selection") -> Curves:
     if len({r["task"] for r in ckpt.select(["task"]).to_pylist()}) > 1 or len(variants(ckpt)) > 1:
         found = sorted({str(tuple(v.values())) for v in variants(ckpt)})
         raise AnalysisError(f"{what} matches several tasks or inference settings {found}; "
-                            "add task / infer_method / infer_scale to the selector")
+                            "add task / infer_method / infer_scale / inference_precision to the selector")
     d = ckpt.to_pydict()
     steps = np.unique(d["step"])
     seed_of = dict(zip(d["trial_id"], d["diffusion_seed"]))

@@ -2,7 +2,7 @@
 
 Input is `analysis.comparisons.Pair` lists (both arms' curves per comparison and task), or
 `checkpoint_stats` output (one row per run x checkpoint: ``task, algo, train_guidance,
-infer_source, infer_method, infer_scale, trial_id, diffusion_seed, step, mean, var, n``), or the
+infer_source, infer_method, infer_scale, inference_precision, trial_id, diffusion_seed, step, mean, var, n``), or the
 trials table. Scores are x100 and every score column says so (``_x100``; variances ``_x100sq``).
 """
 

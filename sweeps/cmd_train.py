@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rl_core.config import ALGORITHMS, GUIDANCE_KINDS, INFERENCE_METHODS, TRAIN_GUIDANCE_MODES
+from rl_core.config import ALGORITHMS, GUIDANCE_KINDS, INFERENCE_METHODS, PRECISIONS, TRAIN_GUIDANCE_MODES
 
 FMT = argparse.ArgumentDefaultsHelpFormatter
 
@@ -45,7 +45,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-every", type=int, default=400, help="snapshot + evaluation interval, gradient steps")
     p.add_argument("--algo-config", default=None, help="JSON object of algorithm config overrides, e.g. '{\"eta\": 0.5}'")
     p.add_argument("--trial-id", default=None, help="trial id; None = <algo>-<guidance>-s<seed>")
-    _eval_args(p)
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="training precision (TrainConfig.precision): bf16 = bfloat16 autocast of the forward passes "
+                        "(parameters, optimiser state, EMA and critic targets stay float32); None = TrainConfig's "
+                        "default, fp32 (README \"Precision and speed\")")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the networks (TrainConfig.compile; not bit-identical to eager, the first step "
+                        "compiles)")
+    _eval_args(p, "--eval-precision")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", formatter_class=FMT, help="evaluate a saved snapshot, optionally with another critic",
@@ -55,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--guidance-artifact", default=None, help="guidance artifact to use instead of the snapshot's own critic")
     p.add_argument("--seed", type=int, default=0, help="episode i uses env seed SEED + i")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads; None = torch's choice")
-    _eval_args(p)
+    _eval_args(p, "--precision")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -69,7 +76,9 @@ def _loop_args(p: argparse.ArgumentParser, steps: int) -> None:
     p.add_argument("--out", type=Path, required=True, default=argparse.SUPPRESS, help="run directory")
 
 
-def _eval_args(p: argparse.ArgumentParser) -> None:
+def _eval_args(p: argparse.ArgumentParser, precision_flag: str) -> None:
+    """The evaluation flags; ``precision_flag`` names InferenceConfig.precision's flag (``--eval-precision`` for
+    `mdpt train`, whose ``--precision`` is the training precision; ``--precision`` for `mdpt evaluate`)."""
     p.add_argument("--episodes", type=int, default=10, help="evaluation episodes per snapshot")
     p.add_argument("--method", choices=INFERENCE_METHODS, default=None,
                    help="inference guidance; None = the algorithm's default (InferenceConfig.for_algorithm), or none "
@@ -78,6 +87,10 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
                    "gradient lambda (None = 1), SWG s (None = 1, exact guidance); unused by none / argmax")
     p.add_argument("--candidates", type=int, default=None, help="candidate actions per state; None = the algorithm config's n_candidates")
     p.add_argument("--max-steps", type=int, default=1000, help="episode step cap")
+    p.add_argument(precision_flag, dest="inference_precision", choices=PRECISIONS, default=None,
+                   help="evaluation precision (InferenceConfig.precision): bf16 = bfloat16 autocast of the denoiser "
+                        "while sampling candidates (the critic scores them in float32); None = InferenceConfig's "
+                        "default, fp32")
 
 
 def _inference(args: argparse.Namespace, algo_cfg: Any, has_guidance: bool) -> Any:
@@ -93,6 +106,8 @@ def _inference(args: argparse.Namespace, algo_cfg: Any, has_guidance: bool) -> A
         kw["scale"] = args.scale
     if args.candidates:
         kw["n_candidates"] = args.candidates
+    if args.inference_precision:
+        kw["precision"] = args.inference_precision
     inference = InferenceConfig.for_algorithm(algo_cfg, **kw)
     if not has_guidance and not args.method:
         inference = InferenceConfig.from_dict(without_critic(inference.to_dict()))
@@ -191,23 +206,32 @@ def _ident(spec: Any, trial_id: str) -> dict:
             "train_guidance": i.train_guidance, "seed": i.seed}
 
 
+def train_config(args: argparse.Namespace) -> Any:
+    """The TrainConfig of `mdpt train`'s flags; ``--precision`` / ``--compile`` when given, else TrainConfig's
+    defaults."""
+    from rl_core.train import TrainConfig
+
+    algo_config = _json_object("--algo-config", args.algo_config)
+    given = {"precision": args.precision, "compile": args.compile or None}
+    return TrainConfig(task=args.task, algo=args.algo, algo_config=algo_config, train_guidance=args.guidance,
+                       guidance_artifact=args.guidance_artifact, seed=args.seed, steps=args.steps,
+                       batch_size=args.batch_size, eval_every=args.eval_every, log_every=args.log_every,
+                       device=args.device, threads=args.threads, **{k: v for k, v in given.items() if v is not None})
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from rl_core.algos import get_algorithm
     from rl_core.data.io import load_dataset
     from rl_core.modes import get_mode
-    from rl_core.train import TrainConfig, run_training
+    from rl_core.train import run_training
     from trainables.evaluator import run_request
     from trainables.ledger import self_eval_request
     from trainables.trial import EvalSpec, Runtime, TrialIdentity, TrialSpec
 
-    algo_config = _json_object("--algo-config", args.algo_config)  # bad flags before the (slow) dataset load
-    cfg = TrainConfig(task=args.task, algo=args.algo, algo_config=algo_config, train_guidance=args.guidance,
-                      guidance_artifact=args.guidance_artifact, seed=args.seed, steps=args.steps,
-                      batch_size=args.batch_size, eval_every=args.eval_every, log_every=args.log_every,
-                      device=args.device, threads=args.threads)
+    cfg = train_config(args)  # bad flags before the (slow) dataset load
     ds = load_dataset(args.task)
     mode = get_mode(args.guidance)
-    algo_cfg = get_algorithm(args.algo).Config.from_dict(algo_config)
+    algo_cfg = get_algorithm(args.algo).Config.from_dict(cfg.algo_config)
     inference = _inference(args, algo_cfg, has_guidance=mode.has_critic)
     trial_id = args.trial_id or f"{args.algo}-{args.guidance}-s{args.seed}"
     artifact_seed = _artifact_seed(cfg.guidance_artifact)
@@ -217,7 +241,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                                             seed=args.seed, guidance_seed=mode.guidance_seed(args.seed, artifact_seed)))
     ident = _ident(spec, trial_id)
     print(f"trial {trial_id}: {args.algo} on {args.task} ({ds.n_transitions} transitions), guidance {args.guidance}, "
-          f"inference {inference.method}; writing to {args.out}", flush=True)
+          f"training precision {cfg.precision}{' (compiled)' if cfg.compile else ''}, inference {inference.method} "
+          f"in {inference.precision}; writing to {args.out}", flush=True)
 
     def body(store: Any) -> None:
         import pyarrow.parquet as pq
@@ -281,5 +306,5 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
               f"{r.normalized_score:.1f}, length {r.length}")
     source = args.guidance_artifact or "own critic"
     _print_scores([{"return": r.ret, "normalized_score": r.normalized_score, "length": r.length} for r in results],
-                  f"{snap.algo} step {snap.step}, {inference.method} ({source}): ")
+                  f"{snap.algo} step {snap.step}, {inference.method} ({source}, {inference.precision}): ")
     return 0

@@ -86,7 +86,8 @@ def _train_trial(spec: dict, task: str, algo: str, mode_name: str, seed: int) ->
                       guidance_artifact=artifact_placeholder(pretrained, task, seed) if pretrained else None,
                       guidance_config=critic_config(spec["guidance_config"][algo], fresh_kind) if fresh_kind else None,
                       seed=seed, steps=b["steps"], batch_size=b["batch_size"], eval_every=b["eval_every"],
-                      log_every=b["log_every"])
+                      log_every=b["log_every"], precision=spec["training"]["precision"],
+                      compile=spec["training"]["compile"])
     ev = EvalSpec(inference=mode.inference(inference_for(spec["eval"]["inference"][algo], task)),
                   episodes=b["episodes"], max_steps=spec["eval"]["max_episode_steps"])
     ident = TrialIdentity(task=task, algo=algo, train_guidance=mode_name, seed=seed,

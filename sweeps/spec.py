@@ -1,11 +1,12 @@
 """Experiment specs: load a sweep YAML, validate it, and expand it into stages.
 
-A spec names tasks, algorithms, training-guidance modes, seeds, budgets per scale, evaluation
-settings, resources, guidance pretraining, inference-time recombinations and the report's
-comparisons. ``load_spec`` returns the validated spec as a plain dict with every default filled
-in (so ``RUN_DIR/spec.yaml`` records everything that affects results); ``sweeps.expand.expand``
-turns it into the stages the driver runs in order: guidance pretraining -> diffusion training ->
-recombination -> report.
+A spec names tasks, algorithms, training-guidance modes, seeds, budgets per scale, how training
+runs (``training: {precision, compile}``), evaluation settings (evaluation precision is
+``eval.inference.<algo>.precision``), resources, guidance pretraining, inference-time
+recombinations and the report's comparisons. ``load_spec`` returns the validated spec as a plain
+dict with every default filled in (so ``RUN_DIR/spec.yaml`` records everything that affects results);
+``sweeps.expand.expand`` turns it into the stages the driver runs in order: guidance pretraining ->
+diffusion training -> recombination -> report.
 
 Every validation error is a ``ConfigError`` naming the field path (``algorithms[1]``,
 ``budgets.smoke.steps``), the bad value and the allowed values. Unknown keys are rejected with
@@ -23,6 +24,7 @@ raw YAML before validation, so an override is checked exactly like the file. Exp
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 import warnings
 from importlib import resources
@@ -33,7 +35,8 @@ import yaml
 
 from analysis.budgets import BUDGET_ALIASES, BUDGETS, REQUIRED_BUDGETS, DeprecatedName, budget_name, deprecation
 from analysis.budgets import summary as budget_summary_line
-from rl_core.config import ALGORITHMS, DEFAULT_GUIDANCE_KIND, GUIDANCE_KINDS, KNOWN_TASKS, TRAIN_GUIDANCE_MODES
+from rl_core.config import (ALGORITHMS, DEFAULT_GUIDANCE_KIND, GUIDANCE_KINDS, KNOWN_TASKS, PRECISIONS,
+                            TRAIN_GUIDANCE_MODES)
 from rl_core.errors import ConfigError
 from rl_core.modes import get_mode
 
@@ -43,7 +46,8 @@ BUDGET_OVERLAY_KEYS = ("tasks", "seeds", "algorithms", "train_guidance", "algo_c
 RECOMBINATION_KINDS = ("double_guidance", "cross_algorithm")
 MATCH_MODES = ("final", "step")
 COMPARISON_KINDS = ("gfdt", "double_guidance", "plug_and_play", "swg_scale", "generic")
-SELECTOR_KEYS = ("task", "algo", "train_guidance", "infer_source", "infer_method", "infer_scale")
+SELECTOR_KEYS = ("task", "algo", "train_guidance", "infer_source", "infer_method", "infer_scale",
+                 "inference_precision")
 
 
 # ----- small validators ----------------------------------------------------------------------
@@ -148,6 +152,24 @@ def _budgets(d: Any) -> dict:
             raise ConfigError(f"spec field `budgets`: missing required key {name!r}; allowed keys: {list(BUDGETS)} "
                               f"({', '.join(REQUIRED_BUDGETS)} required)")
     return {name: _budget(d[name], f"budgets.{name}") for name in BUDGETS if name in d}
+
+
+def _bool(v: Any, path: str) -> bool:
+    if not isinstance(v, bool):
+        raise _err(path, v, "true or false")
+    return v
+
+
+def _training(d: Any, path: str) -> dict:
+    """How every diffusion-training trial runs its updates: ``precision`` (``rl_core.config.PRECISIONS``) and
+    ``compile`` (TrainConfig fields of the same names; defaults fp32 / false, README "Precision and speed").
+    Evaluation precision is ``eval.inference.<algo>.precision``."""
+    from rl_core.train import TrainConfig
+
+    d = _mapping(d if d is not None else {}, path, ("precision", "compile"))
+    default = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name in ("precision", "compile")}
+    return {"precision": _choice(d.get("precision", default["precision"]), f"{path}.precision", PRECISIONS),
+            "compile": _bool(d.get("compile", default["compile"]), f"{path}.compile")}
 
 
 def _inference(d: Any, path: str, algo: str, algo_config: dict, base: dict | None = None) -> dict:
@@ -278,7 +300,8 @@ def _comparison(d: Any, path: str) -> dict:
 
 
 TOP_KEYS = ("name", "description", "tasks", "algorithms", "train_guidance", "seeds", "pretraining", "budgets",
-            "eval", "algo_config", "guidance_config", "resources", "max_failures", "recombination", "report", "scale", "budget")
+            "training", "eval", "algo_config", "guidance_config", "resources", "max_failures", "recombination",
+            "report", "scale", "budget")
 
 
 def validate_spec(raw: Any) -> dict:
@@ -312,6 +335,7 @@ def _validate(raw: Any) -> dict:
     spec["pretraining"] = _list(d.get("pretraining", []), "pretraining",
                                 lambda v, p: _pretraining(v, p, spec["seeds"]), nonempty=False)
     spec["budgets"] = _budgets(d["budgets"])
+    spec["training"] = _training(d.get("training"), "training")
     ac = _mapping(d.get("algo_config", {}), "algo_config", ALGORITHMS)
     spec["algo_config"] = {a: _algo_config(ac.get(a, {}), f"algo_config.{a}", a) for a in spec["algorithms"]}
     ev = _mapping(d.get("eval", {}), "eval", ("max_episode_steps", "inference"))

@@ -7,17 +7,21 @@ Layout under a run directory (one sweep per run directory)::
     RUN_DIR/results/trials/<trial_id>.parquet             one row per trial (latest state wins)
 
 Idempotency: an evaluation job is identified by (trial_id, step, infer_source, infer_method,
-infer_scale); its episodes are written together into one file whose name is a hash of that key,
-atomically (temporary file + rename). A retried evaluation or a restored trial rewrites the same
-file, so rows are neither duplicated nor lost. Training-metric files are named by their step
-range and de-duplicated on read (last write wins per (trial_id, step, metric)).
+infer_scale, inference_precision) (``EVAL_KEY``); its episodes are written together into one file whose
+name is a hash of that key, atomically (temporary file + rename). An fp32 key hashes exactly as before the
+precision joined the key, so run directories written earlier keep their file names (a resumed sweep finds
+its evaluations) and evaluating a snapshot in bf16 writes a second file beside the fp32 one. A retried
+evaluation or a restored trial rewrites the same file, so rows are neither duplicated nor lost.
+Training-metric files are named by their step range and de-duplicated on read (last write wins per
+(trial_id, step, metric)).
 
 Rows are built only by the row builders below (``eval_rows``, ``train_rows``, ``trial_row``), used by
 the sweep's trials and evaluators, by recombination, by the guidance search and by `mdpt train`, so
 every command writes identical rows (and the same evaluation gets the same key). This module imports
 only pyarrow/numpy and rl_core's torch-free modules (no torch, no Ray); `analysis` reads these files
 with pyarrow alone. Columns added later (``normalized_score_d4rl``, ``guidance_file``) read as null from
-older files.
+older files, ``inference_precision`` as ``"fp32"`` (``LEGACY_INFERENCE_PRECISION``: every evaluation was fp32
+before the column existed).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ EVALS_SCHEMA = pa.schema(
         ("infer_source", pa.string()),  # self | seed:+<shift> | algo:<a> (+ -final) | search:<study>
         ("infer_method", pa.string()),  # none | softmax | argmax | gradient | swg
         ("infer_scale", pa.float64()),  # temperature / lambda / SWG scale (NaN when unused)
+        ("inference_precision", pa.string()),  # InferenceConfig.precision (rl_core.config.PRECISIONS): fp32 | bf16
         ("diffusion_seed", pa.int64()),
         ("guidance_seed", pa.int64()),  # -1 when there is no guidance
         ("step", pa.int64()),
@@ -60,7 +65,11 @@ EVALS_SCHEMA = pa.schema(
         # artifact / snapshot file (``guidance_file``: relative to the run directory when inside it)
     ]
 )
-EVAL_KEY = ("trial_id", "step", "infer_source", "infer_method", "infer_scale")
+EVAL_KEY = ("trial_id", "step", "infer_source", "infer_method", "infer_scale", "inference_precision")
+# The inference precision of evals rows written before the column existed, and of an inference dict without
+# ``precision`` (recorded before InferenceConfig had the field): every evaluation ran in fp32 then.
+LEGACY_INFERENCE_PRECISION = "fp32"
+COLUMN_FILLS = {"inference_precision": LEGACY_INFERENCE_PRECISION}  # value of a column absent from older files
 
 TRAIN_SCHEMA = pa.schema(
     [
@@ -101,10 +110,13 @@ def _atomic_write(table: pa.Table, path: Path) -> None:
     atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
-def eval_job_key(trial_id: str, step: int, infer_source: str, infer_method: str, infer_scale: float) -> str:
-    """Stable file name for one evaluation job (see module docstring)."""
+def eval_job_key(trial_id: str, step: int, infer_source: str, infer_method: str, infer_scale: float,
+                 inference_precision: str) -> str:
+    """Stable file name for one evaluation job (see module docstring; fp32 hashes as before the precision
+    joined the key)."""
     scale = "nan" if infer_scale is None or infer_scale != infer_scale else repr(float(infer_scale))
-    raw = json.dumps([trial_id, int(step), infer_source, infer_method, scale])
+    key = [trial_id, int(step), infer_source, infer_method, scale]
+    raw = json.dumps(key if inference_precision == LEGACY_INFERENCE_PRECISION else [*key, inference_precision])
     return f"step{int(step):08d}-" + hashlib.sha1(raw.encode()).hexdigest()[:16]
 
 
@@ -134,10 +146,16 @@ class EvalLabels:
         return asdict(self)
 
 
+def inference_precision(inference: dict) -> str:
+    """The ``inference_precision`` column of evaluating with ``inference`` (an InferenceConfig dict)."""
+    return inference.get("precision", LEGACY_INFERENCE_PRECISION)
+
+
 def eval_key(labels: EvalLabels, inference: dict) -> tuple:
-    """(trial_id, step, infer_source, infer_method, infer_scale): the idempotency key of one evaluation."""
+    """(trial_id, step, infer_source, infer_method, infer_scale, inference_precision) = ``EVAL_KEY``: the
+    idempotency key of one evaluation."""
     return (labels.trial_id, labels.step, labels.infer_source, inference["method"],
-            infer_scale(inference["method"], inference["scale"]))
+            infer_scale(inference["method"], inference["scale"]), inference_precision(inference))
 
 
 def guidance_file(run_dir: str | os.PathLike[str], guidance: str | os.PathLike[str] | None) -> str:
@@ -155,7 +173,8 @@ def eval_rows(labels: EvalLabels, inference: dict, results: Iterable[Any], wall_
     job's plugged-in critic file (``EvalJob.guidance``, None = the snapshot's own) and ``run_dir`` the run
     directory the rows go to (see ``guidance_file``)."""
     base = dict(labels.to_dict(), infer_method=inference["method"],
-                infer_scale=infer_scale(inference["method"], inference["scale"]), wall_s=float(wall_s),
+                infer_scale=infer_scale(inference["method"], inference["scale"]),
+                inference_precision=inference_precision(inference), wall_s=float(wall_s),
                 guidance_file=guidance_file(run_dir, guidance))
     return [dict(base, episode=r.episode, eval_seed=r.eval_seed, normalized_score=r.normalized_score,
                  normalized_score_d4rl=r.normalized_score_d4rl, length=r.length, **{"return": r.ret})
@@ -184,11 +203,15 @@ class ResultStore:
         self.root = self.run_dir / "results"
 
     # ----- evals ---------------------------------------------------------------------------
-    def eval_path(self, trial_id: str, step: int, infer_source: str, infer_method: str, infer_scale: float) -> Path:
-        return self.root / "evals" / trial_id / (eval_job_key(trial_id, step, infer_source, infer_method, infer_scale) + ".parquet")
+    def eval_path(self, trial_id: str, step: int, infer_source: str, infer_method: str, infer_scale: float,
+                  inference_precision: str) -> Path:
+        """The file of the evaluation job with this key (``EVAL_KEY`` order)."""
+        key = eval_job_key(trial_id, step, infer_source, infer_method, infer_scale, inference_precision)
+        return self.root / "evals" / trial_id / (key + ".parquet")
 
-    def has_eval(self, trial_id: str, step: int, infer_source: str, infer_method: str, infer_scale: float) -> bool:
-        return self.eval_path(trial_id, step, infer_source, infer_method, infer_scale).exists()
+    def has_eval(self, trial_id: str, step: int, infer_source: str, infer_method: str, infer_scale: float,
+                 inference_precision: str) -> bool:
+        return self.eval_path(trial_id, step, infer_source, infer_method, infer_scale, inference_precision).exists()
 
     def eval_path_for(self, labels: EvalLabels, inference: dict) -> Path:
         """The file that holds (or will hold) the rows of evaluating ``labels`` with ``inference``."""
@@ -204,8 +227,7 @@ class ResultStore:
         episodes = [r["episode"] for r in rows]
         if len(set(episodes)) != len(episodes):
             raise ValueError("duplicate episode numbers in one evaluation job")
-        r0 = rows[0]
-        path = self.eval_path(r0["trial_id"], r0["step"], r0["infer_source"], r0["infer_method"], r0["infer_scale"])
+        path = self.eval_path(*(rows[0][k] for k in EVAL_KEY))
         _atomic_write(_table(rows, EVALS_SCHEMA), path)
         return path
 
@@ -247,10 +269,12 @@ def _files(directory: Path) -> Iterable[Path]:
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """``table`` in ``schema``'s column order; columns it predates are added as nulls."""
+    """``table`` in ``schema``'s column order; columns it predates are added as ``COLUMN_FILLS`` or nulls."""
     for f in schema:
         if f.name not in table.column_names:
-            table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+            fill = COLUMN_FILLS.get(f.name)
+            table = table.append_column(f, pa.nulls(table.num_rows, f.type) if fill is None else
+                                        pa.array([fill] * table.num_rows, f.type))
     return table.select(schema.names).cast(schema)
 
 
@@ -303,7 +327,8 @@ TABLES["guidance_search"] = GUIDANCE_SEARCH_SCHEMA
 def search_infer_source(base: str, params: dict[str, Any]) -> str:
     """``infer_source`` of a search trial's eval rows: ``base`` (``search:<study>``), plus the searched values
     other than ``scale`` (``search:<study>:n_candidates=10``), so the eval key
-    (trial_id, step, infer_source, infer_method, infer_scale) tells apart every parameter set."""
+    (trial_id, step, infer_source, infer_method, infer_scale, inference_precision) tells apart every parameter
+    set."""
     extra = ",".join(f"{k}={params[k]:.10g}" for k in sorted(params) if k != "scale")
     return f"{base}:{extra}" if extra else base
 

@@ -28,8 +28,9 @@ def default_score(task: str, algo: str, tg: str, src: str, seed: int, step: int)
 def write_run(run_dir: Path, *, tasks=("hopper-medium",), arms=(("dql", "joint", "self"), ("dql", "frozen", "self")),
               seeds=(0, 1, 2), steps=(400, 800, 1200, 1600), episodes=4, score: ScoreFn = default_score,
               noise: float = 3.0, infer=("softmax", 100.0), run_json: dict | None = None, rng_seed: int = 0,
-              trial_status: dict[str, dict] | None = None) -> Path:
-    """Write evals + trials for every (task, arm, seed, step); episodes ~ N(score, noise^2)."""
+              trial_status: dict[str, dict] | None = None, precision: str = "fp32") -> Path:
+    """Write evals + trials for every (task, arm, seed, step); episodes ~ N(score, noise^2), evaluated in
+    ``precision`` (the ``inference_precision`` column)."""
     rng = np.random.default_rng(rng_seed)
     store = ResultStore(run_dir)
     for task in tasks:
@@ -41,6 +42,7 @@ def write_run(run_dir: Path, *, tasks=("hopper-medium",), arms=(("dql", "joint",
                     store.write_eval_job([
                         {"sweep": "test", "trial_id": trial, "task": task, "algo": algo, "train_guidance": tg,
                          "infer_source": src, "infer_method": infer[0], "infer_scale": infer[1],
+                         "inference_precision": precision,
                          "diffusion_seed": seed, "guidance_seed": seed if src == "self" else seed + 100,
                          "step": step, "episode": e, "eval_seed": 1000 * step + e,
                          "return": 30 * (mu + noise * z), "normalized_score": mu + noise * z,

@@ -48,7 +48,8 @@ def write(run_dir: Path, scores: dict[tuple[str, str, int], np.ndarray], failed:
         for k, step in enumerate(STEPS):
             store.write_eval_job([
                 {"sweep": "known", "trial_id": trial, "task": task, "algo": "dql", "train_guidance": tg,
-                 "infer_source": "self", "infer_method": "softmax", "infer_scale": 100.0, "diffusion_seed": seed,
+                 "infer_source": "self", "infer_method": "softmax", "infer_scale": 100.0,
+                 "inference_precision": "fp32", "diffusion_seed": seed,
                  "guidance_seed": seed, "step": int(step), "episode": e, "eval_seed": 1000 * int(step) + e,
                  "return": 30.0 * s[k, e], "normalized_score": float(s[k, e]), "normalized_score_d4rl": math.nan,
                  "length": 1000, "wall_s": 1.0, "guidance_file": ""} for e in range(EPISODES)])

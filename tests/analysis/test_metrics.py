@@ -70,7 +70,8 @@ def test_checkpoint_stats_and_curves_from_a_table():
                 if trial == "b" and step == 800:
                     continue  # run b misses a checkpoint
                 rows.append({"task": "hopper-medium", "algo": "dql", "train_guidance": "joint", "infer_source": "self",
-                             "infer_method": "softmax", "infer_scale": float("nan"), "trial_id": trial,
+                             "infer_method": "softmax", "infer_scale": float("nan"), "inference_precision": "fp32",
+                             "trial_id": trial,
                              "diffusion_seed": seed, "guidance_seed": seed, "step": step, "episode": ep,
                              "normalized_score": x + seed + step / 400})
     ck = mt.checkpoint_stats(pa.Table.from_pylist(rows))

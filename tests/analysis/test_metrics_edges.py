@@ -47,9 +47,11 @@ def test_across_seed_variance_needs_two_runs_at_a_checkpoint():
 def _evals(rows: list[tuple]) -> pa.Table:
     """Eval rows from (task, infer_scale, trial_id, diffusion_seed, step, score) tuples."""
     cols = {k: [] for k in ("task", "algo", "train_guidance", "infer_source", "infer_method", "infer_scale",
-                            "trial_id", "diffusion_seed", "guidance_seed", "step", "normalized_score")}
+                            "inference_precision", "trial_id", "diffusion_seed", "guidance_seed", "step",
+                            "normalized_score")}
     for task, scale, trial, seed, step, score in rows:
-        for k, v in zip(cols, (task, "dql", "joint", "self", "softmax", scale, trial, seed, seed, step, score)):
+        for k, v in zip(cols, (task, "dql", "joint", "self", "softmax", scale, "fp32", trial, seed, seed, step,
+                               score)):
             cols[k].append(v)
     return pa.table(cols)
 
@@ -73,15 +75,15 @@ def test_curves_errors_name_the_selection_and_what_was_found():
     with pytest.raises(EmptyRunError, match="^dql/joint: no evaluation rows$"):
         mt.curves_from_checkpoints(empty, "dql/joint")
     two_tasks = mt.checkpoint_stats(_evals([("h", 1.0, "a", 1, 400, 30.0), ("w", 1.0, "c", 1, 400, 30.0)]))
-    with pytest.raises(AnalysisError, match=r"^selection matches several tasks or inference settings .*"
-                                            r"add task / infer_method / infer_scale to the selector$"):
+    with pytest.raises(AnalysisError, match=r"^selection matches several tasks or inference settings .*add task / "
+                                            r"infer_method / infer_scale / inference_precision to the selector$"):
         mt.curves_from_checkpoints(two_tasks)
     two_scales = mt.checkpoint_stats(_evals([("h", 1.0, "a", 1, 400, 30.0), ("h", 3.0, "a", 1, 400, 30.0)]))
     with pytest.raises(AnalysisError) as e:
         mt.curves_from_checkpoints(two_scales, "arm")
     assert str(e.value).startswith("arm matches several tasks or inference settings ")
     for scale in (1.0, 3.0):  # the variants found, listed
-        assert f"('dql', 'joint', 'self', 'softmax', {scale})" in str(e.value)
+        assert f"('dql', 'joint', 'self', 'softmax', {scale}, 'fp32')" in str(e.value)
 
 
 # ----- Holm reachability -------------------------------------------------------------------------

@@ -54,7 +54,7 @@ def test_train_writes_eval_rows_at_every_eval_step_then_evaluate(data_dir, tmp_p
     assert sorted({r["step"] for r in evals}) == [4, 8] and len(evals) == 4
     for r in evals:
         assert r["trial_id"] == "dql-joint-s2" and r["train_guidance"] == "joint" and r["infer_source"] == "self"
-        assert r["infer_method"] == "softmax" and r["infer_scale"] == 100.0
+        assert r["infer_method"] == "softmax" and r["infer_scale"] == 100.0 and r["inference_precision"] == "fp32"
         assert r["diffusion_seed"] == 2 and r["guidance_seed"] == 2
         assert math.isfinite(r["normalized_score"]) and 1 <= r["length"] <= 50
     train = store.read("train").to_pylist()
@@ -89,3 +89,58 @@ def test_train_refuses_frozen_without_artifact(data_dir, tmp_path, capsys):
     code = cli_main(["train", "--task", str(data_dir), "--guidance", "frozen", "--steps", "2", "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and "guidance_artifact" in err and "frozen" in err
+
+
+def test_precision_flags_reach_the_configs_and_the_rows(data_dir, tmp_path):
+    """`mdpt train --precision bf16 --eval-precision bf16`: the trial trains in bf16 (TrainConfig, config_json),
+    every snapshot is evaluated in bf16 (EvalSpec, the rows' inference_precision); `mdpt evaluate --precision`
+    evaluates a snapshot in the precision asked for."""
+    out = tmp_path / "run"
+    proc = mdpt("train", "--task", str(data_dir), "--algo", "dql", "--seed", "1", "--steps", "4", "--eval-every", "4",
+                "--log-every", "2", "--episodes", "2", *TINY, "--precision", "bf16", "--eval-precision", "bf16",
+                "--algo-config", json.dumps(TINY_ALGO["dql"]), "--out", str(out), cwd=ROOT)
+    assert "training precision bf16, inference softmax in bf16" in proc.stdout
+    store = ResultStore(out)
+    config = json.loads(store.read("trials").to_pylist()[0]["config_json"])
+    assert (config["train"]["precision"], config["train"]["compile"]) == ("bf16", False)
+    assert config["eval"]["inference"]["precision"] == "bf16"
+    evals = store.read("evals").to_pylist()
+    assert len(evals) == 2 and {r["inference_precision"] for r in evals} == {"bf16"}
+    assert all(math.isfinite(r["normalized_score"]) for r in evals)
+    snapshot = out / "snapshots" / "dql-joint-s1" / "step_00000004.pt"
+    for precision in ("fp32", "bf16"):
+        proc = mdpt("evaluate", str(snapshot), "--precision", precision, "--episodes", "1", "--max-steps", "20",
+                    "--candidates", "4", cwd=ROOT)
+        assert re.search(rf"dql step 4, softmax \(own critic, {precision}\): normalized score -?[\d.]+", proc.stdout)
+
+
+def test_train_flags_build_the_train_and_inference_configs(data_dir):
+    """Without the flags, TrainConfig's and InferenceConfig's defaults (fp32, no compile); with them, the values."""
+    from rl_core.algos import get_algorithm
+    from sweeps.cli import build_parser
+    from sweeps.cmd_train import _inference, train_config
+
+    base = ["train", "--task", str(data_dir), "--out", "x"]
+    algo_cfg = get_algorithm("dql").Config()
+    args = build_parser().parse_args(base)
+    cfg, inference = train_config(args), _inference(args, algo_cfg, has_guidance=True)
+    assert (cfg.precision, cfg.compile, inference.precision) == ("fp32", False, "fp32")
+    args = build_parser().parse_args([*base, "--precision", "bf16", "--compile", "--eval-precision", "bf16"])
+    cfg, inference = train_config(args), _inference(args, algo_cfg, has_guidance=True)
+    assert (cfg.precision, cfg.compile, inference.precision) == ("bf16", True, "bf16")
+    args = build_parser().parse_args([*base, "--guidance", "bc", "--eval-precision", "bf16"])  # no critic: method none
+    inference = _inference(args, algo_cfg, has_guidance=False)
+    assert (inference.method, inference.precision) == ("none", "bf16")
+    args = build_parser().parse_args(["evaluate", "snap.pt", "--precision", "bf16"])
+    assert _inference(args, algo_cfg, has_guidance=True).precision == "bf16"
+
+
+@pytest.mark.parametrize("argv", [["train", "--task", "t", "--out", "x", "--precision", "fp16"],
+                                  ["train", "--task", "t", "--out", "x", "--eval-precision", "fp16"],
+                                  ["evaluate", "snap.pt", "--precision", "fp16"]])
+def test_bad_precision_is_refused_with_the_allowed_values(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli_main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2, err
+    assert re.search(r"argument --(eval-)?precision: invalid choice: 'fp16' \(choose from '?fp32'?, '?bf16'?\)", err)

@@ -1,6 +1,7 @@
 """Spec validation (errors name the field path, the bad value and the allowed values), budgets and expansion."""
 
 import copy
+import json
 import warnings
 
 import pytest
@@ -53,6 +54,11 @@ def _with(path: str, value):
         ("eval", {"inference": {"dql": {"method": "beam"}}}, ["`eval.inference.dql.method`", "'softmax'"]),
         ("resources", {"trial": {"cpus": 2}}, ["`resources.trial`", "'cpus'", "['cpu', 'gpu']"]),
         ("pretraining", [{"algo": "dql", "kind": "sarsa"}], ["`pretraining[0].kind`", "['td', 'iql']"]),
+        ("training", {"precision": "fp16"}, ["`training.precision`", "'fp16'", "['fp32', 'bf16']"]),
+        ("training", {"compile": "yes"}, ["`training.compile`", "'yes'", "true or false"]),
+        ("training", {"compile": 1}, ["`training.compile`", "bad value 1", "true or false"]),
+        ("training", {"precison": "bf16"}, ["`training`", "unknown key 'precison'", "['precision', 'compile']"]),
+        ("eval", {"inference": {"dql": {"precision": "fp16"}}}, ["`eval.inference.dql.precision`", "'fp16'", "bf16"]),
     ],
 )
 def test_bad_field_names_path_value_and_allowed(path, value, expected):
@@ -229,3 +235,47 @@ def test_quickstart_is_dql_joint_vs_frozen_with_pretraining():
     assert spec["tasks"] == ["hopper-medium"] and spec["seeds"] == [0, 1, 2]
     assert len(stages["pretrain"]) == 3 and len(stages["train"]) == 6
 
+
+
+def _trials(spec: dict) -> list:
+    return next(s for s in expand(resolve(spec, "smoke")) if s.name == "train").items
+
+
+def test_training_precision_and_compile_default_to_fp32_eager_and_reach_every_trial():
+    spec = validate_spec(BASE)
+    assert spec["training"] == {"precision": "fp32", "compile": False}
+    assert {(t.train.precision, t.train.compile, t.eval.inference["precision"]) for t in _trials(spec)} == {
+        ("fp32", False, "fp32")}
+    spec = validate_spec(_with("training", {"precision": "bf16", "compile": True}))
+    trials = _trials(spec)
+    assert len(trials) == 4 and {(t.train.precision, t.train.compile) for t in trials} == {("bf16", True)}
+    assert {t.eval.inference["precision"] for t in trials} == {"fp32"}  # evaluation precision is its own setting
+    again = validate_spec(yaml.safe_load(dump_spec(resolve(spec, "smoke"))))  # RUN_DIR/spec.yaml records it
+    assert again["training"] == {"precision": "bf16", "compile": True}
+
+
+def test_precisions_set_from_the_command_line_land_in_the_trials_config_json():
+    """``--set`` on a packaged spec -> TrialSpec -> the trials row's config_json (what `mdpt sweep` records)."""
+    from trainables.results import trial_row
+    from trainables.trial import TrialSpec
+
+    spec = load_spec("quickstart", ["training.precision=bf16", "eval.inference.dql.precision=bf16"])
+    for t in _trials(spec):
+        config = json.loads(trial_row({}, stage="train", config=t.to_dict(), status="PENDING")["config_json"])
+        assert config["train"]["precision"] == "bf16" and config["train"]["compile"] is False
+        assert config["eval"]["inference"]["precision"] == "bf16"
+        assert TrialSpec.from_dict(config).train.precision == "bf16"
+    pre = next(s for s in expand(resolve(spec, "smoke")) if s.name == "pretrain").items
+    assert pre and "precision" not in pre[0].pretrain.to_dict()  # PretrainConfig has no precision (fp32 only)
+
+
+def test_dry_run_json_shows_the_precisions(capsys):
+    from sweeps.cli import main
+
+    assert main(["sweep", "quickstart", "--dry-run", "--json", "--set", "training.compile=true",
+                 "--set", "eval.inference.dql.precision=bf16"]) == 0
+    items = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    train = [i["item"] for i in items if i["stage"] == "train"]
+    assert len(train) == 6
+    assert {(t["train"]["precision"], t["train"]["compile"], t["eval"]["inference"]["precision"]) for t in train} == {
+        ("fp32", True, "bf16")}
