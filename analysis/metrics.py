@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from analysis.errors import AnalysisError, EmptyRunError, HorizonMismatchError
 from analysis.load import VARIANT_KEYS, variants
+from analysis.stats import MIN_POINTS, NEAR_CONSTANT_REL
 
 CHECKPOINT_KEYS = ("task", *VARIANT_KEYS, "trial_id", "diffusion_seed", "guidance_seed", "step")
 
@@ -210,6 +211,49 @@ def variance_summary(series: np.ndarray) -> dict[str, float]:
 def reduction_pct(s_m: float, s_b: float) -> float:
     """Reduction % = 100 (S_B - S_M) / S_B (positive = the method varies less); NaN when S_B = 0."""
     return float(100 * (s_b - s_m) / s_b) if s_b != 0 else float("nan")
+
+
+VARIANCE_LABELS = {"median": "median variance", "iqr": "IQR of the variance", "max": "max variance", "cv": "CV"}
+
+
+def variance_arm_refusal(series: np.ndarray, floor: float, degenerate: str = "") -> str:
+    """Why the variance statistics of one arm's series v_k (num_checkpoints,) are not computable ("" when they
+    are): a ``degenerate`` reason from the caller, fewer than ``MIN_POINTS["variance"]`` checkpoints with a
+    variance, or a variance that is zero within numerical noise (at most ``floor``^2, ``floor`` =
+    `analysis.stats.noise_floor` of the scores) at every checkpoint."""
+    s = series[~np.isnan(series)]
+    if degenerate:
+        return f"degenerate arm: {degenerate}"
+    if s.size < MIN_POINTS["variance"]:
+        return f"{s.size} checkpoint(s) with a variance; at least {MIN_POINTS['variance']} are needed"
+    if float(np.max(np.abs(s))) <= floor ** 2:
+        return f"the variance is zero within numerical noise (at most {floor ** 2:.2g}) at every checkpoint"
+    return ""
+
+
+def variance_comparison(series_m: np.ndarray, series_b: np.ndarray, floor: float, degenerate_m: str = "",
+                        degenerate_b: str = "") -> dict[str, dict[str, float | str]]:
+    """Per statistic of ``VARIANCE_STATS``: the method's and the baseline's value (`variance_summary` of the
+    series v_k, (num_checkpoints,) each), the reduction % (`reduction_pct`) and ``reason``, "" when all three
+    were computed. Refused (NaN + reason): both values of an arm `variance_arm_refusal` refuses (degenerate,
+    too few checkpoints, zero variance); the reduction of a statistic whose baseline value is zero within
+    numerical noise (at most ``floor``^2 for the variances and the IQR, `NEAR_CONSTANT_REL` for the scale-free
+    CV), which would be a percentage of noise. ``floor``: `analysis.stats.noise_floor` of the arms' scores."""
+    nan = float("nan")
+    arms = {"method": (series_m, degenerate_m), "baseline": (series_b, degenerate_b)}
+    why = {arm: variance_arm_refusal(v, floor, flag) for arm, (v, flag) in arms.items()}
+    summ = {arm: variance_summary(v) if not why[arm] else {k: nan for k in VARIANCE_STATS}
+            for arm, (v, _) in arms.items()}
+    out: dict[str, dict[str, float | str]] = {}
+    for stat in VARIANCE_STATS:
+        s_m, s_b = summ["method"][stat], summ["baseline"][stat]
+        reason = "; ".join(f"{arm}: {w}" for arm, w in why.items() if w)
+        tiny = NEAR_CONSTANT_REL if stat == "cv" else floor ** 2
+        if not reason and not abs(s_b) > tiny:
+            reason = (f"the baseline's {VARIANCE_LABELS[stat]} is {s_b:.2g}, zero within numerical noise: "
+                      "no reduction of it can be measured")
+        out[stat] = {"m": s_m, "b": s_b, "reduction_pct": nan if reason else reduction_pct(s_m, s_b), "reason": reason}
+    return out
 
 
 # ----- one value per run ----------------------------------------------------------------------

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analysis import aggregate as agg
+from analysis import budgets
 from analysis import metrics as mt
 from analysis import plots
 from analysis import tables as tb
@@ -26,6 +27,7 @@ from analysis.errors import AnalysisError
 from analysis.load import SEARCH_SOURCE_PREFIX, RunData, is_search_source, select, variants
 from analysis.render import Block, Section, fmt, img, p, table, write_csv
 from analysis.scales import SCORE_SCALES, ScoreScale
+from analysis.stats import MIN_POINTS, NEAR_CONSTANT_REL
 
 KIND_TITLES = {"gfdt": "GFDT (frozen pretrained guidance) vs baseline", "double_guidance": "Double guidance",
                "plug_and_play": "Plug-and-play guidance", "swg_scale": "SWG guidance-scale comparisons",
@@ -42,7 +44,8 @@ class Context:
     in ``scale_notes``); ``ckpt``: `analysis.metrics.checkpoint_stats` of them on ``scale``;
     ``pairs``: the (comparison, task) pairs with data for both arms
     (`analysis.comparisons.pair_curves`); ``palette``: a matplotlib colour per plotted variant
-    label (`plotted_selectors`).
+    label (`plotted_selectors`); ``degenerate``: flags degenerate arms (`analysis.tables.ArmFlag`),
+    whose tests and variance statistics are then reported as not computable (None: no arm is flagged).
     """
 
     run: RunData
@@ -56,6 +59,7 @@ class Context:
     early_frac: float
     scale: ScoreScale
     scale_notes: tuple[str, ...] = ()
+    degenerate: tb.ArmFlag | None = None
 
     def titled(self, title: str) -> str:
         """A section title that names the score scale: ``title — normalized score (mdpt scale)``."""
@@ -87,10 +91,14 @@ def header(ctx: Context) -> Section:
     searched = f" ({n_search} of them guidance-search parameter sets)" if n_search else ""
     csv = ctx.csv(ctx.ckpt, "checkpoints.csv")
     other = next(sc for sc in SCORE_SCALES.values() if sc != ctx.scale)
+    budget = budgets.budget_name(ctx.run.spec.get("scale"))  # run.json records the sweep's budget
+    banner = budgets.banner(budget)
     return Section(f"mdpt report: {ctx.run.spec.get('sweep') or ctx.run.run_dir.name}", [
+        *([p(banner)] if banner else []),
         p(f"Run directory `{ctx.run.run_dir}`. {ev.num_rows} evaluated episodes of "
           f"{len(set(ev.column('trial_id').to_pylist()))} trial(s), {len(variants(ev))} variant(s){searched} on "
-          f"task(s) {', '.join(tasks)}; checkpoints at steps {int(steps.min())}..{int(steps.max())}."),
+          f"task(s) {', '.join(tasks)}; checkpoints at steps {int(steps.min())}..{int(steps.max())}"
+          + (f"; budget `{budget}`." if budget else ".")),
         p(f"Scores: {ctx.scale.heading} = 100 (R − ref_min)/(ref_max − ref_min) of the episode return R, with "
           f"{ctx.scale.reference}: 0 = random reference, 100 = expert reference. Every score column, table and plot "
           "is on this scale "
@@ -138,25 +146,32 @@ COMPARISON_COLUMNS = [
     ("early_b_x100", "Early B (×100)"), ("early_gain_x100", "Early gain (×100)"), ("levene_w", "Levene F"),
     ("levene_p", "Levene p"), ("mwu_p_holm", "MWU p (Holm)"), ("mwu_cles", "CLES"),
     ("seed_test", "per-seed MWU p (method)"), ("seed_mwu_p_min", "min attainable p")]
+NOT_COMPUTABLE = "not computable"  # the cell of a statistic refused on degenerate input (reason in a note)
+TEST_NAMES = {"levene": "Levene", "mwu": "checkpoint MWU", "early_mwu": "early-window MWU", "seed_mwu": "per-seed MWU"}
 
 
 def comparison_tables(ctx: Context) -> list[Section]:
     """One table per comparison kind (`KIND_TITLES`), the test notes under the last; writes comparisons.csv."""
     if not ctx.pairs:
         return []
-    comp = tb.comparison_table(ctx.pairs, ctx.early_frac, ctx.alpha)
+    comp = tb.comparison_table(ctx.pairs, ctx.early_frac, ctx.alpha, ctx.degenerate)
     csv = ctx.csv(comp, "comparisons.csv")
     rows = comp.to_pylist()
     view = pa.Table.from_pylist([{**r, "method_mark": r["method"] + (" †" if r["significant"] else ""),
                                   "seeds": f"{r['runs_m']}/{r['runs_b']}",
                                   "dropped": ", ".join(map(str, r["seeds_dropped"])) or "–",
-                                  "seed_test": f"{fmt(r['seed_mwu_p'], 'p')} ({r['seed_mwu_method']})"} for r in rows])
+                                  "seed_test": NOT_COMPUTABLE if r["seed_mwu_reason"] else
+                                  f"{fmt(r['seed_mwu_p'], 'p')} ({r['seed_mwu_method']})",
+                                  **{c: NOT_COMPUTABLE for c, t in (("levene_w", "levene"), ("levene_p", "levene"),
+                                                                    ("mwu_p_holm", "mwu"), ("mwu_cles", "mwu"))
+                                     if r[f"{t}_reason"]}} for r in rows])
     sections = []
     for kind, title in KIND_TITLES.items():
         sub = view.filter(pc.equal(view.column("kind"), kind))
         if sub.num_rows:
             sections.append(Section(ctx.titled(title), [table(sub, COMPARISON_COLUMNS)]
-                                    + [p(t) for t in dropped_seed_notes(sub.to_pylist())]))
+                                    + [p(t) for t in dropped_seed_notes(sub.to_pylist())]
+                                    + [p(t) for t in not_computable_notes(sub.to_pylist())]))
     sections[-1].blocks.append(p(
         f"† = two-sided Mann-Whitney U on the seed-mean checkpoint scores within the horizon, "
         f"significant at α = {ctx.alpha} after Holm correction over all {len(rows)} comparison rows "
@@ -173,6 +188,17 @@ def dropped_seed_notes(rows: list[dict]) -> list[str]:
     """One sentence per comparisons.csv row that dropped seeds: which, why, and the seeds compared."""
     return [f"**Seeds dropped** from {r['comparison']} on {r['task']}: {r['seeds_dropped_reasons']}; compared on "
             f"the seeds both arms have ({', '.join(map(str, r['seeds_used']))})." for r in rows if r["seeds_dropped"]]
+
+
+def not_computable_notes(rows: list[dict]) -> list[str]:
+    """One sentence per comparisons.csv row with a test refused on degenerate input: which tests and why."""
+    out = []
+    for r in rows:
+        why = [f"{name}: {r[f'{key}_reason']}" for key, name in TEST_NAMES.items() if r[f"{key}_reason"]]
+        if why:
+            out.append(f"**Not computable** in {r['comparison']} on {r['task']} (degenerate input, no statistic "
+                       f"shown): {'; '.join(why)}.")
+    return out
 
 
 def seed_warnings(rows: list[dict], alpha: float) -> list[str]:
@@ -197,21 +223,38 @@ def seed_warnings(rows: list[dict], alpha: float) -> list[str]:
 
 
 def variance(ctx: Context) -> list[Section]:
-    """The double-guidance variance table (variance.csv); none without pairs."""
+    """The double-guidance variance table (variance.csv); none without pairs. Statistics refused on degenerate
+    input (`analysis.metrics.variance_comparison`) show as "not computable", with the reasons below the table."""
     if not ctx.pairs:
         return []
-    var = tb.variance_table(ctx.pairs)
+    var = tb.variance_table(ctx.pairs, ctx.degenerate)
     csv = ctx.csv(var, "variance.csv")
     cols = [("task", "Task"), ("method", "Method"), ("baseline", "Baseline"), ("level", "Variance")]
     for s, h in (("median", "Median Var"), ("iqr", "IQR"), ("max", "Max Var")):
         cols += [(f"{s}_m_x100sq", f"{h} M"), (f"{s}_b_x100sq", f"{h} B"), (f"{s}_reduction_pct", f"{h} ↓%")]
     cols += [("cv_m", "CV M"), ("cv_b", "CV B"), ("cv_reduction_pct", "CV ↓%")]
+    rows = var.to_pylist()
+    def refused(r: dict) -> dict:  # the refused cells: every reduction with a reason, and NaN statistics beside it
+        unit = {s: "" if s == "cv" else "_x100sq" for s in mt.VARIANCE_STATS}
+        return {c: NOT_COMPUTABLE for s in mt.VARIANCE_STATS if r[f"{s}_reason"]
+                for c in (f"{s}_reduction_pct", f"{s}_m{unit[s]}", f"{s}_b{unit[s]}")
+                if c.endswith("_pct") or r[c] is None or np.isnan(r[c])}
+
+    view = pa.Table.from_pylist([{**r, **refused(r)} for r in rows])
+    notes = []
+    for r in rows:
+        why = {r[f"{s}_reason"] for s in mt.VARIANCE_STATS if r[f"{s}_reason"]}
+        if why:
+            stats_named = ", ".join(mt.VARIANCE_LABELS[s] for s in mt.VARIANCE_STATS if r[f"{s}_reason"])
+            notes.append(f"**Not computable** ({r['method']} vs {r['baseline']} on {r['task']}, {r['level']}; "
+                         f"{stats_named}): {'; '.join(sorted(why))}.")
     return [Section(ctx.titled("Variance table (double-guidance layout)"), [
-        table(var, cols),
+        table(view, cols),
         p("Statistics over the checkpoints within the horizon of the per-checkpoint variance, "
           "(×100)² units: within-run = variance across evaluation episodes (ddof 0), mean over "
           "seeds; across-seed = variance over seeds of the checkpoint means (ddof 1). "
-          "↓% = 100 (S_B − S_M)/S_B: positive means the method varies less.")], files=(csv,))]
+          "↓% = 100 (S_B − S_M)/S_B: positive means the method varies less."), *(p(n) for n in notes)],
+        files=(csv,))]
 
 
 def plug_and_play(ctx: Context) -> list[Section]:
@@ -452,5 +495,10 @@ def definitions(ctx: Context) -> Section:
         f"t_k ≤ {ctx.early_frac:g}·H (the first checkpoint when none is that early). Peak / AUC gain % = "
         f"100 (M − B)/|B|; Early gain = E_M − E_B in score points (×100). Tests are two-sided at α = {ctx.alpha}; "
         "Mann-Whitney uses the exact null for small samples without ties, the exact permutation null for small "
-        "samples with ties, else the tie- and continuity-corrected normal approximation. Bootstraps: "
+        "samples with ties, else the tie- and continuity-corrected normal approximation. Statistics on degenerate "
+        "input are not computed (\"not computable\", with the reason): Levene with fewer than "
+        f"{MIN_POINTS['levene']} values per arm, variance statistics over fewer than {MIN_POINTS['variance']} "
+        "checkpoints, any test or variance statistic on an arm flagged degenerate, on constant or tied values, or on "
+        f"variances that are zero within numerical noise (values within {NEAR_CONSTANT_REL:g} × the scores' scale, "
+        "max(1, largest |score|), count as equal). Bootstraps: "
         f"{ctx.reps} replications, seed {ctx.seed}.")])

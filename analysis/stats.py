@@ -1,8 +1,16 @@
-"""Hypothesis tests for two arms: Mann-Whitney U with effect sizes, Brown-Forsythe Levene, Holm.
+"""Hypothesis tests for two arms: Mann-Whitney U with effect sizes, Brown-Forsythe Levene, Holm; and the
+rule that refuses statistics on degenerate input.
 
 All tests are two-sided and take two 1-D samples ``x`` (method) and ``y`` (baseline). Every
 Mann-Whitney result carries the smallest p-value its method can attain for these sample sizes,
 so that 3 seeds per arm (p >= 0.10) are never read as significant (reference/statistics.md §4-7).
+
+Degenerate input is refused, not computed: a test (or a variance statistic, `analysis.metrics`) on an
+arm that is constant or near-constant, has fewer values than it needs (``MIN_POINTS``), whose values
+are all tied with the other arm's, or that the caller flags as degenerate (``degenerate``: e.g. a policy
+that stands still or falls at once) returns NaN and a ``reason`` instead of a number, so that no
+astronomically large statistic or percentage of numerical noise reaches a report. "Near" is one
+threshold, `NEAR_CONSTANT_REL`, relative to the scores' scale (`noise_floor`).
 """
 
 from __future__ import annotations
@@ -14,6 +22,48 @@ import numpy as np
 from scipy import stats
 
 PERMUTATION_LIMIT = 20_000  # enumerate the exact permutation null up to this many splits
+# The one threshold of "near-constant": a spread (max - min) at most this fraction of the scores' scale is
+# numerical noise (`noise_floor`); variances compare with its square.
+NEAR_CONSTANT_REL = 1e-6
+# Values per arm a statistic needs. Brown-Forsythe: with 2 values the absolute deviations from the median are
+# equal by construction, so an arm of 2 carries no spread information; variance statistics (median, IQR, max,
+# CV over checkpoints): an IQR or a CV of 2 checkpoints describes nothing. Mann-Whitney: 1 (its smallest
+# attainable p, `min_attainable_p`, says what small arms can show).
+MIN_POINTS = {"levene": 3, "mann_whitney": 1, "variance": 3}
+
+
+def score_scale(*samples: np.ndarray) -> float:
+    """The scale of scores ``samples`` (x100, 1 = one percent of the expert reference): max(1, largest |value|)."""
+    finite = [np.abs(s[np.isfinite(s)]) for s in map(lambda a: np.asarray(a, float).ravel(), samples)]
+    finite = [f for f in finite if f.size]
+    return max(1.0, *(float(f.max()) for f in finite)) if finite else 1.0
+
+
+def noise_floor(*samples: np.ndarray) -> float:
+    """`NEAR_CONSTANT_REL` x `score_scale` of the scores: values spread by no more than this are tied."""
+    return NEAR_CONSTANT_REL * score_scale(*samples)
+
+
+def _spread(v: np.ndarray) -> float:
+    return float(np.max(v) - np.min(v)) if v.size else 0.0
+
+
+def refusal(arms: dict[str, np.ndarray], *, min_points: int, floor: float, degenerate: str = "") -> str:
+    """Why a two-arm statistic cannot be computed on ``arms`` ({"method": x, "baseline": y}, NaNs dropped by
+    the caller); "" when it can. In order: the caller's ``degenerate`` reason (a flagged arm); an arm with
+    fewer than ``min_points`` values; all values of both arms tied (spread <= ``floor``); an arm of two or
+    more values that is constant or near-constant (spread <= ``floor``)."""
+    if degenerate:
+        return f"degenerate arm: {degenerate}"
+    few = [f"the {name} has {len(v)} value(s)" for name, v in arms.items() if len(v) < min_points]
+    if few:
+        return f"{' and '.join(few)}; at least {min_points} per arm are needed"
+    pooled = np.concatenate(list(arms.values()))
+    if len(pooled) >= 2 and _spread(pooled) <= floor:
+        return f"all {len(pooled)} values are tied (they lie within {floor:.2g} of each other)"
+    flat = [f"the {name}'s {len(v)} values are constant (spread {_spread(v):.2g} <= {floor:.2g})"
+            for name, v in arms.items() if len(v) >= 2 and _spread(v) <= floor]
+    return "; ".join(flat)
 
 
 @dataclass(frozen=True)
@@ -28,6 +78,7 @@ class MannWhitney:
     cles: float  # U1 / (n_x n_y) = P(X > Y) + P(X = Y) / 2
     rank_biserial: float  # 2 CLES - 1 (= Cliff's delta)
     p_min: float  # smallest attainable two-sided p-value with this method and these sizes
+    reason: str = ""  # why the test was not computed ("" when it was; then method is "n/a" and U, p are NaN)
 
 
 def _has_ties(x: np.ndarray, y: np.ndarray) -> bool:
@@ -60,13 +111,20 @@ def min_attainable_p(n_x: int, n_y: int, method: str = "exact") -> float:
     return min(1.0, 2 / math.comb(n_x + n_y, n_x))
 
 
-def mann_whitney(x: np.ndarray, y: np.ndarray) -> MannWhitney:
-    """Two-sided Mann-Whitney U of samples x (n_x,) and y (n_y,), NaNs dropped, with CLES and rank-biserial r."""
+def mann_whitney(x: np.ndarray, y: np.ndarray, degenerate: str = "") -> MannWhitney:
+    """Two-sided Mann-Whitney U of samples x (n_x,) and y (n_y,), NaNs dropped, with CLES and rank-biserial r.
+
+    Not computed (method "n/a", NaN statistics, ``reason`` set; `refusal`) for an empty arm, all values
+    tied, a constant or near-constant arm, or a ``degenerate`` reason from the caller; ``p_min`` still
+    describes the sizes (NaN with an empty arm)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     x, y = x[~np.isnan(x)], y[~np.isnan(y)]
-    if len(x) == 0 or len(y) == 0:
-        nan = float("nan")
-        return MannWhitney(nan, nan, "n/a", len(x), len(y), nan, nan, nan)
+    nan = float("nan")
+    reason = refusal({"method": x, "baseline": y}, min_points=MIN_POINTS["mann_whitney"], floor=noise_floor(x, y),
+                     degenerate=degenerate)
+    if reason:
+        p_min = min_attainable_p(len(x), len(y), mwu_method(len(x), len(y), ties=True)) if len(x) and len(y) else nan
+        return MannWhitney(nan, nan, "n/a", len(x), len(y), nan, nan, p_min, reason)
     method = mwu_method(len(x), len(y), _has_ties(x, y))
     res = stats.mannwhitneyu(x, y, alternative="two-sided", method=_scipy_method(method))
     cles = float(res.statistic) / (len(x) * len(y))
@@ -74,15 +132,41 @@ def mann_whitney(x: np.ndarray, y: np.ndarray) -> MannWhitney:
                        min_attainable_p(len(x), len(y), method))
 
 
-def levene_median(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Brown-Forsythe test (Levene, center = median) of equal spread of x and y: (W, p); NaN if undefined."""
+@dataclass(frozen=True)
+class Levene:
+    """Brown-Forsythe test (Levene, center = median) of equal spread: W, its p-value, and why it was not
+    computed ("" when it was; then W and p are NaN)."""
+
+    statistic: float
+    pvalue: float
+    reason: str = ""
+
+
+def levene_test(x: np.ndarray, y: np.ndarray, degenerate: str = "") -> Levene:
+    """Brown-Forsythe test (Levene, center = median) of equal spread of x and y, NaNs dropped.
+
+    Not computed (NaN, ``reason``; `refusal`) with fewer than 3 values in an arm, tied or constant arms,
+    a ``degenerate`` reason from the caller, or absolute deviations from the arm medians that are constant
+    within both arms (the test's denominator is zero: W would be infinite or 0/0)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     x, y = x[~np.isnan(x)], y[~np.isnan(y)]
-    if len(x) < 2 or len(y) < 2:
-        return float("nan"), float("nan")
+    nan = float("nan")
+    floor = noise_floor(x, y)
+    reason = refusal({"method": x, "baseline": y}, min_points=MIN_POINTS["levene"], floor=floor, degenerate=degenerate)
+    if not reason and all(_spread(np.abs(v - np.median(v))) <= floor for v in (x, y)):
+        reason = ("the absolute deviations from each arm's median are constant within both arms "
+                  "(no within-arm spread to compare)")
+    if reason:
+        return Levene(nan, nan, reason)
     with np.errstate(divide="ignore", invalid="ignore"):
         res = stats.levene(x, y, center="median")
-    return float(res.statistic), float(res.pvalue)
+    return Levene(float(res.statistic), float(res.pvalue))
+
+
+def levene_median(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(W, p) of `levene_test`; NaN where it is not computed."""
+    r = levene_test(x, y)
+    return r.statistic, r.pvalue
 
 
 def holm(pvalues: np.ndarray) -> np.ndarray:

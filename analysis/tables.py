@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -20,7 +21,11 @@ from analysis import metrics as mt
 from analysis.comparisons import Pair, dropped_text, selector_label
 from analysis.errors import AnalysisError
 from analysis.load import GUIDANCE_SEARCH_COLUMNS, is_search_source, select
-from analysis.stats import can_reach, holm, levene_median, mann_whitney
+from analysis.stats import can_reach, holm, levene_test, mann_whitney, noise_floor
+
+# (arm selector, task) -> why that arm is degenerate ("" when it is not): e.g. a policy that stands still or
+# falls at once. Statistics on a flagged arm are refused with this reason (`analysis.stats.refusal`).
+ArmFlag = Callable[[dict, str], str]
 
 
 def _row_id(p: Pair) -> dict:
@@ -28,7 +33,22 @@ def _row_id(p: Pair) -> dict:
             "method": selector_label(p.comparison.method), "baseline": selector_label(p.comparison.baseline)}
 
 
-def comparison_table(pairs: list[Pair], early_frac: float = 0.2, alpha: float = 0.05) -> pa.Table:
+def arm_flags(p: Pair, degenerate: ArmFlag | None) -> tuple[str, str]:
+    """(method's, baseline's) degenerate reason on the pair's task; ("", "") without ``degenerate``."""
+    if degenerate is None:
+        return "", ""
+    return degenerate(p.comparison.method, p.task), degenerate(p.comparison.baseline, p.task)
+
+
+def pair_flag(p: Pair, degenerate: ArmFlag | None) -> str:
+    """One reason naming every flagged arm of ``p`` ("" when none is)."""
+    return "; ".join(f"{arm} {selector_label(sel)}: {why}" for arm, sel, why in
+                     zip(("method", "baseline"), (p.comparison.method, p.comparison.baseline), arm_flags(p, degenerate))
+                     if why)
+
+
+def comparison_table(pairs: list[Pair], early_frac: float = 0.2, alpha: float = 0.05,
+                     degenerate: ArmFlag | None = None) -> pa.Table:
     """Peak / AUC / Early gains with tests, one row per pair (the GFDT table layout).
 
     Tests (two-sided Mann-Whitney, Holm-corrected within each column family over all rows):
@@ -36,6 +56,9 @@ def comparison_table(pairs: list[Pair], early_frac: float = 0.2, alpha: float = 
     autocorrelated, so descriptive), ``early_mwu_*`` on the early window, ``seed_mwu_*`` on one
     AUC per run (the inferential test; its ``p_min`` depends on the number of seeds).
     ``levene_*``: Brown-Forsythe on the m̄_k. ``significant``: ``mwu_p_holm < alpha`` (the † mark).
+    ``{mwu,early_mwu,seed_mwu,levene}_reason``: why that test was not computed ("" when it was; its
+    statistic and p are then NaN and it is left out of the Holm family): degenerate input
+    (`analysis.stats.refusal`) or an arm ``degenerate`` flags (`ArmFlag`).
     ``final_*``: mean over runs of each run's last checkpoint within the horizon (Peak is the best).
     ``seeds_used``: the diffusion seeds compared (both arms have them); ``seeds_dropped``: the seeds
     only one arm has, and ``seeds_dropped_reasons`` (``seed 2 (no method rows: <why>); ...``).
@@ -45,9 +68,10 @@ def comparison_table(pairs: list[Pair], early_frac: float = 0.2, alpha: float = 
         g = mt.curve_gains(p.method, p.baseline, p.horizon, early_frac)
         cm, cb = mt.seed_mean(p.method), mt.seed_mean(p.baseline)
         em, eb = (mt.early_window(c.steps, p.horizon, early_frac) for c in (p.method, p.baseline))
-        ck, ea = mann_whitney(cm, cb), mann_whitney(cm[em], cb[eb])
-        sd = mann_whitney(mt.per_run_auc(p.method), mt.per_run_auc(p.baseline))
-        w, wp = levene_median(cm, cb)
+        flag = pair_flag(p, degenerate)
+        ck, ea = mann_whitney(cm, cb, flag), mann_whitney(cm[em], cb[eb], flag)
+        sd = mann_whitney(mt.per_run_auc(p.method), mt.per_run_auc(p.baseline), flag)
+        lev = levene_test(cm, cb, flag)
         rows.append({**_row_id(p), "runs_m": len(p.method.runs), "runs_b": len(p.baseline.runs),
                      "seeds_used": p.seeds, "seeds_dropped": [d.seed for d in p.dropped],
                      "seeds_dropped_reasons": dropped_text(p.dropped),
@@ -63,7 +87,9 @@ def comparison_table(pairs: list[Pair], early_frac: float = 0.2, alpha: float = 
                      "early_mwu_p": ea.pvalue, "early_mwu_p_min": ea.p_min,
                      "seed_mwu_u": sd.u1, "seed_mwu_p": sd.pvalue, "seed_mwu_method": sd.method,
                      "seed_mwu_p_min": sd.p_min, "seed_mwu_cles": sd.cles,
-                     "levene_w": w, "levene_p": wp})
+                     "levene_w": lev.statistic, "levene_p": lev.pvalue,
+                     "mwu_reason": ck.reason, "early_mwu_reason": ea.reason, "seed_mwu_reason": sd.reason,
+                     "levene_reason": lev.reason})
     for key in ("mwu", "early_mwu", "seed_mwu"):
         adj = holm(np.array([r[f"{key}_p"] for r in rows]))
         family = int(np.sum(~np.isnan([r[f"{key}_p"] for r in rows])))
@@ -75,32 +101,44 @@ def comparison_table(pairs: list[Pair], early_frac: float = 0.2, alpha: float = 
     return pa.Table.from_pylist(rows)
 
 
-def variance_table(pairs: list[Pair]) -> pa.Table:
+def variance_table(pairs: list[Pair], degenerate: ArmFlag | None = None) -> pa.Table:
     """The double-guidance variance table: one row per pair and level.
 
     Level ``within-run``: the series v̄_k (across-episode variance, mean over runs); level
     ``across-seed``: v^seed_k (variance over runs of m_k, ddof 1). For each statistic S in
-    median, IQR, max, CV: S of both arms and ``*_reduction_pct`` = 100 (S_B - S_M) / S_B.
-    ``curve_cv``: std/mean of the seed-mean curve m̄_k.
+    median, IQR, max, CV: S of both arms, ``*_reduction_pct`` = 100 (S_B - S_M) / S_B, and
+    ``*_reason``: why S or its reduction is not computable ("" when both are; then the values are NaN):
+    an arm ``degenerate`` flags, fewer than 3 checkpoints, a variance zero within numerical noise, or a
+    baseline statistic zero within noise (`analysis.metrics.variance_comparison`; the noise floor is
+    `analysis.stats.noise_floor` of both arms' scores). ``curve_cv``: std/mean of the seed-mean curve m̄_k.
     """
     rows = []
     for p in pairs:
+        floor = noise_floor(p.method.mean, p.baseline.mean)
+        flag_m, flag_b = arm_flags(p, degenerate)
         for level, f in (("within-run", mt.within_run_var), ("across-seed", mt.across_seed_var)):
-            sm, sb = mt.variance_summary(f(p.method)), mt.variance_summary(f(p.baseline))
+            comp = mt.variance_comparison(f(p.method), f(p.baseline), floor, flag_m, flag_b)
             row = {**_row_id(p), "level": level, "checkpoints": min(len(p.method.steps), len(p.baseline.steps))}
             for s in mt.VARIANCE_STATS:
                 unit = "" if s == "cv" else "_x100sq"
-                row |= {f"{s}_m{unit}": sm[s], f"{s}_b{unit}": sb[s],
-                        f"{s}_reduction_pct": mt.reduction_pct(sm[s], sb[s])}
-            row |= {"curve_cv_m": _cv(mt.seed_mean(p.method)), "curve_cv_b": _cv(mt.seed_mean(p.baseline))}
+                c = comp[s]
+                row |= {f"{s}_m{unit}": c["m"], f"{s}_b{unit}": c["b"], f"{s}_reduction_pct": c["reduction_pct"],
+                        f"{s}_reason": c["reason"]}
+            row |= {"curve_cv_m": _cv(mt.seed_mean(p.method), floor), "curve_cv_b": _cv(mt.seed_mean(p.baseline), floor)}
             rows.append(row)
     return pa.Table.from_pylist(rows)
 
 
-def _cv(x: np.ndarray) -> float:
-    """std / mean (ddof 0) ignoring NaNs; NaN when the mean is 0."""
-    mean = np.nanmean(x)
-    return float(np.nanstd(x) / mean) if mean != 0 else float("nan")
+def _cv(x: np.ndarray, floor: float = 0.0) -> float:
+    """std / mean (ddof 0) ignoring NaNs; NaN when |mean| <= ``floor`` (zero within numerical noise) or the
+    values are constant within ``floor`` (a CV of noise)."""
+    x = x[~np.isnan(x)]
+    if not x.size:
+        return float("nan")
+    mean = float(np.mean(x))
+    if abs(mean) <= floor or (floor > 0 and float(np.ptp(x)) <= floor):
+        return float("nan")
+    return float(np.std(x) / mean) if mean != 0 else float("nan")
 
 
 def steps_to_reach(c: mt.Curves, target: float) -> float:

@@ -44,9 +44,9 @@ timeout 150 "$PY" benchmarks/bench_eval.py --device cuda --threads 4 --episodes 
 
 step "2-trial sweep on fractional GPUs (trial 0.5 GPU, evaluators 0.25 GPU)"
 S0=$(date +%s)
-timeout 240 "$PY" -m sweeps.cli sweep quickstart --scale quick --out "$OUT/sweep" \
-    --set seeds=[0] --set budgets.quick.steps=400 --set budgets.quick.eval_every=200 \
-    --set budgets.quick.pretrain_steps=400 --set resources.trial.cpu=2 --set resources.trial.gpu=0.5 \
+timeout 240 "$PY" -m sweeps.cli sweep quickstart --scale smoke --out "$OUT/sweep" \
+    --set seeds=[0] --set budgets.smoke.steps=400 --set budgets.smoke.eval_every=200 \
+    --set budgets.smoke.pretrain_steps=400 --set resources.trial.cpu=2 --set resources.trial.gpu=0.5 \
     --set resources.evaluators.count=2 --set resources.evaluators.cpu=1 --set resources.evaluators.gpu=0.25 \
     > "$OUT/sweep.log" 2>&1 || echo "(sweep stopped: exit $?; log $OUT/sweep.log)"
 echo "sweep wall time: $(( $(date +%s) - S0 )) s (log: $OUT/sweep.log)"

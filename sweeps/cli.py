@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
+from analysis.budgets import DeprecatedName
 from analysis.errors import AnalysisError
 from rl_core.errors import MdptError
 
@@ -40,7 +42,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """mdpt's own deprecation warnings as one line ``mdpt: warning: ...``; any other warning as Python shows it."""
+    if issubclass(category, DeprecatedName):
+        print(f"mdpt: warning: {message}", file=sys.stderr, flush=True)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.showwarning = _show_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

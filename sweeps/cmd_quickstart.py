@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from analysis.budgets import BUDGET_ALIASES, BUDGETS
 from rl_core.errors import ConfigError
 
 
@@ -17,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "packaged quickstart spec (DQL with joint vs pretrained-frozen guidance, 3 seeds) on an "
                     "embedded Ray, and write the report. Re-running continues an interrupted quickstart.")
     p.add_argument("--out", type=Path, default=Path("runs") / "quickstart", help="run directory")
-    p.add_argument("--scale", choices=("quick", "paper"), default="quick", help="budget of the spec to use")
+    p.add_argument("--scale", choices=BUDGETS + tuple(BUDGET_ALIASES), default="smoke",
+                   help="budget of the spec to use (quick: deprecated name of smoke)")
     p.add_argument("--address", default=None, help="Ray cluster: auto or HOST:PORT; default: embedded local Ray")
     p.set_defaults(func=cmd_quickstart)
 
@@ -26,10 +28,11 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     from rl_core.data.gen.make import ensure_dataset
     from sweeps.cmd_sweep import finish
     from sweeps.run import read_run_dir, run_sweep
-    from sweeps.spec import load_spec, resolve
+    from sweeps.spec import budget_summary, load_spec, resolve
 
     t0 = time.perf_counter()
     spec = resolve(load_spec("quickstart"), args.scale)
+    print(budget_summary(spec), flush=True)
     for task in spec["tasks"]:
         ds = ensure_dataset(task)
         print(f"dataset {task}: {ds.n_transitions} transitions ({time.perf_counter() - t0:.0f} s)", flush=True)

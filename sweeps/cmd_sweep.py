@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
+from analysis.budgets import BUDGET_ALIASES, BUDGETS
 from rl_core.errors import ConfigError
 
 FMT = argparse.ArgumentDefaultsHelpFormatter
@@ -17,11 +19,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sweep", formatter_class=FMT, help="run an experiment spec on Ray (pretrain, train, recombine, report)",
         description="Validate SPEC (a YAML file or a packaged spec name: quickstart, gfdt, double_guidance, "
-                    "cross_algorithm), then run its stages on Ray: guidance pretraining, diffusion training with "
-                    "every checkpoint evaluated by the evaluator pool, recombination, and the report. Without "
-                    "--address an embedded single-machine Ray is started.")
+                    "cross_algorithm, swg), then run its stages on Ray: guidance pretraining, diffusion training "
+                    "with every checkpoint evaluated by the evaluator pool, recombination, and the report. Without "
+                    "--address an embedded single-machine Ray is started. Budgets (--scale): smoke = minutes, checks "
+                    "the pipeline (policies not trained, statistics not evidence); cpu = one task, 5 seeds, trained "
+                    "policies on 2 cores in one to two hours (each packaged spec's header gives its estimate); "
+                    "paper = the papers' budgets, for a GPU cluster. "
+                    "The sweep prints which budget it runs and what it can show before it starts.")
     p.add_argument("spec", nargs="?", help="spec file or packaged spec name (not needed with --resume)")
-    p.add_argument("--scale", choices=("quick", "paper"), default="quick", help="budget of the spec to use")
+    p.add_argument("--scale", choices=BUDGETS + tuple(BUDGET_ALIASES), default="smoke",
+                   help="budget of the spec to use (quick: deprecated name of smoke)")
     p.add_argument("--address", default=None, help="Ray cluster: auto or HOST:PORT; default: embedded local Ray")
     p.add_argument("--out", type=Path, default=None, help="run directory; default ./runs/<spec name>")
     p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
@@ -29,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-report", action="store_true", help="skip the report stage")
     p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", dest="overrides",
                    help="override a spec field (VALUE is YAML), validated like the file; repeatable, e.g. "
-                        "--set seeds=[0,1,2,3,4] --set tasks=[hopper-medium] --set budgets.quick.steps=800")
+                        "--set seeds=[0,1,2,3,4] --set tasks=[hopper-medium] --set budgets.smoke.steps=800")
     p.add_argument("--dry-run", action="store_true",
                    help="validate and print the expanded stages and every trial's resolved config; start nothing")
     p.add_argument("--json", action="store_true", help="with --dry-run: one JSON object per line")
@@ -41,13 +48,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from sweeps.spec import load_spec, resolve
+    from sweeps.spec import budget_summary, load_spec, resolve
 
     t0 = time.perf_counter()
     if args.dry_run:
         if not args.spec:
             raise ConfigError("--dry-run needs a SPEC (file or packaged name)")
-        print(dry_run_text(resolve(load_spec(args.spec, args.overrides), args.scale), as_json=args.json))
+        spec = resolve(load_spec(args.spec, args.overrides), args.scale)
+        if args.json:  # stdout stays one JSON object per line
+            print(budget_summary(spec), file=sys.stderr, flush=True)
+        print(dry_run_text(spec, as_json=args.json))
         return 0
     if args.resume and args.overrides:
         raise ConfigError("--set cannot change a sweep being resumed (its spec is read from RUN_DIR/spec.yaml)")
@@ -57,6 +67,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         run_dir, resume = args.resume, True
         spec = read_run_dir(run_dir)
         print(f"resuming sweep {spec['name']!r} ({spec['scale']}) in {run_dir}", flush=True)
+        print(budget_summary(spec), flush=True)
     elif args.spec:
         spec = resolve(load_spec(args.spec, args.overrides), args.scale)
         run_dir, resume = args.out or Path("runs") / spec["name"], False
@@ -64,6 +75,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise ConfigError(f"{run_dir} already holds a sweep; continue it with `mdpt sweep --resume {run_dir}` "
                               "or choose another --out")
         check_datasets(spec, os.environ.get("MDPT_DATA"))  # before the run directory exists: a rerun starts afresh
+        print(budget_summary(spec), flush=True)
     else:
         raise ConfigError("give a SPEC (file or packaged name) or --resume RUN_DIR")
     return finish(run_sweep(spec, run_dir, address=args.address, resume=resume, report=not args.no_report,
@@ -71,8 +83,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def dry_run_text(spec: dict, as_json: bool = False) -> str:
-    """The expanded stages of a resolved spec and every trial's resolved config (``--dry-run``)."""
+    """The expanded stages of a resolved spec and every trial's resolved config (``--dry-run``); the text form
+    opens with the sweep's size and `sweeps.spec.budget_summary` (what the budget can show)."""
     from sweeps.expand import expand
+    from sweeps.spec import budget_summary
 
     lines = []
     for stage in expand(spec):
@@ -94,6 +108,7 @@ def dry_run_text(spec: dict, as_json: bool = False) -> str:
         lines.insert(0, f"sweep {spec['name']!r}, scale {spec['scale']}: {len(spec['tasks'])} task(s), "
                         f"{len(spec['algorithms'])} algorithm(s), modes {spec['train_guidance']}, seeds {spec['seeds']}; "
                         f"budget {json.dumps(b, sort_keys=True)}")
+        lines.insert(1, budget_summary(spec))
     return "\n".join(lines)
 
 

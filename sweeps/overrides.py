@@ -15,13 +15,13 @@ _PATH_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
 
 
 def _parse_path(path: str) -> list[str | int]:
-    """``budgets.quick.steps`` -> ['budgets', 'quick', 'steps']; ``pretraining[0].kind`` -> ['pretraining', 0, 'kind']."""
+    """``budgets.smoke.steps`` -> ['budgets', 'smoke', 'steps']; ``pretraining[0].kind`` -> ['pretraining', 0, 'kind']."""
     parts: list[str | int] = []
     for chunk in path.split("."):
         m = _PATH_PART.fullmatch(chunk)
         if m is None:
             raise ConfigError(f"--set {path!r}: bad path; use dotted keys with [i] list indices, e.g. "
-                              "budgets.quick.steps or pretraining[0].kind")
+                              "budgets.smoke.steps or pretraining[0].kind")
         parts.append(m.group(1))
         parts += [int(i) for i in re.findall(r"\[(\d+)\]", m.group(2))]
     return parts
@@ -29,7 +29,7 @@ def _parse_path(path: str) -> list[str | int]:
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """A copy of the raw (unvalidated) spec with ``PATH=VALUE`` overrides applied; VALUE is parsed as YAML
-    (``seeds=[0,1,2,3,4]``, ``tasks=[hopper-medium]``, ``budgets.quick.steps=800``). Missing mappings on the
+    (``seeds=[0,1,2,3,4]``, ``tasks=[hopper-medium]``, ``budgets.smoke.steps=800``). Missing mappings on the
     path are created, so a wrong key reaches validation and gets its usual error (allowed keys listed)."""
     out = copy.deepcopy(raw)
     for item in overrides:

@@ -9,11 +9,14 @@ dict with every default filled in (so ``RUN_DIR/spec.yaml`` records everything t
 diffusion training -> recombination -> report.
 
 Every validation error is a ``ConfigError`` naming the field path (``algorithms[1]``,
-``budgets.quick.steps``), the bad value and the allowed values. Unknown keys are rejected with
+``budgets.smoke.steps``), the bad value and the allowed values. Unknown keys are rejected with
 the list of allowed keys. Vocabularies come from ``rl_core.config``, the meaning of each
 training-guidance mode from ``rl_core.modes``, and inference defaults from
 ``rl_core.inference.InferenceConfig`` (the only home of those defaults), so validating a spec
-imports torch (not Ray). ``--set PATH=VALUE`` overrides (``sweeps/overrides.py``) are applied to the
+imports torch (not Ray). Budget names (``smoke | cpu | paper``, the deprecated alias ``quick``) come from
+``analysis.budgets``; a budget sizes the run (steps, checkpoints, episodes) and may narrow the experiment for
+its machine (``BUDGET_OVERLAY_KEYS``: e.g. the cpu budget runs one task with 5 seeds), applied by `resolve`.
+``--set PATH=VALUE`` overrides (``sweeps/overrides.py``) are applied to the
 raw YAML before validation, so an override is checked exactly like the file. Expansion into trials:
 ``sweeps/expand.py``.
 """
@@ -23,18 +26,23 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
+import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
 import yaml
 
+from analysis.budgets import BUDGET_ALIASES, BUDGETS, REQUIRED_BUDGETS, DeprecatedName, budget_name, deprecation
+from analysis.budgets import summary as budget_summary_line
 from rl_core.config import (ALGORITHMS, DEFAULT_GUIDANCE_KIND, GUIDANCE_KINDS, KNOWN_TASKS, PRECISIONS,
                             TRAIN_GUIDANCE_MODES)
 from rl_core.errors import ConfigError
 from rl_core.modes import get_mode
 
-SCALES = ("quick", "paper")
+BUDGET_KEYS = ("steps", "eval_every", "episodes", "pretrain_steps", "batch_size", "pretrain_batch_size", "log_every")
+# top-level fields a budget may set for its runs (algo_config is merged per algorithm, the others replace)
+BUDGET_OVERLAY_KEYS = ("tasks", "seeds", "algorithms", "train_guidance", "algo_config", "resources")
 RECOMBINATION_KINDS = ("double_guidance", "cross_algorithm")
 MATCH_MODES = ("final", "step")
 COMPARISON_KINDS = ("gfdt", "double_guidance", "plug_and_play", "swg_scale", "generic")
@@ -98,8 +106,8 @@ def _task(v: Any, path: str) -> str:
 
 # ----- sections ------------------------------------------------------------------------------
 def _budget(d: Any, path: str) -> dict:
-    keys = ("steps", "eval_every", "episodes", "pretrain_steps", "batch_size", "pretrain_batch_size", "log_every")
-    d = _mapping(d, path, keys, required=("steps", "eval_every", "episodes", "pretrain_steps"))
+    """One budget: its sizes (``BUDGET_KEYS``, defaults filled in) and the validated ``BUDGET_OVERLAY_KEYS`` it sets."""
+    d = _mapping(d, path, BUDGET_KEYS + BUDGET_OVERLAY_KEYS, required=("steps", "eval_every", "episodes", "pretrain_steps"))
     out = {
         "steps": _int(d["steps"], f"{path}.steps", 1),
         "eval_every": _int(d["eval_every"], f"{path}.eval_every", 1),
@@ -111,7 +119,39 @@ def _budget(d: Any, path: str) -> dict:
     }
     if out["steps"] % out["eval_every"]:
         raise _err(f"{path}.steps", out["steps"], f"a multiple of eval_every ({out['eval_every']})")
+    if "tasks" in d:
+        out["tasks"] = _list(d["tasks"], f"{path}.tasks", _task)
+    if "seeds" in d:
+        out["seeds"] = _list(d["seeds"], f"{path}.seeds", lambda v, p: _int(v, p))
+    if "algorithms" in d:
+        out["algorithms"] = _list(d["algorithms"], f"{path}.algorithms", lambda v, p: _choice(v, p, ALGORITHMS))
+    if "train_guidance" in d:
+        out["train_guidance"] = _list(d["train_guidance"], f"{path}.train_guidance",
+                                      lambda v, p: _choice(v, p, TRAIN_GUIDANCE_MODES))
+    if "algo_config" in d:
+        ac = _mapping(d["algo_config"], f"{path}.algo_config", ALGORITHMS)
+        out["algo_config"] = {a: _algo_config(v, f"{path}.algo_config.{a}", a) for a, v in ac.items()}
+    if "resources" in d:
+        out["resources"] = _resources(d["resources"], f"{path}.resources")
     return out
+
+
+def _budgets(d: Any) -> dict:
+    """The ``budgets`` section: every budget of ``BUDGETS`` present (``REQUIRED_BUDGETS`` must be), validated.
+
+    ``budgets.quick`` (deprecated alias of ``smoke``, one `DeprecatedName` warning) is merged over
+    ``budgets.smoke`` when both are given, so ``--set budgets.quick.steps=800`` still changes the smoke budget."""
+    d = dict(_mapping(d, "budgets", BUDGETS + tuple(BUDGET_ALIASES)))
+    for old, new in BUDGET_ALIASES.items():
+        if old in d:
+            warnings.warn(deprecation(old, f"spec field `budgets.{old}`"), DeprecatedName, stacklevel=4)
+            part = _mapping(d.pop(old), f"budgets.{old}", BUDGET_KEYS + BUDGET_OVERLAY_KEYS)
+            d[new] = {**(d.get(new) or {}), **part}
+    for name in REQUIRED_BUDGETS:
+        if name not in d:
+            raise ConfigError(f"spec field `budgets`: missing required key {name!r}; allowed keys: {list(BUDGETS)} "
+                              f"({', '.join(REQUIRED_BUDGETS)} required)")
+    return {name: _budget(d[name], f"budgets.{name}") for name in BUDGETS if name in d}
 
 
 def _bool(v: Any, path: str) -> bool:
@@ -265,7 +305,22 @@ TOP_KEYS = ("name", "description", "tasks", "algorithms", "train_guidance", "see
 
 
 def validate_spec(raw: Any) -> dict:
-    """Validate a raw spec (parsed YAML) and return it with every default filled in."""
+    """Validate a raw spec (parsed YAML) and return it with every default filled in.
+
+    Each budget that narrows the experiment (``BUDGET_OVERLAY_KEYS``) is checked too, applied to the spec
+    (`apply_budget`): errors then name the budget (``budgets.cpu applied to the spec: ...``)."""
+    spec = _validate(raw)
+    if "scale" not in spec:  # a resolved spec (RUN_DIR/spec.yaml) already has its budget applied
+        for name, b in spec["budgets"].items():
+            if any(k in b for k in BUDGET_OVERLAY_KEYS):
+                try:
+                    _validate(apply_budget(_unresolved(spec), b))
+                except ConfigError as exc:
+                    raise ConfigError(f"spec field `budgets.{name}` applied to the spec: {exc}") from None
+    return spec
+
+
+def _validate(raw: Any) -> dict:
     d = _mapping(raw, "<spec>", TOP_KEYS, required=("name", "tasks", "algorithms", "train_guidance", "seeds",
                                                      "budgets"))
     name = d["name"]
@@ -279,8 +334,7 @@ def validate_spec(raw: Any) -> dict:
     spec["seeds"] = _list(d["seeds"], "seeds", lambda v, p: _int(v, p))
     spec["pretraining"] = _list(d.get("pretraining", []), "pretraining",
                                 lambda v, p: _pretraining(v, p, spec["seeds"]), nonempty=False)
-    budgets = _mapping(d["budgets"], "budgets", SCALES, required=SCALES)
-    spec["budgets"] = {s: _budget(budgets[s], f"budgets.{s}") for s in SCALES}
+    spec["budgets"] = _budgets(d["budgets"])
     spec["training"] = _training(d.get("training"), "training")
     ac = _mapping(d.get("algo_config", {}), "algo_config", ALGORITHMS)
     spec["algo_config"] = {a: _algo_config(ac.get(a, {}), f"algo_config.{a}", a) for a in spec["algorithms"]}
@@ -311,8 +365,8 @@ def validate_spec(raw: Any) -> dict:
     rep = _mapping(d.get("report", {}), "report", ("comparisons",))
     spec["report"] = {"comparisons": _list(rep.get("comparisons", []), "report.comparisons", _comparison,
                                            nonempty=False)}
-    if "scale" in d:  # a resolved spec (RUN_DIR/spec.yaml) records its scale and budget
-        spec["scale"] = _choice(d["scale"], "scale", SCALES)
+    if "scale" in d:  # a resolved spec (RUN_DIR/spec.yaml) records its budget's name (an old `quick` reads as smoke)
+        spec["scale"] = _choice(budget_name(d["scale"]) or d["scale"], "scale", tuple(spec["budgets"]))
         spec["budget"] = spec["budgets"][spec["scale"]]
     return spec
 
@@ -393,12 +447,67 @@ def load_spec(path_or_name: str | Path, overrides: list[str] | None = None) -> d
     return validate_spec(apply_overrides(read_raw_spec(path_or_name), overrides or []))
 
 
-def resolve(spec: dict, scale: str) -> dict:
-    """The spec with ``scale`` applied: adds ``scale`` and the chosen ``budget``."""
-    out = copy.deepcopy(spec)
-    out["scale"] = _choice(scale, "--scale", SCALES)
-    out["budget"] = out["budgets"][scale]
+def apply_budget(raw: dict, budget: dict) -> dict:
+    """A copy of the (raw or validated, unresolved) spec ``raw`` with the ``BUDGET_OVERLAY_KEYS`` of ``budget``
+    applied: ``tasks``, ``seeds``, ``algorithms``, ``train_guidance`` and ``resources`` replace the spec's,
+    ``algo_config`` is merged over the spec's per algorithm. Pretraining entries that cover exactly the spec's
+    seeds (or name none) follow the budget's seeds; report comparisons whose arms the budget leaves out
+    (an algorithm or training-guidance mode it does not run) are dropped."""
+    out = copy.deepcopy(raw)
+    for key in ("tasks", "algorithms", "train_guidance", "resources"):
+        if key in budget:
+            out[key] = copy.deepcopy(budget[key])
+    if "seeds" in budget:
+        for entry in out.get("pretraining") or []:
+            if isinstance(entry, dict) and entry.get("seeds") in (None, raw.get("seeds")):
+                entry["seeds"] = list(budget["seeds"])
+        out["seeds"] = list(budget["seeds"])
+    if "algo_config" in budget:
+        merged = dict(out.get("algo_config") or {})
+        for algo, over in budget["algo_config"].items():
+            merged[algo] = {**(merged.get(algo) or {}), **over}
+        out["algo_config"] = merged
+    if ("algorithms" in budget or "train_guidance" in budget) and isinstance(out.get("report"), dict):
+        def runs(sel: Any) -> bool:
+            return not isinstance(sel, dict) or (sel.get("algo", "*") in out["algorithms"] + ["*"] and
+                                                sel.get("train_guidance", "*") in out["train_guidance"] + ["*"])
+        out["report"] = dict(out["report"], comparisons=[
+            c for c in out["report"].get("comparisons") or []
+            if not isinstance(c, dict) or (runs(c.get("method")) and runs(c.get("baseline")))])
     return out
+
+
+def _unresolved(spec: dict) -> dict:
+    return {k: v for k, v in spec.items() if k not in ("scale", "budget")}
+
+
+def resolve(spec: dict, scale: str) -> dict:
+    """The spec at budget ``scale`` (``smoke | cpu | paper``; ``quick`` = smoke, with a `DeprecatedName`
+    warning): the budget applied (`apply_budget`) and validated, with ``scale`` (the budget's name) and
+    ``budget`` (its entry) added."""
+    name = budget_name(scale)
+    if name is None:
+        raise _err("--scale", scale, list(BUDGETS) + [f"{a} (deprecated: {n})" for a, n in BUDGET_ALIASES.items()])
+    if name != scale:
+        warnings.warn(deprecation(scale), DeprecatedName, stacklevel=2)
+    if name not in spec["budgets"]:
+        raise ConfigError(f"--scale {name}: spec {spec['name']!r} has no `budgets.{name}`; its budgets: "
+                          f"{list(spec['budgets'])}")
+    try:
+        out = _validate(apply_budget(_unresolved(spec), spec["budgets"][name]))
+    except ConfigError as exc:
+        raise ConfigError(f"spec field `budgets.{name}` applied to the spec: {exc}") from None
+    out["scale"] = name
+    out["budget"] = out["budgets"][name]
+    return out
+
+
+def budget_summary(spec: dict) -> str:
+    """One line for a resolved spec: which budget it runs and what that budget can show
+    (`analysis.budgets.summary`), printed by ``mdpt sweep`` before it starts and by ``--dry-run``."""
+    b = spec["budget"]
+    return budget_summary_line(spec["scale"], tasks=len(spec["tasks"]), seeds=len(spec["seeds"]), steps=b["steps"],
+                               eval_every=b["eval_every"], episodes=b["episodes"])
 
 
 def dump_spec(spec: dict) -> str:

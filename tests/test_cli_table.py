@@ -93,8 +93,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
 BAD_INPUTS = [
     ("bad spec field", ["sweep", "{bad_spec}"], r"spec field `algorithms\[1\]`: bad value 'sac'; allowed: .*dql"),
     ("bad spec field via --dry-run", ["sweep", "{bad_spec}", "--dry-run"], r"spec field `algorithms\[1\]`"),
-    ("--set unknown key", ["sweep", "quickstart", "--set", "budgets.quick.nosuch=3"],
-     r"spec field `budgets\.quick`: unknown key 'nosuch'; allowed keys: \[.*'steps'"),
+    ("--set unknown key", ["sweep", "quickstart", "--set", "budgets.smoke.nosuch=3"],
+     r"spec field `budgets\.smoke`: unknown key 'nosuch'; allowed keys: \[.*'steps'"),
     ("--set unknown top-level key", ["sweep", "quickstart", "--dry-run", "--set", "nosuch=3"],
      r"spec field `<spec>`: unknown key 'nosuch'"),
     ("--set bad value", ["sweep", "quickstart", "--set", "seeds=[0,-1]"], r"spec field `seeds\[1\]`: bad value -1"),

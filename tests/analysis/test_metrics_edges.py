@@ -1,7 +1,7 @@
 """Edge values of analysis.metrics and analysis.stats, found by mutation testing (scripts/mutation.sh):
 variance series with mean exactly 1 or 0, across-seed variance with fewer than 2 runs at a checkpoint,
 how `curves_from_checkpoints` orders runs and what its errors say, the Holm reachability boundary and
-Brown-Forsythe on the smallest and degenerate samples."""
+Brown-Forsythe on the smallest and degenerate samples (refused with a reason)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from analysis import metrics as mt
 from analysis.errors import AnalysisError, EmptyRunError
-from analysis.stats import can_reach, levene_median, mann_whitney, min_attainable_p, mwu_method
+from analysis.stats import can_reach, levene_median, levene_test, mann_whitney, min_attainable_p, mwu_method
 from tests.analysis.conftest import curves
 
 
@@ -93,20 +93,30 @@ def test_can_reach_is_strict_at_the_boundary():
 
 
 # ----- Brown-Forsythe with the smallest samples -----------------------------------------------------
-@pytest.mark.parametrize("x,y", [([1.0, 2.0], [1.0, 2.0, 5.0]), ([1.0, 2.0, 4.0], [3.0, 5.0])])
-def test_levene_is_defined_from_two_values_per_arm(x, y):
+@pytest.mark.parametrize("x,y", [([1.0, 2.0, 3.5], [1.0, 2.0, 5.0]), ([1.0, 2.0, 4.0], [3.0, 5.0, 5.5])])
+def test_levene_is_defined_from_three_values_per_arm(x, y):
     from scipy import stats
 
     ref = stats.levene(x, y, center="median")
     assert levene_median(np.array(x), np.array(y)) == pytest.approx((ref.statistic, ref.pvalue))
 
 
-def test_levene_degenerate_spreads_give_inf_or_nan_without_warnings():
+@pytest.mark.parametrize("x,y", [([1.0, 2.0], [1.0, 2.0, 5.0]), ([1.0, 2.0, 4.0], [3.0, 5.0])])
+def test_levene_refuses_an_arm_of_two_values(x, y):
+    r = levene_test(np.array(x), np.array(y))
+    assert math.isnan(r.statistic) and math.isnan(r.pvalue)
+    assert "has 2 value(s); at least 3 per arm are needed" in r.reason
+
+
+def test_levene_degenerate_spreads_are_refused_without_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert levene_median(np.array([1.0, 2.0]), np.array([1.0, 4.0])) == (math.inf, 0.0)  # zero spread within arms
-        w, p = levene_median(np.array([1.0, 1.0, 1.0]), np.array([2.0, 2.0, 2.0]))  # constant arms: 0 / 0
-    assert math.isnan(w) and math.isnan(p)
+        # two-valued arms: every absolute deviation from the median is equal, W would be infinite
+        flat = levene_test(np.array([0.0, 0.0, 2.0, 2.0]), np.array([0.0, 0.0, 4.0, 4.0]))
+        const = levene_test(np.array([1.0, 1.0, 1.0]), np.array([2.0, 2.0, 2.0]))  # constant arms: 0 / 0
+    assert math.isnan(flat.statistic) and "deviations from each arm's median are constant" in flat.reason
+    assert math.isnan(const.statistic) and "the method's 3 values are constant" in const.reason
+    assert "the baseline's 3 values are constant" in const.reason
 
 
 # ----- horizons ---------------------------------------------------------------------------------

@@ -181,3 +181,44 @@ def test_d4rl_score_scale_without_any_d4rl_score_is_one_clear_line(small_run, ca
     assert main(["report", str(small_run), "--score-scale", "raw"]) == 2
     assert "allowed: ['mdpt', 'd4rl']" in capsys.readouterr().err
     assert not (small_run / "report").exists()
+
+
+@pytest.mark.parametrize("scale,banner", [("smoke", True), ("quick", True), ("cpu", False), ("paper", False),
+                                          (None, False)])
+def test_a_smoke_runs_report_opens_with_the_banner(tmp_path, scale, banner):
+    run = write_run(tmp_path / "run", steps=(400, 800, 1200), run_json={"sweep": "t", "scale": scale, "comparisons": []})
+    text = make_report(run, reps=REPS).read_text()
+    first = text.split("\n\n")[1]  # the paragraph right under the title
+    said = "Its policies are not trained and its statistics are not evidence"
+    assert (said in first) is banner and (said in text) is banner
+    if banner:
+        assert first.startswith("**Smoke run (budget `smoke`)") and "budget `smoke`." in text
+        assert "<strong>Smoke run (budget <code>smoke</code>)" in (run / "report" / "report.html").read_text()
+    elif scale:
+        assert f"budget `{scale}`." in text
+
+
+def test_a_smoke_run_of_fallen_policies_shows_no_statistics_of_noise(tmp_path):
+    """The issue's double_guidance smoke run: every arm falls at once (-0.25, identical up to rounding), two
+    checkpoints: no Levene F of 3e28, no "IQR ↓ 73.5 %", each refusal with its reason."""
+    arms = (("dql", "joint", "self"), ("dql", "joint", "seed:+1"))
+    run = write_run(tmp_path / "run", arms=arms, steps=(400, 800), episodes=3, noise=1e-14,
+                    score=lambda *a: -0.25, run_json={"sweep": "double_guidance", "scale": "smoke",
+                                                      "comparisons": []})
+    text = make_report(run, reps=REPS).read_text()
+    out = run / "report"
+    assert "statistics are not evidence" in text.split("\n\n")[1]
+    (comp,) = pacsv.read_csv(out / "comparisons.csv").to_pylist()
+    assert comp["levene_w"] is None and comp["mwu_p"] is None and comp["seed_mwu_p"] is None  # NaN in the CSV
+    assert comp["levene_reason"] == ("the method has 2 value(s) and the baseline has 2 value(s); at least 3 per arm "
+                                     "are needed")
+    assert "all 4 values are tied" in comp["mwu_reason"] and "all 6 values are tied" in comp["seed_mwu_reason"]
+    for row in pacsv.read_csv(out / "variance.csv").to_pylist():
+        for s in ("median", "iqr", "max", "cv"):
+            assert row[f"{s}_reduction_pct"] is None and row[f"{s}_reason"], (row["level"], s)
+    section = text.split("## Variance table")[1].split("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| hopper-medium")]
+    assert len(rows) == 2 and not any("%" in line for line in rows)  # no reduction of noise in any cell
+    assert all(line.count("| not computable |") + line.count("| not computable") >= 4 for line in rows)
+    assert "**Not computable** in" in text and "2 checkpoint(s) with a variance; at least 3 are needed" in text
+    assert "| not computable |" in text

@@ -14,13 +14,13 @@ def tiny_spec(steps: int = 800, seeds: tuple[int, ...] = (0, 1), **over) -> dict
     budget = {"steps": steps, "eval_every": 400, "episodes": 2, "pretrain_steps": 400, "batch_size": 32,
               "log_every": 200}
     raw = {"name": "tiny", "tasks": ["hopper-medium"], "algorithms": ["dql"], "train_guidance": ["joint"],
-           "seeds": list(seeds), "budgets": {"quick": budget, "paper": budget},
+           "seeds": list(seeds), "budgets": {"smoke": budget, "paper": budget},
            "eval": {"max_episode_steps": 20, "inference": {"dql": {"n_candidates": 4}}},
            "algo_config": {"dql": {"hidden": 32, "n_layers": 2, "emb_dim": 8, "ema_start": 0}},
            "guidance_config": {"dql": {"hidden": 32}},
            "resources": {"trial": {"cpu": 1}, "evaluators": {"count": 1, "cpu": 1}}, "max_failures": 1}
     raw.update(over)
-    return resolve(validate_spec(raw), "quick")
+    return resolve(validate_spec(raw), "smoke")
 
 
 def eval_keys(run_dir: Path) -> list[tuple]:

@@ -22,7 +22,7 @@ def test_frozen_arm_sweep_trains_against_its_pretrained_artifact(ray_session, ti
     monkeypatch.setenv("MDPT_DATA", str(tiny_data_root))
     budget = {"steps": 200, "eval_every": 200, "episodes": 2, "pretrain_steps": 200, "batch_size": 32,
               "log_every": 100}
-    spec = tiny_spec(seeds=(0,), train_guidance=["frozen"], budgets={"quick": budget, "paper": budget},
+    spec = tiny_spec(seeds=(0,), train_guidance=["frozen"], budgets={"smoke": budget, "paper": budget},
                      pretraining=[{"algo": "dql", "kind": "td", "guidance_config": {"hidden": 32}}])
     run_dir = tmp_path / "run"
     summary = run_sweep(spec, run_dir, printer=lambda s: None, report=False)

@@ -66,7 +66,7 @@ def test_spec_inference_keys_are_exactly_the_inference_config_fields():
               "q_target": False, "swg_select": "weight", "precision": "bf16"}
     assert set(values) == set(InferenceConfig.field_names())  # a new field must be added here (and works in specs)
     raw = apply_overrides(read_raw_spec("quickstart"), [f"eval.inference.dql.{k}={v}" for k, v in values.items()])
-    inference = expand(resolve(validate_spec(raw), "quick"))[1].items[0].eval.inference
+    inference = expand(resolve(validate_spec(raw), "smoke"))[1].items[0].eval.inference
     assert {k: inference[k] for k in values} == values
     with pytest.raises(ConfigError, match=r"`eval.inference.dql`: unknown key 'beam'"):
         validate_spec(apply_overrides(read_raw_spec("quickstart"), ["eval.inference.dql.beam=1"]))
@@ -77,7 +77,7 @@ def test_spec_inference_defaults_are_the_algorithm_defaults(algo):
     """A spec without an inference block evaluates like `mdpt train` (InferenceConfig.for_algorithm)."""
     raw = dict(read_raw_spec("quickstart"), algorithms=[algo], train_guidance=["joint"], pretraining=[], eval={},
                algo_config={}, guidance_config={}, report={"comparisons": []})
-    trial = expand(resolve(validate_spec(raw), "quick"))[0].items[0]
+    trial = expand(resolve(validate_spec(raw), "smoke"))[0].items[0]
     assert trial.eval.inference == InferenceConfig.defaults(algo).to_dict()
     assert InferenceConfig.defaults("idql").n_candidates == 256 and InferenceConfig.defaults("swg").method == "swg"
 
@@ -95,10 +95,10 @@ def test_argmax_rows_have_no_scale_whichever_command_made_them():
 
 
 def test_set_overrides_are_validated_like_the_file():
-    spec = load_spec("quickstart", ["seeds=[0,1,2,3,4]", "budgets.quick.steps=800", "tasks=[hopper-medium]"])
-    assert spec["seeds"] == [0, 1, 2, 3, 4] and spec["budgets"]["quick"]["steps"] == 800
-    with pytest.raises(ConfigError, match=r"`budgets.quick`: unknown key 'stepz'"):
-        load_spec("quickstart", ["budgets.quick.stepz=3"])
+    spec = load_spec("quickstart", ["seeds=[0,1,2,3,4]", "budgets.smoke.steps=800", "tasks=[hopper-medium]"])
+    assert spec["seeds"] == [0, 1, 2, 3, 4] and spec["budgets"]["smoke"]["steps"] == 800
+    with pytest.raises(ConfigError, match=r"`budgets.smoke`: unknown key 'stepz'"):
+        load_spec("quickstart", ["budgets.smoke.stepz=3"])
     with pytest.raises(ConfigError, match=r"`seeds\[1\]`: duplicate"):
         load_spec("quickstart", ["seeds=[1,1]"])
     with pytest.raises(ConfigError, match="expected PATH=VALUE"):
@@ -126,9 +126,9 @@ def test_d4rl_bullet_score_by_value():
 def test_an_embedded_ray_that_could_never_schedule_the_spec_fails_in_one_line():
     from sweeps.run import check_local_resources
 
-    gfdt = resolve(load_spec("gfdt"), "quick")  # cluster-sized: GPU trials and 8 GPU evaluators
+    gfdt = resolve(load_spec("gfdt"), "smoke")  # cluster-sized: GPU trials and 8 GPU evaluators
     with pytest.raises(ConfigError, match=r"needs 18 CPUs and 2.5 GPUs; this machine has 2 and 0.*--set 'resources="):
         check_local_resources(gfdt, cpus=2, gpus=0)
-    check_local_resources(resolve(load_spec("quickstart"), "quick"), cpus=2, gpus=0)  # fits 2 cores
+    check_local_resources(resolve(load_spec("quickstart"), "smoke"), cpus=2, gpus=0)  # fits 2 cores
     small = ["resources={trial: {cpu: 0.75, gpu: 0}, evaluators: {count: 2, cpu: 0.25, gpu: 0}}"]
-    check_local_resources(resolve(load_spec("gfdt", small), "quick"), cpus=2, gpus=0)  # the suggested override fits
+    check_local_resources(resolve(load_spec("gfdt", small), "smoke"), cpus=2, gpus=0)  # the suggested override fits

@@ -1,14 +1,16 @@
-"""Spec validation (errors name the field path, the bad value and the allowed values) and expansion."""
+"""Spec validation (errors name the field path, the bad value and the allowed values), budgets and expansion."""
 
 import copy
 import json
+import warnings
 
 import pytest
 import yaml
 
+from analysis.budgets import BUDGETS, DeprecatedName
 from rl_core.errors import ConfigError
 from sweeps.expand import expand
-from sweeps.spec import dump_spec, load_spec, packaged_specs, resolve, validate_spec
+from sweeps.spec import budget_summary, dump_spec, load_spec, packaged_specs, resolve, validate_spec
 
 BASE = {
     "name": "t",
@@ -18,7 +20,7 @@ BASE = {
     "seeds": [0, 1],
     "pretraining": [{"algo": "dql"}],
     "budgets": {
-        "quick": {"steps": 800, "eval_every": 400, "episodes": 2, "pretrain_steps": 400},
+        "smoke": {"steps": 800, "eval_every": 400, "episodes": 2, "pretrain_steps": 400},
         "paper": {"steps": 100000, "eval_every": 400, "episodes": 50, "pretrain_steps": 1000000},
     },
 }
@@ -38,8 +40,14 @@ def _with(path: str, value):
     "path,value,expected",
     [
         ("algorithms", ["dql", "sac"], ["`algorithms[1]`", "'sac'", "['dql', 'idql', 'edp', 'swg']"]),
-        ("budgets.quick.steps", -5, ["`budgets.quick.steps`", "-5", "an integer >= 1"]),
-        ("budgets.quick.steps", 1000, ["`budgets.quick.steps`", "a multiple of eval_every (400)"]),
+        ("budgets.smoke.steps", -5, ["`budgets.smoke.steps`", "-5", "an integer >= 1"]),
+        ("budgets.smoke.steps", 1000, ["`budgets.smoke.steps`", "a multiple of eval_every (400)"]),
+        ("budgets.cpu", {"steps": 800, "eval_every": 400, "episodes": 2, "pretrain_steps": 400,
+                         "tasks": ["hopper-meduim"]}, ["`budgets.cpu.tasks[0]`", "'hopper-meduim'", "'hopper-medium'"]),
+        ("budgets.cpu", {"steps": 800, "eval_every": 400, "episodes": 2, "pretrain_steps": 400,
+                         "algo_config": {"dql": {"ema_warmup": "track"}}},
+         ["`budgets.cpu.algo_config.dql`", "ema_warmup", "'copy'"]),
+        ("budgets.huge", {}, ["`budgets`", "'huge'", "['smoke', 'cpu', 'paper', 'quick']"]),
         ("train_guidance", ["joint", "frozn"], ["`train_guidance[1]`", "'frozn'", "'unfrozen'"]),
         ("tasks", ["hopper-meduim"], ["`tasks[0]`", "'hopper-meduim'", "'hopper-medium'"]),
         ("seeds", [0, 0], ["`seeds[1]`", "duplicate"]),
@@ -89,7 +97,7 @@ def test_expansion_into_stages():
     spec = validate_spec(_with("recombination", [
         {"name": "d", "kind": "double_guidance", "diffusion": {"algo": "dql", "train_guidance": "frozen"},
          "guidance": {"pretrained": "dql_td"}, "match": "step"}]))
-    stages = expand(resolve(spec, "quick"))
+    stages = expand(resolve(spec, "smoke"))
     assert [s.name for s in stages] == ["pretrain", "train", "recombine", "report"]
     pre, train, rec, _ = stages
     assert [(p.identity.train_guidance, p.identity.seed, p.pretrain.steps) for p in pre.items] == [
@@ -105,33 +113,132 @@ def test_expansion_into_stages():
 
 def test_scale_by_task_and_resolved_round_trip():
     spec = validate_spec(_with("eval", {"inference": {"dql": {"scale": 50, "scale_by_task": {"hopper-medium": 7}}}}))
-    resolved = resolve(spec, "quick")
+    resolved = resolve(spec, "smoke")
     assert expand(resolved)[1].items[0].eval.inference["scale"] == 7.0
     again = validate_spec(yaml.safe_load(dump_spec(resolved)))
     assert again == resolved and again["budget"]["steps"] == 800
 
 
 @pytest.mark.parametrize("name", ["quickstart", "gfdt", "double_guidance", "cross_algorithm", "swg"])
-def test_packaged_specs_validate_at_both_scales(name):
+def test_packaged_specs_validate_at_every_budget(name):
     assert name in packaged_specs()
     spec = load_spec(name)
-    for scale in ("quick", "paper"):
+    assert tuple(spec["budgets"]) == BUDGETS == ("smoke", "cpu", "paper")
+    for scale in BUDGETS:
         stages = expand(resolve(spec, scale))
         assert [s.name for s in stages][-1] == "report"
     paper = spec["budgets"]["paper"]
     assert paper["eval_every"] == (1200 if name == "double_guidance" else 400) and paper["episodes"] == 50
 
 
+@pytest.mark.parametrize("name", ["quickstart", "gfdt", "double_guidance", "cross_algorithm", "swg"])
+def test_cpu_budget_is_one_task_five_seeds_trained_snapshots_on_two_cores(name):
+    from sweeps.run import check_local_resources
+
+    spec = resolve(load_spec(name), "cpu")
+    assert spec["tasks"] == ["hopper-medium"] and len(spec["seeds"]) >= 5
+    b = spec["budget"]
+    assert b["eval_every"] == 400 and b["episodes"] >= 10 and b["steps"] >= 8000
+    stages = {s.name: s.items for s in expand(spec)}
+    trains = stages["train"]
+    assert {t.identity.seed for t in trains} == set(spec["seeds"]) and {t.identity.task for t in trains} == {
+        "hopper-medium"}
+    assert all(t.train.steps == b["steps"] and t.eval.episodes == b["episodes"] for t in trains)
+    for t in trains:  # the EMA of every snapshot follows the online net: no checkpoint holds the initial actor
+        cfg = t.train.algo_config
+        tracks = cfg["ema_start"] == 0 or cfg["ema_warmup"] == "copy"
+        time_constant = cfg["ema_every"] / (1 - cfg["ema_rate"])  # steps for the EMA to forget the past by 1/e
+        assert tracks and time_constant <= 1000, (t.label, cfg)
+    for p in stages.get("pretrain", []):
+        assert p.identity.seed in spec["seeds"] and p.pretrain.steps == b["pretrain_steps"]
+    assert {p.identity.seed for p in stages.get("pretrain", [])} in (set(), set(spec["seeds"]))
+    check_local_resources(spec, cpus=2, gpus=0)  # fits a 2-core machine without --set
+    assert "smallest attainable p = 0.0079" in budget_summary(spec)
+
+
+def test_cpu_budgets_of_the_paper_specs_keep_only_the_comparisons_they_run():
+    gfdt = resolve(load_spec("gfdt"), "cpu")
+    assert gfdt["algorithms"] == ["dql"] and gfdt["train_guidance"] == ["joint", "frozen", "none"]
+    assert [c["name"] for c in gfdt["report"]["comparisons"]] == ["GFDT vs joint (DQL)", "No guidance vs joint (DQL)"]
+    cross = resolve(load_spec("cross_algorithm"), "cpu")
+    idql = next(t for t in expand(cross)[0].items if t.identity.algo == "idql").train.algo_config
+    assert (idql["ema_warmup"], idql["ema_start"], idql["ema_rate"], idql["ema_every"]) == ("copy", 1000, 0.995, 5)
+    assert load_spec("cross_algorithm")["algo_config"]["idql"] == {}  # the paper budget keeps IDQL's 0.9999
+    assert expand(resolve(load_spec("cross_algorithm"), "paper"))[0].items[-1].train.algo_config["ema_rate"] == 0.9999
+
+
+def test_budget_overlay_applied_by_resolve_and_recorded():
+    raw = _with("budgets.cpu", {"steps": 1200, "eval_every": 400, "episodes": 10, "pretrain_steps": 400,
+                                "seeds": [0, 1, 2, 3, 4], "algo_config": {"dql": {"ema_warmup": "copy"}},
+                                "train_guidance": ["joint"]})
+    spec = validate_spec(raw)
+    assert spec["seeds"] == [0, 1] and "cpu" in spec["budgets"]  # the unresolved spec keeps its own fields
+    cpu = resolve(spec, "cpu")
+    assert (cpu["scale"], cpu["seeds"], cpu["train_guidance"]) == ("cpu", [0, 1, 2, 3, 4], ["joint"])
+    assert cpu["pretraining"][0]["seeds"] == [0, 1, 2, 3, 4]  # pretraining follows the budget's seeds
+    assert cpu["algo_config"]["dql"] == {"ema_warmup": "copy"}
+    assert validate_spec(yaml.safe_load(dump_spec(cpu))) == cpu  # RUN_DIR/spec.yaml reads back unchanged
+    smoke = resolve(spec, "smoke")
+    assert (smoke["seeds"], smoke["algo_config"]["dql"]) == ([0, 1], {})
+    bad = _with("budgets.cpu", {"steps": 800, "eval_every": 400, "episodes": 2, "pretrain_steps": 400,
+                                "seeds": [0, 1, 2]})
+    bad["pretraining"] = [{"algo": "dql", "seeds": [0, 1, 7]}]  # its own seeds (not the spec's): they stay, missing 2
+    with pytest.raises(ConfigError, match=r"`budgets.cpu` applied to the spec: spec field `pretraining\[0\].seeds`"
+                                          r".*missing \[2\]"):
+        validate_spec(bad)
+
+
+def test_budget_names_aliases_and_errors():
+    spec = validate_spec(BASE)
+    with pytest.warns(DeprecatedName, match=r"--scale: the budget name `quick` is deprecated .* now called `smoke`"):
+        old = resolve(spec, "quick")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new names warn about nothing
+        assert old == resolve(spec, "smoke") and old["scale"] == "smoke"
+    with pytest.raises(ConfigError, match=r"`--scale`: bad value 'huge'; allowed: \['smoke', 'cpu', 'paper', "
+                                          r"'quick \(deprecated: smoke\)'\]"):
+        resolve(spec, "huge")
+    with pytest.raises(ConfigError, match=r"--scale cpu: spec 't' has no `budgets.cpu`; its budgets: \['smoke', "
+                                          r"'paper'\]"):
+        resolve(spec, "cpu")
+    legacy = dict(BASE, budgets={"quick": BASE["budgets"]["smoke"], "paper": BASE["budgets"]["paper"]})
+    with pytest.warns(DeprecatedName, match=r"spec field `budgets.quick`: the budget name `quick` is deprecated"):
+        assert validate_spec(legacy) == spec  # a spec written with `quick` is the same spec
+    with pytest.warns(DeprecatedName):  # --set budgets.quick.steps=1200 still changes the smoke budget
+        assert validate_spec(_with("budgets.quick", {"steps": 1200}))["budgets"]["smoke"]["steps"] == 1200
+    with pytest.raises(ConfigError, match=r"spec field `budgets`: missing required key 'paper'"):
+        validate_spec(_with("budgets", {"smoke": BASE["budgets"]["smoke"]}))
+    # a run directory written before the rename records scale `quick`: it reads back as smoke
+    recorded = dict(dump_spec_dict(resolve(spec, "smoke")), scale="quick")
+    assert validate_spec(recorded)["scale"] == "smoke"
+
+
+def dump_spec_dict(spec: dict) -> dict:
+    return yaml.safe_load(dump_spec(spec))
+
+
+def test_budget_summary_says_what_each_budget_can_show():
+    spec = load_spec("quickstart")
+    smoke, cpu, paper = (budget_summary(resolve(spec, b)) for b in BUDGETS)
+    assert smoke.startswith("budget smoke (1 task, 3 seeds, 1200 steps") and smoke.endswith(
+        "checks the pipeline; policies are not trained; statistics are not evidence")
+    assert cpu.startswith("budget cpu (1 task, 5 seeds, 8000 steps, a checkpoint every 400 steps with 10 episodes)")
+    assert "per-seed Mann-Whitney tests with smallest attainable p = 0.0079 (5 vs 5 seeds" in cpu
+    assert "the papers' budgets" in paper and "100000 steps" in paper
+    three = budget_summary(resolve(load_spec("quickstart", ["budgets.cpu.seeds=[0,1,2]"]), "cpu"))
+    assert "smallest attainable p = 0.1 (3 vs 3 seeds, two-sided), which cannot reach p < 0.05" in three
+
+
 def test_quickstart_is_dql_joint_vs_frozen_with_pretraining():
     spec = load_spec("quickstart")
-    stages = {s.name: s.items for s in expand(resolve(spec, "quick"))}
+    stages = {s.name: s.items for s in expand(resolve(spec, "smoke"))}
     assert spec["tasks"] == ["hopper-medium"] and spec["seeds"] == [0, 1, 2]
     assert len(stages["pretrain"]) == 3 and len(stages["train"]) == 6
 
 
 
 def _trials(spec: dict) -> list:
-    return next(s for s in expand(resolve(spec, "quick")) if s.name == "train").items
+    return next(s for s in expand(resolve(spec, "smoke")) if s.name == "train").items
 
 
 def test_training_precision_and_compile_default_to_fp32_eager_and_reach_every_trial():
@@ -143,7 +250,7 @@ def test_training_precision_and_compile_default_to_fp32_eager_and_reach_every_tr
     trials = _trials(spec)
     assert len(trials) == 4 and {(t.train.precision, t.train.compile) for t in trials} == {("bf16", True)}
     assert {t.eval.inference["precision"] for t in trials} == {"fp32"}  # evaluation precision is its own setting
-    again = validate_spec(yaml.safe_load(dump_spec(resolve(spec, "quick"))))  # RUN_DIR/spec.yaml records it
+    again = validate_spec(yaml.safe_load(dump_spec(resolve(spec, "smoke"))))  # RUN_DIR/spec.yaml records it
     assert again["training"] == {"precision": "bf16", "compile": True}
 
 
@@ -158,7 +265,7 @@ def test_precisions_set_from_the_command_line_land_in_the_trials_config_json():
         assert config["train"]["precision"] == "bf16" and config["train"]["compile"] is False
         assert config["eval"]["inference"]["precision"] == "bf16"
         assert TrialSpec.from_dict(config).train.precision == "bf16"
-    pre = next(s for s in expand(resolve(spec, "quick")) if s.name == "pretrain").items
+    pre = next(s for s in expand(resolve(spec, "smoke")) if s.name == "pretrain").items
     assert pre and "precision" not in pre[0].pretrain.to_dict()  # PretrainConfig has no precision (fp32 only)
 
 

@@ -38,3 +38,23 @@ def test_resume_and_status_need_a_run_directory(tmp_path):
     assert proc.returncode == 2 and "no spec.yaml there" in proc.stderr
     proc = _mdpt("status", str(tmp_path))
     assert proc.returncode == 2 and "has no run.json" in proc.stderr
+
+
+def test_dry_run_names_the_budget_and_what_it_can_show_and_quick_warns_once():
+    proc = _mdpt("sweep", "quickstart", "--dry-run", "--scale", "quick")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "mdpt: warning: --scale: the budget name `quick` is deprecated and will be removed in the next release; "
+        "it is now called `smoke` (same budget)"]
+    head = proc.stdout.splitlines()
+    assert head[0].startswith("sweep 'quickstart', scale smoke:")
+    assert head[1] == ("budget smoke (1 task, 3 seeds, 1200 steps, a checkpoint every 400 steps with 5 episodes): "
+                       "checks the pipeline; policies are not trained; statistics are not evidence")
+    proc = _mdpt("sweep", "double_guidance", "--dry-run", "--scale", "cpu")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    head = proc.stdout.splitlines()
+    assert head[0].startswith("sweep 'double_guidance', scale cpu: 1 task(s), 1 algorithm(s), modes ['joint', "
+                              "'frozen'], seeds [0, 1, 2, 3, 4]")
+    assert head[1].startswith("budget cpu (1 task, 5 seeds, 8000 steps, a checkpoint every 400 steps with 10 episodes)")
+    assert head[1].endswith("smallest attainable p = 0.0079 (5 vs 5 seeds, two-sided)")
+    assert '"ema_warmup": "copy"' in proc.stdout and "stage recombine: 3 item(s)" in proc.stdout

@@ -39,7 +39,7 @@ def test_killed_driver_resumes(tiny_data_root, tmp_path):
         time.sleep(0.5)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started (the embedded Ray)
     driver.wait()
-    assert yaml.safe_load((run_dir / "spec.yaml").read_text())["scale"] == "quick"
+    assert yaml.safe_load((run_dir / "spec.yaml").read_text())["scale"] == "smoke"
 
     resumed = _mdpt("sweep", "--resume", str(run_dir), "--no-report", env=env)
     out, _ = resumed.communicate(timeout=400)
