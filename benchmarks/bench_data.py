@@ -14,7 +14,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 from rl_core.data.dataset import OfflineDataset
 from rl_core.data.envs import TASK_ENVS
 from rl_core.data.gen.collect import rollout

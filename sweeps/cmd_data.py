@@ -106,6 +106,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     print(f"data root: {root}")
     print(f"{'task':<26} {'status':<8} {'transitions':>12} {'episodes':>9} {'size':>9}  budget / source")
     imported = sorted(p.parent.name for p in root.glob(f"*/{META_FILE}") if p.parent.name not in KNOWN_TASKS)
+    stale = 0
     for task in (*KNOWN_TASKS, *imported):
         meta_path = root / task / META_FILE
         if not meta_path.exists():
@@ -118,12 +119,14 @@ def cmd_list(args: argparse.Namespace) -> int:
             continue
         if task in KNOWN_TASKS:
             status = "ok" if is_current_policies(meta) else "stale"
+            stale += status == "stale"
             note = meta.get("budget", {}).get("name", "?")
         else:
             status, note = "imported", str(meta.get("imported_from", "?"))
         print(f"{task:<26} {status:<8} {meta.get('n_transitions', 0):>12,} {meta.get('n_episodes', 0):>9,} "
               f"{_size(root / task) / 2**20:>7.1f}MB  {note}")
-    print("stale = made from other behaviour policies than the shipped ones (remake with `mdpt data make TASK`)")
+    if stale:
+        print("stale = made from other behaviour policies than the shipped ones (remake: `mdpt data make TASK`)")
     return 0
 
 

@@ -138,7 +138,7 @@ def test_policy_file_round_trip(tmp_path):
     back = MLPPolicy.load(tmp_path / "p.npz")
     assert back.output == "tanh" and back.mean_clip == 2.0
     obs = np.array([0.1, -0.2, 0.3], np.float32)
-    assert np.array_equal(back(obs), pol(obs)) and back(obs)[0] == pytest.approx(np.tanh(1.05))
+    assert np.array_equal(back(obs), pol(obs)) and back(obs)[0] == pytest.approx(np.tanh(1.2))  # 4 * relu(0.2) * 0.25 + 1
     (tmp_path / "bad.npz").write_bytes(b"nope")
     with pytest.raises(DatasetError, match="bad.npz: not a policy weight file"):
         MLPPolicy.load(tmp_path / "bad.npz")

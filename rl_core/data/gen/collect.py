@@ -54,7 +54,8 @@ def rollout(env_id: str, policy: Policy | None, *, seed: int, stream: str, offse
     limit (tests). Reports progress every ~20k steps when ``progress``."""
     base = seed_base(seed, stream) + offset
     kw = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
-    envs = [make_env(env_id, **kw) for _ in range(max(1, n_envs))]
+    n_envs = max(1, min(n_envs, max(episodes, -(-min_steps // 2000))))  # no more envs than small runs need
+    envs = [make_env(env_id, **kw) for _ in range(n_envs)]
     act_dim = envs[0].action_space.shape[0]
     for env in envs:
         env.reset()  # build the scene (module docstring)

@@ -158,7 +158,7 @@ def _expert(env_id: str, seed: int, expert_file: Path | None, sac_cfg: Any, work
     if env_id in EXPERTS_2017:
         pol = load_2017_expert(env_id)
         return pol, {"source": f"pybullet 2017 policy {EXPERTS_2017[env_id]} (pybullet_envs/examples, parsed with ast, "
-                               "weights stored as float32)", "architecture": "MLP 128-64 ReLU, output clipped",
+                               "weights stored as float64: exact)", "architecture": "MLP 128-64 ReLU, output clipped",
                      "path_at_training": str(expert_2017_path(env_id))}
     from rl_core.data.gen.sac import SACConfig, train_sac_expert
 
@@ -193,7 +193,7 @@ def train_policies(env: str, out: Path, *, seed: int = 0, dagger: DaggerConfig |
     tmp = out.parent / f".{out.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "snapshots").mkdir(parents=True)
-    expert.save(tmp / "expert.npz")
+    expert.save(tmp / "expert.npz", dtype=np.float64)  # exactly the expert used above (2017 weights are float64)
     for r in rounds:
         shutil.copyfile(work / "dagger" / _round_file(r), tmp / _round_file(r))
     info = {
