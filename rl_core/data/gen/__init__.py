@@ -28,3 +28,4 @@ medium-replay = the set's learning-process snapshots in order, each rolled out w
 Reference scores (per env, stored with every dataset; mdpt's scale): ref_min = mean return of the
 uniform random policy over 100 episodes; ref_max = mean return of the expert acting deterministically
 over 20 episodes; both computed when the policy set is trained and recorded in its provenance.
+"""
