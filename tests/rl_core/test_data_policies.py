@@ -116,6 +116,15 @@ def test_sac_actor_converts_to_the_same_numpy_policy(tmp_path):
     with torch.no_grad():
         want = model.actor(torch.as_tensor(obs), deterministic=True).numpy()
     np.testing.assert_allclose(pol(obs), want, atol=1e-5)
-    rec = train_sac_expert("Walker2DBulletEnv-v0", cfg, 0, tmp_path, progress=lambda m: None)
+
+    def stop_after_first_snapshot(msg: str) -> None:
+        if msg.startswith("  step 100"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_sac_expert("Walker2DBulletEnv-v0", cfg, 0, tmp_path, progress=stop_after_first_snapshot)
+    lines: list[str] = []
+    rec = train_sac_expert("Walker2DBulletEnv-v0", cfg, 0, tmp_path, progress=lines.append)  # continues
+    assert any("continuing the run" in line and "from step 100" in line for line in lines)
     assert [s["step"] for s in rec["snapshots"]] == [100, 200] and (tmp_path / "expert.npz").exists()
     assert rec["expert_step"] in (100, 200) and json.loads((tmp_path / "sac_progress.json").read_text())["cpu_s"] > 0

@@ -149,10 +149,12 @@ class SelectionConfig(ConfigMixin):
 
 def _expert(env_id: str, seed: int, expert_file: Path | None, sac_cfg: Any, work: Path,
             progress: Progress) -> tuple[MLPPolicy, dict]:
-    if expert_file is not None:
+    if expert_file is not None:  # a shipped set's expert (its provenance) or a SAC run's (its sac_progress.json)
         expert_file = Path(expert_file)
-        prov = expert_file.parent / PROVENANCE
-        info = json.loads(prov.read_text())["expert"] if prov.exists() else {}
+        prov, sac_rec = expert_file.parent / PROVENANCE, expert_file.parent / "sac_progress.json"
+        info = json.loads(prov.read_text())["expert"] if prov.exists() else \
+            _sac_info(json.loads(sac_rec.read_text())) if sac_rec.exists() else {}
+        info.pop("file", None)
         progress(f"[expert] reusing {expert_file}")
         return MLPPolicy.load(expert_file), {**info, "reused_from": str(expert_file)}
     if env_id in EXPERTS_2017:
@@ -162,12 +164,18 @@ def _expert(env_id: str, seed: int, expert_file: Path | None, sac_cfg: Any, work
                      "path_at_training": str(expert_2017_path(env_id))}
     from rl_core.data.gen.sac import SACConfig, train_sac_expert
 
-    cfg = sac_cfg or SACConfig()
-    rec = train_sac_expert(env_id, cfg, seed, work / "sac", progress)
-    return MLPPolicy.load(work / "sac" / "expert.npz"), {
-        "source": f"SAC actor snapshot at step {rec['expert_step']} of {cfg.steps} (best deterministic evaluation)",
-        "architecture": f"MLP {'-'.join(map(str, cfg.net_arch))} ReLU, tanh(clip(mean, -2, 2)) (SB3 gSDE actor mode)",
-        "training": {k: v for k, v in rec.items()}}
+    rec = train_sac_expert(env_id, sac_cfg or SACConfig(), seed, work / "sac", progress)
+    return MLPPolicy.load(work / "sac" / "expert.npz"), _sac_info(rec)
+
+
+def _sac_info(rec: dict) -> dict:
+    """The provenance of a SAC expert from its training record (``sac.train_sac_expert``)."""
+    cfg = rec["settings"]
+    return {"source": f"SAC actor snapshot at step {rec['expert_step']} of {cfg['steps']} (best deterministic "
+                      f"evaluation over {cfg['eval_episodes']} episodes: {rec['expert_eval_return']:.1f})",
+            "architecture": f"MLP {'-'.join(map(str, cfg['net_arch']))} ReLU, tanh(clip(mean, -2, 2)) "
+                            "(the SB3 gSDE actor's deterministic action)",
+            "training": rec}
 
 
 def train_policies(env: str, out: Path, *, seed: int = 0, dagger: DaggerConfig | None = None,

@@ -69,9 +69,12 @@ def actor_to_numpy(actor: Any) -> MLPPolicy:
 
 
 def train_sac_expert(env_id: str, cfg: SACConfig, seed: int, out: Path, progress: Progress) -> dict:
-    """Train SAC in ``out`` (``snapshots/step_*.npz``, ``sac_progress.json`` after every snapshot); returns the
-    record with every snapshot's evaluation and the expert (best) snapshot; ``out/expert.npz`` is that policy."""
+    """Train SAC in ``out`` (``snapshots/step_*.npz``; ``sac_progress.json``, ``model.zip`` and
+    ``replay.pkl`` after every snapshot, so an interrupted run continues from its last snapshot when called
+    again with the same ``out``); returns the record with every snapshot's evaluation and the expert (best)
+    snapshot; ``out/expert.npz`` is that policy."""
     import torch
+    from stable_baselines3 import SAC
     from stable_baselines3.common.callbacks import BaseCallback
 
     (out / "snapshots").mkdir(parents=True, exist_ok=True)
@@ -79,6 +82,13 @@ def train_sac_expert(env_id: str, cfg: SACConfig, seed: int, out: Path, progress
     t0, c0 = time.time(), time.process_time()
     record: dict[str, Any] = {"algorithm": "stable-baselines3 SAC (RL Zoo PyBullet settings, gSDE)",
                               "settings": cfg.to_dict(), "seed": seed, "snapshots": snaps}
+    resume = (out / "model.zip").exists() and (out / "sac_progress.json").exists()
+    if resume:
+        old = json.loads((out / "sac_progress.json").read_text())
+        if old["settings"] != json.loads(json.dumps(cfg.to_dict())) or old["seed"] != seed:
+            raise ValueError(f"{out}: holds a SAC run with other settings or seed; use another directory")
+        snaps.extend(old["snapshots"])
+        t0, c0 = t0 - old["snapshots"][-1]["wall_s"], c0 - old["snapshots"][-1]["cpu_s"]
 
     class Snapshots(BaseCallback):
         def _on_step(self) -> bool:
@@ -92,15 +102,25 @@ def train_sac_expert(env_id: str, cfg: SACConfig, seed: int, out: Path, progress
                               "eval_return_std": float(ro.returns.std()), "eval_episodes": len(ro.returns),
                               "path": path, "wall_s": round(time.time() - t0, 1),
                               "cpu_s": round(time.process_time() - c0, 1)})
+                self.model.save(out / "model.zip")
+                self.model.save_replay_buffer(out / "replay.pkl")
                 (out / "sac_progress.json").write_text(json.dumps(record, indent=1))
                 progress(f"  step {step:,}: eval return {ro.returns.mean():.1f} +- {ro.returns.std():.1f} "
                          f"({time.time() - t0:.0f} s, cpu {time.process_time() - c0:.0f} s)")
             return True
 
-    progress(f"[sac] training SAC for {cfg.steps:,} steps on {env_id} (seed {seed})")
     torch.manual_seed(seed)
     model = _make_sac(make_env(env_id), cfg, env_id, seed)
-    model.learn(total_timesteps=cfg.steps, callback=Snapshots())
+    done = 0
+    if resume:
+        model.set_parameters(str(out / "model.zip"))
+        loaded = SAC.load(out / "model.zip", device="cpu")
+        model.num_timesteps = done = loaded.num_timesteps
+        model.load_replay_buffer(out / "replay.pkl")
+        progress(f"[sac] continuing the run in {out} from step {done:,}")
+    progress(f"[sac] training SAC for {cfg.steps:,} steps on {env_id} (seed {seed})")
+    if cfg.steps > done:
+        model.learn(total_timesteps=cfg.steps - done, callback=Snapshots(), reset_num_timesteps=not resume)
     best = max(snaps, key=lambda s: (s["eval_return"], s["step"]))
     MLPPolicy.load(out / best["path"]).save(out / "expert.npz")
     record.update(expert_step=best["step"], expert_eval_return=best["eval_return"],
