@@ -133,3 +133,10 @@ def test_sac_actor_converts_to_the_same_numpy_policy(tmp_path):
     assert any("continuing the run" in line and "from step 100" in line for line in lines)
     assert [s["step"] for s in rec["snapshots"]] == [100, 200] and (tmp_path / "expert.npz").exists()
     assert rec["expert_step"] in (100, 200) and json.loads((tmp_path / "sac_progress.json").read_text())["cpu_s"] > 0
+    longer = train_sac_expert("Walker2DBulletEnv-v0", SACConfig(**{**cfg.to_dict(), "steps": 300}), 0, tmp_path,
+                              progress=lines.append)  # a longer run continues and says so
+    assert [s["step"] for s in longer["snapshots"]] == [100, 200, 300]
+    assert longer["extended_from"] == [{"steps": 200, "at_step": 200}]
+    with pytest.raises(ValueError, match="other settings or seed"):
+        train_sac_expert("Walker2DBulletEnv-v0", SACConfig(**{**cfg.to_dict(), "batch_size": 16}), 0, tmp_path,
+                         progress=lines.append)

@@ -71,7 +71,9 @@ def actor_to_numpy(actor: Any) -> MLPPolicy:
 def train_sac_expert(env_id: str, cfg: SACConfig, seed: int, out: Path, progress: Progress) -> dict:
     """Train SAC in ``out`` (``snapshots/step_*.npz``; ``sac_progress.json``, ``model.zip`` and
     ``replay.pkl`` after every snapshot, so an interrupted run continues from its last snapshot when called
-    again with the same ``out``); returns the record with every snapshot's evaluation and the expert (best)
+    again with the same ``out``; called with more ``steps`` and otherwise the same settings, it continues
+    to the new length and records ``extended_from`` -- a linear LR schedule then follows the new horizon
+    from that step on); returns the record with every snapshot's evaluation and the expert (best)
     snapshot; ``out/expert.npz`` is that policy."""
     import torch
     from stable_baselines3 import SAC
@@ -85,8 +87,15 @@ def train_sac_expert(env_id: str, cfg: SACConfig, seed: int, out: Path, progress
     resume = (out / "model.zip").exists() and (out / "sac_progress.json").exists()
     if resume:
         old = json.loads((out / "sac_progress.json").read_text())
-        if old["settings"] != json.loads(json.dumps(cfg.to_dict())) or old["seed"] != seed:
+        same = {**old["settings"], "steps": cfg.steps} == json.loads(json.dumps(cfg.to_dict()))
+        if not same or old["seed"] != seed or cfg.steps < old["settings"]["steps"]:
             raise ValueError(f"{out}: holds a SAC run with other settings or seed; use another directory")
+        extended = list(old.get("extended_from", []))
+        if cfg.steps > old["settings"]["steps"]:  # a longer run: the LR schedule's horizon moves with it
+            extended.append({"steps": old["settings"]["steps"], "at_step": old["snapshots"][-1]["step"]})
+            progress(f"[sac] extending the run from {old['settings']['steps']:,} to {cfg.steps:,} steps")
+        if extended:
+            record["extended_from"] = extended
         snaps.extend(old["snapshots"])
         t0, c0 = t0 - old["snapshots"][-1]["wall_s"], c0 - old["snapshots"][-1]["cpu_s"]
 
