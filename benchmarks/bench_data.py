@@ -1,4 +1,4 @@
-"""Data throughput: collection steps/s (2017 expert, uniform random) and Parquet save/load.
+"""Data throughput: collection steps/s (shipped expert + noise, uniform random) and Parquet save/load.
 
     .venv/bin/python benchmarks/bench_data.py [--steps 20000] [--env hopper]
 
@@ -14,12 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from rl_core.data.dataset import OfflineDataset
 from rl_core.data.envs import TASK_ENVS
 from rl_core.data.gen.collect import rollout
-from rl_core.data.gen.policies import EXPERTS_2017, load_2017_expert, noisy, uniform
+from rl_core.data.gen.policyset import load_policy_set
 from rl_core.data.io import load_dataset, save_dataset
 
 
@@ -32,18 +30,18 @@ def timed(fn):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=20_000)
-    ap.add_argument("--env", default="hopper", choices=[e for e, i in TASK_ENVS.items() if i in EXPERTS_2017])
+    ap.add_argument("--env", default="hopper", choices=list(TASK_ENVS))
     args = ap.parse_args()
-    env_id, rng = TASK_ENVS[args.env], np.random.default_rng(0)
-    expert = load_2017_expert(env_id)
+    env_id, pset = TASK_ENVS[args.env], load_policy_set(args.env)
     runs = {}
-    for name, act in (("2017 expert + noise", noisy(expert, 0.1, rng)),
-                      ("uniform random", uniform(expert.layers[-1][1].shape[0], rng))):
-        ro, wall, cpu = timed(lambda: rollout(env_id, act, seed_base=0, min_steps=args.steps))
+    for name, stream, act in (("expert + noise", "expert", pset.policy("expert")), ("uniform random", "random", None)):
+        ro, wall, cpu = timed(lambda: rollout(env_id, act, seed=0, stream=stream, noise=pset.action_noise,
+                                              min_steps=args.steps))
         runs[name] = ro
         print(f"collect {name:<20} {len(ro):>8,} steps  {len(ro) / wall:>8,.0f} steps/s wall  "
               f"{len(ro) / cpu:>8,.0f} steps/s cpu  ({len(ro.returns)} episodes, mean return {ro.returns.mean():.1f})")
-    ds = OfflineDataset(**runs["2017 expert + noise"].arrays, metadata={"env_id": env_id})
+    ds = OfflineDataset(**runs["expert + noise"].arrays, metadata={"env_id": env_id, **{
+        k: pset.references[k] for k in ("ref_min_score", "ref_max_score")}})
     with tempfile.TemporaryDirectory() as tmp:
         _, wall, cpu = timed(lambda: save_dataset(ds, Path(tmp) / "d"))
         size = sum(f.stat().st_size for f in (Path(tmp) / "d").iterdir())

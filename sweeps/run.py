@@ -280,11 +280,20 @@ def ledger_summary(spec: dict, run_dir: Path, errors: dict[str, str]) -> dict[st
 
 
 def check_datasets(spec: dict, data_root: str | None) -> None:
-    """Fail early, naming `mdpt data make <task>`, when a task's dataset is missing."""
-    from rl_core.data.io import load_dataset
+    """Make the spec's missing generated datasets (quick budget, shipped policies: deterministic), then load
+    every task once, so that a dataset that cannot be used (unknown env, corrupt file) fails here, in one
+    line, before any training."""
+    from rl_core.data.gen.make import make_datasets
+    from rl_core.data.io import KNOWN_TASKS, META_FILE, load_dataset
+    from rl_core.data.io import data_root as default_root
 
+    root = Path(data_root) if data_root else default_root()
+    missing = [t for t in spec["tasks"] if t in KNOWN_TASKS and not (root / t / META_FILE).exists()]
+    if missing:
+        print(f"[data] making missing dataset(s) {', '.join(missing)} (quick budget) in {root}", flush=True)
+        make_datasets(missing, root=root)
     for task in spec["tasks"]:
-        load_dataset(task, root=Path(data_root) if data_root else None)
+        load_dataset(task, root=root)
 
 
 def run_sweep(spec: dict, run_dir: Path, *, address: str | None = None, resume: bool = False,

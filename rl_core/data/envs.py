@@ -26,6 +26,15 @@ TASK_ENVS: dict[str, str] = {
     "ant": "AntBulletEnv-v0",
 }
 
+# Observation / action sizes (pybullet_envs_gymnasium robot_locomotors.py), checked against foreign datasets
+# without building an env.
+ENV_DIMS: dict[str, tuple[int, int]] = {
+    "HopperBulletEnv-v0": (15, 3),
+    "HalfCheetahBulletEnv-v0": (26, 6),
+    "Walker2DBulletEnv-v0": (22, 6),
+    "AntBulletEnv-v0": (28, 8),
+}
+
 _libc = ctypes.CDLL(None)
 
 
@@ -59,8 +68,13 @@ def _register() -> None:
             import pybullet_envs_gymnasium  # noqa: F401  (registers the *BulletEnv-v0 ids)
 
 
-class QuietReset(gymnasium.Wrapper):
-    """Silences the physics-client connection message printed during the first ``reset``."""
+class QuietReset(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs):
+    """Silences the physics-client connection message printed during the first ``reset``. Records its (no)
+    constructor arguments, so an env spec that includes it can be re-made (Minari does this)."""
+
+    def __init__(self, env: gymnasium.Env):
+        gymnasium.utils.RecordConstructorArgs.__init__(self)
+        gymnasium.Wrapper.__init__(self, env)
 
     def reset(self, **kw: Any) -> tuple[Any, dict]:
         if getattr(self.env.unwrapped, "physicsClientId", 0) < 0:

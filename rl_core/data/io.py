@@ -21,20 +21,35 @@ Foreign formats:
   last known transition is marked as a timeout).
 - Minari (``minari:<dataset_id>``, local datasets only; needs ``pip install minari``): episodes
   (N + 1 observations, N actions) become transitions with ``terminations``/``truncations``.
+- A bare ``.parquet`` file with the columns above (no ``metadata.json``).
+
+Environment and reference scores of a foreign dataset (``resolve_env_and_refs``), first found wins:
+- env: the ``env=`` argument (``--env``), the sidecar JSON ``<file>.json`` next to the file (keys
+  ``env_id``, ``ref_min_score``, ``ref_max_score``), the dataset's own metadata (Minari's env spec,
+  an mdpt ``metadata.json``), the file name (D4RL's ``bullet-hopper-medium-v0``, d4rl-pybullet's
+  ``hopper-bullet-mixed-v0``; the name must start with or contain ``bullet-<env>``/``<env>-bullet``,
+  or start with ``<env>-``). None of these -> a ``DatasetError`` at load, before any training.
+  The observation / action sizes must match the env's.
+- reference scores: ``ref_min=`` / ``ref_max=`` (``--ref-min/--ref-max``), the sidecar, the
+  dataset's own metadata, else D4RL's bullet reference scores for the env
+  (``rl_core.config.D4RL_BULLET_REF_SCORES``, with a ``ReferenceScoreWarning`` unless the file is one
+  of D4RL's own ``bullet-*`` datasets, whose scores they are). ``metadata["ref_source"]`` says which.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rl_core.config import D4RL_BULLET_REF_SCORES, KNOWN_TASKS, TASK_LEVELS
 from rl_core.data.dataset import FIELDS, OfflineDataset, compute_fingerprint
-from rl_core.data.envs import TASK_ENVS
-from rl_core.config import KNOWN_TASKS, TASK_LEVELS  # noqa: F401 (KNOWN_TASKS re-exported for the data CLI)
+from rl_core.data.envs import ENV_DIMS, TASK_ENVS
 from rl_core.errors import DatasetError
 from rl_core.fsutil import atomic_dir
 
@@ -97,15 +112,11 @@ def read_metadata(directory: Path) -> dict:
         raise DatasetError(f"{path}: unreadable metadata ({exc})") from None
 
 
-def load_parquet_dataset(directory: Path) -> OfflineDataset:
-    """Load and fully validate a dataset directory written by ``save_dataset``."""
+def _read_parquet(path: Path, redo: str = "") -> tuple[dict[str, np.ndarray], int]:
+    """Arrays (FIELDS) of an mdpt ``transitions.parquet`` file and its row count."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    directory = Path(directory)
-    meta = read_metadata(directory)
-    path = directory / PARQUET_FILE
-    redo = f"; regenerate it with `{make_command(meta['task'])}`" if meta.get("task") in KNOWN_TASKS else ""
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as exc:
@@ -121,9 +132,19 @@ def load_parquet_dataset(directory: Path) -> OfflineDataset:
             arrays[name] = col.flatten().to_numpy(zero_copy_only=False).reshape(len(col), -1)
         else:
             arrays[name] = col.to_numpy(zero_copy_only=False)
+    return arrays, table.num_rows
+
+
+def load_parquet_dataset(directory: Path) -> OfflineDataset:
+    """Load and fully validate a dataset directory written by ``save_dataset``."""
+    directory = Path(directory)
+    meta = read_metadata(directory)
+    path = directory / PARQUET_FILE
+    redo = f"; regenerate it with `{make_command(meta['task'])}`" if meta.get("task") in KNOWN_TASKS else ""
+    arrays, rows = _read_parquet(path, redo)
     n = meta.get("n_transitions")
-    if n is not None and table.num_rows != n:
-        raise DatasetError(f"{path}: {table.num_rows} rows but {META_FILE} says n_transitions={n}{redo}")
+    if n is not None and rows != n:
+        raise DatasetError(f"{path}: {rows} rows but {META_FILE} says n_transitions={n}{redo}")
     ds = OfflineDataset(**arrays, metadata={**meta, "source": str(directory)})
     if meta.get("fingerprint") and compute_fingerprint(ds) != meta["fingerprint"]:
         raise DatasetError(f"{path}: content does not match the fingerprint in {META_FILE} "
@@ -131,14 +152,23 @@ def load_parquet_dataset(directory: Path) -> OfflineDataset:
     return ds
 
 
+def load_parquet_file(path: Path) -> OfflineDataset:
+    """A bare Parquet file with the columns of ``transitions.parquet`` (module docstring)."""
+    path = Path(path)
+    arrays, _ = _read_parquet(path)
+    return OfflineDataset(**arrays, metadata={"format": "parquet", "source": str(path), "task": path.stem})
+
+
 # ----- HDF5: D4RL and d4rl-pybullet --------------------------------------------------------------
-def _task_from_filename(path: Path) -> dict:
-    """Best-effort env/task from names like ``hopper-bullet-medium-v0.hdf5`` or ``hopper_medium-v2.hdf5``."""
-    stem = path.stem.lower().replace("_", "-").replace("bullet-", "")
+def _env_from_filename(path: Path) -> dict:
+    """env (and whether the name is one of D4RL's own bullet datasets) from names like
+    ``bullet-hopper-medium-v0.hdf5`` (D4RL), ``hopper-bullet-mixed-v0.hdf5`` (d4rl-pybullet) or ``hopper-*``."""
+    stem = path.name.split(".")[0].lower().replace("_", "-")
     for env, env_id in TASK_ENVS.items():
-        if stem.startswith(env):
-            level = stem[len(env) + 1:].rsplit("-v", 1)[0].replace("mixed", "medium-replay")
-            return {"env_id": env_id, "task": f"{env}-{level}" if f"{env}-{level}" in KNOWN_TASKS else None}
+        if re.match(rf"bullet-{env}-", stem):
+            return {"env_id": env_id, "d4rl_bullet": True}
+        if stem.startswith(f"{env}-") or f"{env}-bullet" in stem:
+            return {"env_id": env_id}
     return {}
 
 
@@ -166,7 +196,7 @@ def load_hdf5_dataset(path: Path, max_episode_steps: int = 1000) -> OfflineDatas
         layout, arrays = "d4rl", _from_d4rl(raw)
     else:
         layout, arrays = "d4rl-pybullet", _from_d4rl_pybullet(raw, max_episode_steps)
-    meta = {"format": layout, "source": str(path), **_task_from_filename(path)}
+    meta = {"format": layout, "source": str(path), "task": path.stem}
     return OfflineDataset(**arrays, metadata=meta)
 
 
@@ -222,9 +252,11 @@ def load_minari_dataset(dataset_id: str) -> OfflineDataset:
         parts["next_observations"].append(o[1:])
         parts["actions"].append(np.asarray(ep.actions, np.float32))
         parts["rewards"].append(np.asarray(ep.rewards, np.float32))
-        parts["terminals"].append(np.asarray(ep.terminations, bool))
-        parts["timeouts"].append(np.asarray(ep.truncations, bool))
-    meta: dict[str, Any] = {"format": "minari", "source": f"minari:{dataset_id}", "minari_id": dataset_id}
+        term = np.asarray(ep.terminations, bool)
+        parts["terminals"].append(term)
+        parts["timeouts"].append(np.asarray(ep.truncations, bool) & ~term)  # D4RL: a timeout is not a termination
+    meta: dict[str, Any] = {"format": "minari", "source": f"minari:{dataset_id}", "minari_id": dataset_id,
+                            "task": f"minari:{dataset_id}"}
     for key in ("ref_min_score", "ref_max_score"):
         if mds.storage.metadata.get(key) is not None:
             meta[key] = float(mds.storage.metadata[key])
@@ -233,12 +265,92 @@ def load_minari_dataset(dataset_id: str) -> OfflineDataset:
     return OfflineDataset(**{k: np.concatenate(v) for k, v in parts.items()}, metadata=meta)
 
 
+# ----- env and reference scores of foreign datasets ----------------------------------------------
+class ReferenceScoreWarning(UserWarning):
+    """A dataset without reference scores is scored on D4RL's bullet reference scores for its env."""
+
+
+def sidecar_path(source: str) -> Path | None:
+    """``<file>.json`` next to a dataset file; None for Minari ids and directories (they have metadata)."""
+    if source.startswith("minari:") or Path(source).is_dir():
+        return None
+    return Path(source + ".json")
+
+
+def _read_sidecar(path: Path | None) -> dict:
+    if path is None or not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{path}: unreadable sidecar JSON ({exc})") from None
+    allowed = {"env_id", "ref_min_score", "ref_max_score"}
+    if not isinstance(data, dict) or set(data) - allowed:
+        raise DatasetError(f"{path}: sidecar must be a JSON object with keys {sorted(allowed)}")
+    return data
+
+
+def missing_env_message(source: str) -> str:
+    side = sidecar_path(source)
+    how = f"`mdpt data import {source} --env ENV --name NAME`"
+    side_hint = f", or write {side} with {{\"env_id\": \"HopperBulletEnv-v0\"}}" if side else ""
+    return (f"{source}: cannot tell which environment this dataset comes from (nothing in its name, metadata"
+            f"{' or sidecar' if side else ''} says); give it with {how} (ENV: {', '.join(TASK_ENVS)}){side_hint}")
+
+
+def resolve_env_and_refs(ds: OfflineDataset, *, env: str | None = None, ref_min: float | None = None,
+                         ref_max: float | None = None, require_env: bool = True) -> OfflineDataset:
+    """Fill ``env_id``, ``ref_min_score``/``ref_max_score`` and ``ref_source`` of a loaded dataset
+    (module docstring for the order); DatasetError when the env cannot be known (``require_env``) or
+    does not fit the data. Returns ``ds`` (its metadata updated)."""
+    from rl_core.data.envs import env_id_for
+
+    meta = ds.metadata
+    source = str(meta.get("source", "<in memory>"))
+    if (ref_min is None) != (ref_max is None):
+        raise DatasetError(f"{source}: give both --ref-min and --ref-max, or neither")
+    side_path = sidecar_path(source) if meta.get("format") != "mdpt-parquet" else None
+    side = _read_sidecar(side_path)
+    named = _env_from_filename(Path(source)) if meta.get("format") in ("d4rl", "d4rl-pybullet", "parquet") else {}
+    for origin, value in (("--env", env), (str(side_path), side.get("env_id")), ("metadata", meta.get("env_id")),
+                          ("file name", named.get("env_id"))):
+        if value:
+            try:
+                meta["env_id"] = env_id_for(str(value))
+            except DatasetError as exc:
+                raise DatasetError(f"{source}: {origin} names {exc}") from None
+            meta["env_source"] = meta.get("env_source", origin) if origin == "metadata" else origin
+            break
+    else:
+        if require_env:
+            raise DatasetError(missing_env_message(source))
+        return ds
+    want = ENV_DIMS[meta["env_id"]]
+    if (ds.obs_dim, ds.act_dim) != want:
+        raise DatasetError(f"{source}: observations/actions have sizes {ds.obs_dim}/{ds.act_dim}, but "
+                           f"{meta['env_id']} has {want[0]}/{want[1]} ({meta['env_source']}); is --env right?")
+    d4rl = D4RL_BULLET_REF_SCORES[meta["env_id"]]
+    for origin, lo, hi in (("--ref-min/--ref-max", ref_min, ref_max),
+                           (str(side_path), side.get("ref_min_score"), side.get("ref_max_score")),
+                           (meta.get("ref_source") or "dataset metadata", meta.get("ref_min_score"),
+                            meta.get("ref_max_score"))):
+        if lo is not None and hi is not None:
+            meta.update(ref_min_score=float(lo), ref_max_score=float(hi), ref_source=origin)
+            return ds
+    if named.get("d4rl_bullet"):
+        meta.update(ref_min_score=d4rl[0], ref_max_score=d4rl[1],
+                    ref_source=f"D4RL's bullet reference scores of this D4RL dataset ({meta['env_id']})")
+        return ds
+    meta.update(ref_min_score=d4rl[0], ref_max_score=d4rl[1],
+                ref_source=f"D4RL's bullet reference scores for {meta['env_id']} (the dataset has none of its own)")
+    warnings.warn(f"{source} has no reference scores: normalized scores use D4RL's bullet reference scores for "
+                  f"{meta['env_id']} ({d4rl[0]:.1f}, {d4rl[1]:.1f}); give your own with --ref-min/--ref-max or "
+                  "a sidecar JSON", ReferenceScoreWarning, stacklevel=2)
+    return ds
+
+
 # ----- entry point -------------------------------------------------------------------------------
-def load_dataset(name_or_path: str, root: Path | None = None) -> OfflineDataset:
-    """Load a task by name (under ``root`` or ``data_root()``), a dataset directory, an HDF5 file or
-    ``minari:<dataset_id>``. A known task that is not generated yet raises a DatasetError naming the
-    ``mdpt data make`` command; an unknown name lists the known tasks."""
-    name = str(name_or_path)
+def _load_raw(name: str, root: Path | None) -> OfflineDataset:
     if name.startswith("minari:"):
         return load_minari_dataset(name.split(":", 1)[1])
     path = Path(name).expanduser()
@@ -252,8 +364,42 @@ def load_dataset(name_or_path: str, root: Path | None = None) -> OfflineDataset:
         return load_parquet_dataset(path)
     if path.is_file() and path.suffix in (".hdf5", ".h5"):
         return load_hdf5_dataset(path)
+    if path.is_file() and path.suffix == ".parquet":
+        return load_parquet_file(path)
     if path.exists():
-        raise DatasetError(f"{path}: not a dataset (expected a dataset directory or a .hdf5/.h5 file)")
+        raise DatasetError(f"{path}: not a dataset (expected a dataset directory, a .hdf5/.h5 or .parquet file, "
+                           "or minari:<dataset_id>)")
+    named = Path(root or data_root()) / name
+    if not path.is_absolute() and (named / META_FILE).exists():  # an imported dataset's name
+        return load_parquet_dataset(named)
     if os.sep in name or path.suffix:
         raise DatasetError(f"{path}: no such dataset file or directory")
-    raise DatasetError(f"unknown task '{name}'; known tasks: {', '.join(KNOWN_TASKS)}")
+    raise DatasetError(f"unknown task '{name}'; known tasks: {', '.join(KNOWN_TASKS)}; or a dataset imported "
+                       f"with `mdpt data import` under {Path(root or data_root())}")
+
+
+def load_dataset(name_or_path: str, root: Path | None = None, *, env: str | None = None,
+                 ref_min: float | None = None, ref_max: float | None = None,
+                 require_env: bool = True) -> OfflineDataset:
+    """Load a task by name (under ``root`` or ``data_root()``), the name of a dataset imported there, a
+    dataset directory, an HDF5 or Parquet file, or ``minari:<dataset_id>``, with its env and reference
+    scores resolved (``resolve_env_and_refs``). A known task that is not generated yet raises a
+    DatasetError naming the ``mdpt data make`` command; an unknown name lists the known tasks."""
+    ds = _load_raw(str(name_or_path), root)
+    return resolve_env_and_refs(ds, env=env, ref_min=ref_min, ref_max=ref_max, require_env=require_env)
+
+
+def import_dataset(source: str, name: str, root: Path | None = None, *, env: str | None = None,
+                   ref_min: float | None = None, ref_max: float | None = None) -> Path:
+    """Write ``source`` (anything ``load_dataset`` reads) as the dataset ``<root>/<name>/``, with its env and
+    reference scores, so that ``name`` is a task name everywhere; returns the directory."""
+    if name in KNOWN_TASKS:
+        raise DatasetError(f"--name {name}: that is a generated task's name; choose another")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise DatasetError(f"--name {name!r}: use letters, digits, '.', '_' and '-' (a directory name)")
+    ds = load_dataset(source, root, env=env, ref_min=ref_min, ref_max=ref_max)
+    rets = ds.episode_returns()
+    ds.metadata.update(task=name, imported_from=str(ds.metadata.get("source", source)),
+                       imported_format=ds.metadata.get("format"), format="mdpt-parquet",
+                       n_episodes=int(len(rets)), return_mean=float(rets.mean()))
+    return save_dataset(ds, Path(root or data_root()) / name)

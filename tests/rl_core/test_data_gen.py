@@ -1,6 +1,11 @@
-"""Generation on the tiny budget in the real PyBullet envs: D4RL-v2 semantics, levels, metadata, atomicity."""
+"""Generation from the shipped policies on the tiny budget in the real PyBullet envs: D4RL-v2 semantics, levels,
+metadata, atomicity and reproducibility (same task, budget and seed -> same fingerprint)."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,31 +14,22 @@ from rl_core.data.dataset import FIELDS, compute_fingerprint
 from rl_core.data.envs import make_env
 from rl_core.data.gen import budgets
 from rl_core.data.gen.budgets import BUDGETS, Budget
-from rl_core.data.gen.make import ensure_dataset, make_dataset
-from rl_core.data.gen.policies import load_2017_expert
+from rl_core.data.gen.make import ensure_dataset, make_dataset, make_datasets
+from rl_core.data.gen.policies import MLPPolicy, dense, tanh
+from rl_core.data.gen.policyset import load_policy_set
 from rl_core.data.io import load_dataset
-from rl_core.errors import DatasetError
+from rl_core.errors import ConfigError, DatasetError
+
+ROOT = Path(__file__).resolve().parents[2]
+HOPPER = ("hopper-medium", "hopper-medium-replay", "hopper-expert", "hopper-medium-expert", "hopper-random")
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
-    for task in ("hopper-medium", "hopper-medium-replay", "hopper-expert", "hopper-medium-expert", "hopper-random"):
+    for task in HOPPER:
         make_dataset(task, budget="tiny", root=root, progress=None)
     return root
-
-
-def test_2017_expert_is_a_real_expert():
-    env, pol = make_env("hopper"), load_2017_expert("HopperBulletEnv-v0")
-    obs, _ = env.reset(seed=0)
-    ret = 0.0
-    for _ in range(300):
-        obs, r, term, trunc, _ = env.step(pol(obs))
-        ret += r
-        assert not term
-    assert ret > 500  # still hopping after 300 steps; random actions fall within ~20
-    with pytest.raises(DatasetError, match="no 2017 pybullet expert"):
-        load_2017_expert("Walker2DBulletEnv-v0")
 
 
 def test_rewards_and_terminals_replay_in_a_seeded_env(root):
@@ -41,6 +37,7 @@ def test_rewards_and_terminals_replay_in_a_seeded_env(root):
     base = ds.metadata["behaviour"]["reset_seed_base"]
     ends = ds.episode_ends()
     env = make_env(ds.env_id)
+    env.reset()  # PyBullet builds the scene on the first reset; generation resets every env once first too
     start = 0
     for j, end in enumerate(ends[:3]):
         obs, _ = env.reset(seed=base + j)
@@ -74,57 +71,101 @@ def test_levels_and_metadata(root):
     for k in FIELDS:  # medium-expert = medium followed by expert
         np.testing.assert_array_equal(getattr(mixed, k), np.concatenate([getattr(medium, k), getattr(expert, k)]))
     assert rand.episode_returns().mean() < medium.episode_returns().mean() < expert.episode_returns().mean()
-    assert medium.n_transitions >= BUDGETS["tiny"].transitions and 0 < replay.n_transitions
+    assert medium.n_transitions >= BUDGETS["tiny"].transitions
+    assert BUDGETS["tiny"].replay_transitions <= replay.n_transitions < BUDGETS["tiny"].replay_transitions + 20_000
+    pset = load_policy_set("hopper")
     m = medium.metadata
-    assert m["env_id"] == "HopperBulletEnv-v0" and m["task"] == "hopper-medium"
+    assert m["env_id"] == "HopperBulletEnv-v0" and m["task"] == "hopper-medium" and m["level"] == "medium"
     assert m["budget"]["name"] == "tiny" and Budget.from_dict(m["budget"]["values"]) == BUDGETS["tiny"]
     assert m["fingerprint"] == compute_fingerprint(medium) and m["mdpt_version"]
     assert m["n_episodes"] == len(medium.episode_returns())
     assert m["return_mean"] == pytest.approx(medium.episode_returns().mean())
-    assert m["behaviour"]["process"] == "dagger" and "2017" in m["behaviour"]["expert"]["source"]
+    b = m["behaviour"]
+    assert b["policies"] == "shipped" and b["policies_fingerprint"] == pset.fingerprint
+    assert b["medium_round"] == pset.info["medium"]["round"] and b["action_noise"] == pset.action_noise
+    assert "2017" in b["expert"] and "DAgger" in b["learning_process"]
     assert "random" in m["ref_min_source"] and "episodes" in m["ref_max_source"]
-    for ds in (expert, replay, rand, mixed):  # one set of reference scores per env
-        assert (ds.ref_min_score, ds.ref_max_score) == (medium.ref_min_score, medium.ref_max_score)
-    assert expert.normalized_score(expert.episode_returns().mean()) > 50
-    # medium-replay = the learner's own rollouts up to the medium snapshot
-    proc = json.loads((root / "_policies" / "HopperBulletEnv-v0" / "tiny-seed0" / "process.json").read_text())
-    snaps = proc["snapshots"][: proc["medium_index"] + 1]
-    assert replay.metadata["n_episodes"] == sum(s["eval_episodes"] for s in snaps)
+    for ds in (expert, replay, rand, mixed):  # one set of reference scores per env: the policy set's
+        assert (ds.ref_min_score, ds.ref_max_score) == (pset.references["ref_min_score"],
+                                                        pset.references["ref_max_score"])
+    assert expert.normalized_score(expert.episode_returns().mean()) > 80
+    # medium-replay: every shipped learning-process snapshot in order, the budget spread evenly over them
+    rounds = replay.metadata["behaviour"]["rounds"]
+    assert [r["round"] for r in rounds] == pset.replay_rounds and rounds[-1]["round"] == b["medium_round"]
+    assert sum(r["transitions"] for r in rounds) == replay.n_transitions
+    assert sum(r["episodes"] for r in rounds) == len(replay.episode_returns())
 
 
-def test_regeneration_is_deterministic_and_reuses_policies(root, tmp_path):
-    lines = []
-    out = make_dataset("hopper-medium", budget="tiny", root=root, progress=lines.append)
-    assert any("reusing" in line for line in lines) and not any("[dagger]" in line for line in lines)
-    fresh = make_dataset("hopper-medium", budget="tiny", root=tmp_path, progress=None)
-    assert load_dataset(str(fresh)).fingerprint == load_dataset(str(out)).fingerprint
+def test_same_task_budget_seed_same_data_in_any_root_env_count_and_thread_count(root, tmp_path):
+    """Two data roots, 1 vs 8 envs in lockstep, and a fresh process with other BLAS/OpenMP thread counts:
+    one fingerprint. Another seed gives other data."""
+    ref = load_dataset("hopper-medium", root=root).fingerprint
+    one = make_dataset("hopper-medium", budget="tiny", root=tmp_path / "a", n_envs=1, progress=None)
+    assert load_dataset(str(one)).fingerprint == ref
+    code = ("from rl_core.data.gen.make import make_dataset; from rl_core.data.io import load_dataset; "
+            f"print(load_dataset(str(make_dataset('hopper-medium', 'tiny', root='{tmp_path / 'b'}', n_envs=3, "
+            "progress=None))).fingerprint)")
+    env = {**os.environ, "OMP_NUM_THREADS": "3", "OPENBLAS_NUM_THREADS": "3", "MKL_NUM_THREADS": "3",
+           "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == ref
+    other = make_dataset("hopper-medium", budget="tiny", seed=1, root=tmp_path / "c", progress=None)
+    assert load_dataset(str(other)).fingerprint != ref
 
 
-def test_interrupted_generation_leaves_no_complete_looking_dataset(root, tmp_path):
-    def stop_at_save(msg: str) -> None:
-        if msg.startswith("[save]"):
-            raise KeyboardInterrupt
+def test_policy_inference_is_row_independent_and_matches_numpy():
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((9, 26)), rng.standard_normal((26, 64)), rng.standard_normal(64)
+    np.testing.assert_allclose(dense(x, w, b), x @ w + b, rtol=0, atol=1e-12)
+    grid = np.linspace(-30, 30, 20001)
+    np.testing.assert_allclose(tanh(grid), np.tanh(grid), rtol=0, atol=1e-15)
+    for env in ("hopper", "walker2d"):
+        pset = load_policy_set(env)
+        for which in ("expert", "medium", pset.replay_rounds[0]):
+            pol = pset.policy(which)
+            obs = rng.uniform(-2, 2, (7, pol.obs_dim)).astype(np.float32)
+            batch = pol(obs)
+            assert batch.shape == (7, pol.act_dim) and np.abs(batch).max() <= 1.0
+            for i in range(7):  # a row's action does not depend on the rest of the batch
+                assert np.array_equal(pol(obs[i]), batch[i])
+                assert np.array_equal(pol(obs[i:i + 3])[0], batch[i])
 
+
+def test_policy_file_round_trip(tmp_path):
+    pol = MLPPolicy([(np.ones((3, 4)), np.zeros(4)), (np.full((4, 2), 0.25), np.ones(2))], output="tanh", mean_clip=2)
+    pol.save(tmp_path / "p.npz")
+    back = MLPPolicy.load(tmp_path / "p.npz")
+    assert back.output == "tanh" and back.mean_clip == 2.0
+    obs = np.array([0.1, -0.2, 0.3], np.float32)
+    assert np.array_equal(back(obs), pol(obs)) and back(obs)[0] == pytest.approx(np.tanh(1.2))  # 4 * relu(0.2) * 0.25 + 1
+    (tmp_path / "bad.npz").write_bytes(b"nope")
+    with pytest.raises(DatasetError, match="bad.npz: not a policy weight file"):
+        MLPPolicy.load(tmp_path / "bad.npz")
+
+
+def test_interrupted_generation_leaves_no_complete_looking_dataset(tmp_path, monkeypatch):
+    import rl_core.data.gen.make as make
+
+    def boom(*args, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(make, "save_dataset", boom)
     with pytest.raises(KeyboardInterrupt):
-        make_dataset("hopper-random", budget="tiny", root=tmp_path, progress=stop_at_save)
+        make_dataset("hopper-random", budget="tiny", root=tmp_path, progress=None)
     assert not (tmp_path / "hopper-random").exists()
     with pytest.raises(DatasetError, match="mdpt data make hopper-random"):
         load_dataset("hopper-random", root=tmp_path)
 
-    def stop_in_training(msg: str) -> None:
-        if msg.startswith("  round"):
-            raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
-        make_dataset("hopper-expert", budget="tiny", root=tmp_path / "b", progress=stop_in_training)
-    assert not list((tmp_path / "b" / "_policies" / "HopperBulletEnv-v0").iterdir())  # no half-trained process
-
-
-def test_ensure_dataset_generates_once(tmp_path, monkeypatch):
+def test_ensure_dataset_and_make_datasets_skip_current_datasets(tmp_path, monkeypatch):
     monkeypatch.setattr(budgets, "BUDGETS", {**BUDGETS, "quick": BUDGETS["tiny"]})
     ds = ensure_dataset("hopper-random", root=tmp_path)
     stamp = (tmp_path / "hopper-random" / "metadata.json").stat().st_mtime_ns
     assert ensure_dataset("hopper-random", root=tmp_path).fingerprint == ds.fingerprint
+    lines: list[str] = []
+    summary = make_datasets(["hopper-random"], root=tmp_path, progress=lines.append)
+    assert summary["skipped"] == ["hopper-random"] and summary["made"] == []
     assert (tmp_path / "hopper-random" / "metadata.json").stat().st_mtime_ns == stamp
     with pytest.raises(DatasetError, match="unknown task"):
         ensure_dataset("hopper-median", root=tmp_path)
@@ -132,24 +173,20 @@ def test_ensure_dataset_generates_once(tmp_path, monkeypatch):
         make_dataset("hopper-random", budget="huge", root=tmp_path)
 
 
-def test_sac_behaviour_process_for_envs_without_a_2017_expert(tmp_path):
-    out = make_dataset("walker2d-medium", budget="tiny", root=tmp_path, progress=None)
-    ds = load_dataset(str(out))
-    b = ds.metadata["behaviour"]
-    assert b["process"] == "sac" and b["snapshots"] == 2 and "SAC" in b["algorithm"]
-    assert "gSDE" in b["actions"] and ds.obs_dim == 22 and ds.act_dim == 6
-    replay = load_dataset(str(make_dataset("walker2d-medium-replay", budget="tiny", root=tmp_path, progress=None)))
-    assert replay.n_transitions == b["medium_snapshot"]["step"]  # every SAC training step up to the snapshot
-    flagged = np.flatnonzero(replay.terminals | replay.timeouts)
-    inner = np.setdiff1d(np.arange(replay.n_transitions - 1), flagged)
-    assert len(flagged) and len(inner) > 100  # the recorder's obs / next_obs line up within episodes
-    np.testing.assert_array_equal(replay.next_observations[inner], replay.observations[inner + 1])
-    assert not np.array_equal(replay.observations[flagged[0] + 1], replay.next_observations[flagged[0]])
+def test_check_datasets_makes_missing_known_tasks(tmp_path, monkeypatch):
+    from sweeps.run import check_datasets
+
+    monkeypatch.setattr(budgets, "BUDGETS", {**BUDGETS, "quick": BUDGETS["tiny"]})
+    check_datasets({"tasks": ["ant-random"]}, str(tmp_path))
+    ds = load_dataset("ant-random", root=tmp_path)
+    assert ds.metadata["budget"]["name"] == "tiny" and ds.obs_dim == 28
 
 
 @pytest.mark.parametrize("name", list(BUDGETS))
 def test_budget_json_round_trip(name):
     b = BUDGETS[name]
     assert Budget.from_dict(json.loads(json.dumps(b.to_dict()))) == b
-    with pytest.raises(DatasetError, match="fraction must be in"):
-        Budget.from_dict({**b.to_dict(), "fraction": 1.5})
+    with pytest.raises(ConfigError, match="unknown field"):
+        Budget.from_dict({**b.to_dict(), "fraction": 0.4})
+    with pytest.raises(DatasetError, match="must be >= 1"):
+        Budget.from_dict({**b.to_dict(), "transitions": 0})

@@ -97,7 +97,7 @@ def test_hdf5_d4rl_and_d4rl_pybullet_layouts_load_to_the_same_transitions(real_d
     d4rl = load_hdf5_dataset(tmp_path / "hopper_random-v2.hdf5", max_episode_steps=MAX_STEPS)
     pyb = load_hdf5_dataset(tmp_path / "hopper-bullet-random-v0.hdf5", max_episode_steps=MAX_STEPS)
     assert d4rl.metadata["format"] == "d4rl" and pyb.metadata["format"] == "d4rl-pybullet"
-    assert pyb.metadata["task"] == "hopper-random" and pyb.env_id == "HopperBulletEnv-v0"
+    assert pyb.metadata["task"] == "hopper-bullet-random-v0"  # its own name (env and scores: load_dataset)
     assert_same(real_ds, d4rl)
     assert_same(real_ds, pyb)  # shifted rewards, dummy rows and timeouts-as-terminals undone
 
@@ -115,7 +115,7 @@ def test_d4rl_without_next_observations_drops_unknown_successors(real_ds, tmp_pa
     with h5py.File(tmp_path / "v0.hdf5", "w") as f:
         for k in ("observations", "actions", "rewards", "terminals", "timeouts"):
             f[k] = getattr(real_ds, k)
-    ds = load_dataset(str(tmp_path / "v0.hdf5"))
+    ds = load_dataset(str(tmp_path / "v0.hdf5"), env="hopper", ref_min=0.0, ref_max=1.0)
     keep = ~real_ds.timeouts
     keep[-1] = False
     np.testing.assert_array_equal(ds.observations, real_ds.observations[keep])

@@ -1,4 +1,4 @@
-"""`mdpt data make | list | info` through the installed console script, with MDPT_DATA in a tmp dir."""
+"""`mdpt data make | list | info | import` through the installed console script, with MDPT_DATA in a tmp dir."""
 
 import os
 import re
@@ -24,7 +24,7 @@ def data(tmp_path_factory) -> Path:
 def test_make_list_info(data):
     made = mdpt("make", "hopper-medium", "--budget", "tiny", data=data)
     assert made.returncode == 0, made.stderr
-    assert "[dagger]" in made.stdout and "[save]" in made.stdout and made.stderr == ""
+    assert "policies shipped" in made.stdout and "fingerprint" in made.stdout and made.stderr == ""
     assert (data / "hopper-medium" / "metadata.json").exists()
 
     listed = mdpt("list", data=data)
@@ -35,7 +35,8 @@ def test_make_list_info(data):
 
     info = mdpt("info", "hopper-medium", data=data)
     assert info.returncode == 0, info.stderr
-    for text in ("HopperBulletEnv-v0", "transitions:", "normalized:", "reference:", "DAgger", "budget tiny"):
+    for text in ("HopperBulletEnv-v0", "transitions:", "normalized:", "reference:", "DAgger round", "budget tiny",
+                 "policies shipped"):
         assert text in info.stdout
     by_path = mdpt("info", str(data / "hopper-medium"), data=data)
     assert by_path.returncode == 0 and by_path.stdout.splitlines()[2:] == info.stdout.splitlines()[2:]
@@ -45,7 +46,7 @@ def test_out_and_seed_options(data, tmp_path):
     made = mdpt("make", "hopper-random", "--budget", "tiny", "--seed", "3", "--out", str(tmp_path), data=data)
     assert made.returncode == 0, made.stderr
     assert (tmp_path / "hopper-random" / "metadata.json").exists() and not (data / "hopper-random").exists()
-    assert (tmp_path / "_policies" / "HopperBulletEnv-v0" / "tiny-seed3").is_dir()
+    assert '"seed": 3' in (tmp_path / "hopper-random" / "metadata.json").read_text()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -53,6 +54,9 @@ def test_out_and_seed_options(data, tmp_path):
                                 "`mdpt data make hopper-expert`"),
     (("make", "hopper-mediocre"), "mdpt: error: unknown task 'hopper-mediocre'; known tasks: hopper-random"),
     (("info", "nowhere/ds.hdf5"), "mdpt: error: nowhere/ds.hdf5: no such dataset file or directory"),
+    (("import", "nowhere/ds.hdf5", "--name", "x"), "mdpt: error: nowhere/ds.hdf5: no such dataset file or directory"),
+    (("make", "hopper-medium", "--policies", "nowhere"), "mdpt: error: nowhere/provenance.json: no behaviour "
+                                                          "policies for hopper there; train them with"),
 ])
 def test_errors_are_one_line(data, args, message):
     res = mdpt(*args, data=data)

@@ -1,77 +1,101 @@
-"""The DAgger learning process (Hopper, Ant in the ``quick``/``tiny`` budgets): a student MLP imitating the
-2017 pybullet expert, one snapshot per round (see the package docstring)."""
+"""DAgger (Ross et al., 2011): the learning process behind every env's medium and medium-replay policies.
+
+A fresh MLP student is fit by MSE to the expert's actions on a small demonstration set; each round
+trains ``grad_steps`` Adam steps on the aggregate, saves a snapshot (a numpy ``MLPPolicy``), rolls the
+snapshot out with the datasets' action noise for ``rollout_steps`` steps -- these episodes are its
+evaluation -- and adds the visited states, labelled by the expert, to the aggregate. Few steps per
+round make the return climb gradually. Training runs in torch (its result depends on the machine);
+the snapshots it writes are what the datasets are made from, so datasets do not.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from rl_core.data.gen.budgets import Budget
-from rl_core.data.gen.collect import STREAMS, Progress, medium_target, references, rollout, seed_base
-from rl_core.data.gen.policies import EXPERTS_2017, MLPPolicy, expert_2017_path, load_2017_expert, noisy
-from rl_core.errors import DatasetError
+from rl_core.config import ConfigMixin
+from rl_core.data.dataset import normalized_score
+from rl_core.data.gen.collect import Progress, rollout
+from rl_core.data.gen.policies import MLPPolicy
 
 
-def train_dagger(env_id: str, budget: Budget, seed: int, out: Path, progress: Progress) -> dict:
-    """Run DAgger from the 2017 expert in ``out`` (snapshots, ``replay.npz``); returns the process record."""
+@dataclass(frozen=True)
+class DaggerConfig(ConfigMixin):
+    """Everything that shapes a DAgger run (``mdpt data train-policies``)."""
+
+    demo_steps: int = 1000  # expert demonstration transitions (with action noise) that start the aggregate
+    rollout_steps: int = 1250  # learner steps per round: its evaluation and its new training states
+    grad_steps: int = 5  # Adam steps per round (few: the return climbs in small steps through the medium band)
+    max_rounds: int = 400
+    stop_score: float = 60.0  # stop once stop_rounds rounds in a row score this (past the medium band) ...
+    stop_rounds: int = 3
+    hidden: tuple[int, ...] = (64, 64)
+    lr: float = 1e-3
+    batch_size: int = 256
+    action_noise: float = 0.1  # Gaussian std on the student's actions while rolling out (= the datasets')
+
+
+def train_dagger(env_id: str, expert: MLPPolicy, refs: dict, cfg: DaggerConfig, seed: int, out: Path,
+                 progress: Progress) -> dict[str, Any]:
+    """Run DAgger from ``expert`` writing ``out/snapshots/round_*.npz``; returns the record (every round's
+    evaluation return and normalized score on ``refs``), also written to ``out/record.json``."""
     import torch
 
-    expert = load_2017_expert(env_id)
-    desc = f"pybullet 2017 policy {EXPERTS_2017[env_id]}"
-    refs = references(env_id, budget, seed, expert, desc, progress)
-    target = medium_target(refs, budget.fraction)
-    rng = np.random.default_rng([seed, STREAMS["train"]])
-    progress(f"[dagger] imitating the expert until a snapshot's return reaches {target:.1f} "
-             f"(normalized {100 * budget.fraction:.0f})")
-    demo = rollout(env_id, noisy(expert, budget.action_noise, rng), seed_base=seed_base(seed, "demo"),
-                   min_steps=budget.dagger_demo_steps)
+    def score(ret: float) -> float:
+        return float(normalized_score(ret, refs["ref_min_score"], refs["ref_max_score"]))
+
+    demo = rollout(env_id, expert, seed=seed, stream="demo", noise=cfg.action_noise, min_steps=cfg.demo_steps)
     states = demo.arrays["observations"]
-    labels = np.stack([expert(s) for s in states]).astype(np.float32)
+    labels = expert(states).astype(np.float32)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        dims = (states.shape[1], *budget.dagger_hidden, labels.shape[1])
+        dims = (states.shape[1], *cfg.hidden, labels.shape[1])
         mods: list[torch.nn.Module] = []
         for i in range(len(dims) - 1):
             mods += [torch.nn.Linear(dims[i], dims[i + 1]), torch.nn.ReLU()]
         net = torch.nn.Sequential(*mods[:-1])
-    opt = torch.optim.Adam(net.parameters(), lr=budget.dagger_lr)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(seed)
-    (out / "snapshots").mkdir()
-    snaps, replay, medium_index = [], [], None
-    for k in range(budget.dagger_max_rounds):
+    (out / "snapshots").mkdir(parents=True, exist_ok=True)
+    progress(f"[dagger] imitating the expert until {cfg.stop_rounds} rounds in a row score {cfg.stop_score:.0f} "
+             f"(max {cfg.max_rounds} rounds)")
+    rounds: list[dict] = []
+    for k in range(cfg.max_rounds):
         x, y = torch.as_tensor(states), torch.as_tensor(labels)
-        for _ in range(budget.dagger_grad_steps):
-            idx = torch.randint(len(x), (budget.dagger_batch_size,), generator=gen)
+        for _ in range(cfg.grad_steps):
+            idx = torch.randint(len(x), (cfg.batch_size,), generator=gen)
             loss = ((net(x[idx]) - y[idx]) ** 2).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
-        student = MLPPolicy([(m.weight.detach().numpy().T, m.bias.detach().numpy())
+        student = MLPPolicy([(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy())
                              for m in net if isinstance(m, torch.nn.Linear)])
         path = f"snapshots/round_{k:04d}.npz"
         student.save(out / path)
-        ro = rollout(env_id, noisy(student, budget.action_noise, rng),
-                     seed_base=seed_base(seed, "train") + 10_000 * k, min_steps=budget.dagger_rollout_steps)
-        snaps.append({"index": k, "step": (k + 1) * budget.dagger_grad_steps, "eval_return": float(ro.returns.mean()),
-                      "eval_episodes": len(ro.returns), "train_loss": loss.item(), "path": path,
-                      "reset_seed_base": ro.reset_seed_base})
-        replay.append({**ro.arrays, "snapshot": np.full(len(ro), k, np.int32)})
-        progress(f"  round {k}: {(k + 1) * budget.dagger_grad_steps} grad steps, loss {loss.item():.4f}, "
-                 f"return {ro.returns.mean():.1f} over {len(ro.returns)} episodes, aggregate {len(states):,}")
-        if ro.returns.mean() >= target:
-            medium_index = k
+        student = MLPPolicy.load(out / path)  # act exactly as the saved (float32) weights do
+        ro = rollout(env_id, student, seed=seed, stream="train", offset=10_000 * k, noise=cfg.action_noise,
+                     min_steps=cfg.rollout_steps)
+        ret = float(ro.returns.mean())
+        rounds.append({"round": k, "grad_steps": (k + 1) * cfg.grad_steps, "train_loss": float(loss.item()),
+                       "aggregate": len(states), "eval_return": ret, "eval_score": score(ret),
+                       "eval_episodes": len(ro.returns), "eval_transitions": len(ro), "path": path})
+        if progress is not None and (k % 10 == 0 or score(ret) >= 15):
+            progress(f"  round {k}: loss {loss.item():.4f}, return {ret:.1f} (normalized {score(ret):.1f}) over "
+                     f"{len(ro.returns)} episodes, aggregate {len(states):,}")
+        last = rounds[-cfg.stop_rounds:]
+        if len(last) == cfg.stop_rounds and all(r["eval_score"] >= cfg.stop_score for r in last):
             break
         states = np.concatenate([states, ro.arrays["observations"]])
-        labels = np.concatenate([labels, np.stack([expert(s) for s in ro.arrays["observations"]]).astype(np.float32)])
-    if medium_index is None:
-        raise DatasetError(f"{env_id}: DAgger did not reach {target:.1f} in {budget.dagger_max_rounds} rounds; "
-                           f"raise dagger_max_rounds or lower fraction in budget '{budget.name}'")
-    np.savez(out / "replay.npz", **{k: np.concatenate([r[k] for r in replay]) for k in replay[0]})
-    progress(f"[dagger] medium = round {medium_index} (return {snaps[medium_index]['eval_return']:.1f})")
-    return {"kind": "dagger", "algorithm": "DAgger (Ross et al. 2011) imitating the 2017 pybullet expert",
-            "expert": {"source": desc, "path": str(expert_2017_path(env_id)), "architecture": "MLP 128-64 ReLU"},
-            "student": {"architecture": f"MLP {'-'.join(map(str, budget.dagger_hidden))} ReLU, linear output",
-                        "loss": "MSE to the expert's clipped action", "optimizer": "Adam"},
-            "demo": {"transitions": len(demo), "episodes": len(demo.returns), "mean_return": float(demo.returns.mean())},
-            "snapshots": snaps, "medium_index": medium_index, "medium_target_return": target, **refs}
+        labels = np.concatenate([labels, expert(ro.arrays["observations"]).astype(np.float32)])
+    record = {"algorithm": "DAgger (Ross et al. 2011) imitating the expert", "settings": cfg.to_dict(), "seed": seed,
+              "student": f"MLP {'-'.join(map(str, cfg.hidden))} ReLU, output clipped to [-1, 1]; MSE to the "
+                         "expert's action; Adam",
+              "demo": {"transitions": len(demo), "episodes": len(demo.returns),
+                       "mean_return": float(demo.returns.mean())},
+              "rounds": rounds}
+    (out / "record.json").write_text(json.dumps(record, indent=1))
+    return record
