@@ -296,6 +296,25 @@ def check_datasets(spec: dict, data_root: str | None) -> None:
         load_dataset(task, root=root)
 
 
+def write_references(spec: dict, run_dir: Path, data_root: str | None, printer: Printer = print) -> int:
+    """RUN_DIR/results/references/<task>.parquet for every task of the spec that lacks it: the random,
+    stand-still and behaviour-data reference lines (``trainables.results.record_references``), with episodes
+    capped at the spec's ``eval.max_episode_steps``. Returns how many tasks were written."""
+    from rl_core.data.io import load_dataset
+    from trainables.results import read_table, record_references
+
+    cap = int(spec["eval"]["max_episode_steps"])
+    have = read_table(run_dir, "references").to_pylist()
+    done = {r["task"] for r in have if r["max_episode_steps"] == cap}
+    todo = [t for t in spec["tasks"] if t not in done]
+    for task in todo:
+        t0 = time.perf_counter()
+        record_references(run_dir, task, load_dataset(task, root=Path(data_root) if data_root else None), cap)
+        printer(f"[references] {task}: random, stand-still and dataset reference lines "
+                f"({time.perf_counter() - t0:.0f} s)")
+    return len(todo)
+
+
 def run_sweep(spec: dict, run_dir: Path, *, address: str | None = None, resume: bool = False,
               printer: Printer = print, report: bool = True) -> dict[str, Any]:
     """Run every stage of a resolved spec into ``run_dir``; returns a summary (paths, counts, timings)."""
@@ -306,6 +325,7 @@ def run_sweep(spec: dict, run_dir: Path, *, address: str | None = None, resume: 
     check_datasets(spec, data_root)
     if not resume:
         write_run_dir(spec, run_dir)
+    write_references(spec, run_dir, data_root, printer)
     init_ray(address)
     ev = spec["resources"]["evaluators"]
     coord = start_pool(run_dir, ev["count"], ev["cpu"], ev["gpu"])
