@@ -355,7 +355,7 @@ def write_search_row(run_dir: str | os.PathLike[str], row: dict[str, Any]) -> Pa
 #     episodes, length_mean     episodes measured and their mean length (steps)
 #     max_episode_steps   the step cap the random / stand-still episodes ran under (the run's eval cap)
 #     seed                the fixed seed of the random / stand-still episodes (-1 for dataset)
-#     source              stored with the dataset | measured from the env at run start
+#     source              stored with the dataset | measured from the env at run start | the dataset's own episodes
 REFERENCE_KINDS = ("random", "stand_still", "dataset")
 REFERENCES_SCHEMA = pa.schema([
     ("task", pa.string()), ("env_id", pa.string()), ("reference", pa.string()), ("policy", pa.string()),
@@ -380,7 +380,8 @@ def reference_rows(task: str, env_id: str, lines: dict, ref_min: float, ref_max:
                      "normalized_score_d4rl": float(normalized_score(ret, *d4rl)) if d4rl else math.nan,
                      "episodes": int(line["episodes"]), "length_mean": float(line["length_mean"]),
                      "max_episode_steps": int(lines["max_episode_steps"]),
-                     "seed": -1 if kind == "dataset" else int(lines["seed"]), "source": lines["source"]})
+                     "seed": -1 if kind == "dataset" else int(lines["seed"]),
+                     "source": "the dataset's own episodes" if kind == "dataset" else lines["source"]})
     return rows
 
 
