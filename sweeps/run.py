@@ -35,7 +35,7 @@ from rl_core.errors import ConfigError
 from rl_core.evaluation import EvalJob, eval_seed_for
 from sweeps.expand import Stage, expand
 from sweeps.spec import dump_spec, infer_source, validate_spec
-from trainables.callbacks import TrialsTableCallback
+from trainables.callbacks import TrialsTableCallback, live_tensorboard
 from trainables.evaluator import EvalClient, coordinator_name, eval_request, rows_path, start_pool
 from trainables.ledger import missing, missing_self_evals, self_eval_ledger, snapshot_files
 from trainables.results import EvalLabels, ResultStore
@@ -169,7 +169,8 @@ def run_tune_stage(stage: str, trainable, trials: list[TrialSpec], spec: dict, r
                 name=stage, storage_path=str(run_dir / "tune"), verbose=0,
                 failure_config=tune.FailureConfig(max_failures=spec["max_failures"]),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                callbacks=[TrialsTableCallback(str(run_dir)), Progress(stage, printer)]))
+                callbacks=[TrialsTableCallback(str(run_dir)), Progress(stage, printer),
+                           *live_tensorboard(run_dir, stage)]))
     printer(f"[{stage}] {len(trials)} trial(s)")
     return tuner.fit()
 
