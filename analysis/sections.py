@@ -323,8 +323,7 @@ def reference_lines(ctx: Context) -> Section:
     view = pa.Table.from_pylist([{**r, "score_x100": r[ctx.scale.column],
                                   "ret": f"{r['return_mean']:.1f} ± {r['return_std']:.1f}"} for r in rows])
     csv = ctx.csv(view.drop_columns(["ret"]), "references.csv")
-    missing = sorted({r["task"] for r in rows if not np.isfinite(r[ctx.scale.column] if r[ctx.scale.column] is not None
-                                                                   else np.nan)})
+    missing = sorted({r["task"] for r in rows if r[ctx.scale.column] is None or not np.isfinite(r[ctx.scale.column])})
     caps = sorted({r["max_episode_steps"] for r in rows})
     return Section(title, [
         table(view, [("task", "Task"), ("reference", "Reference"), ("policy", "Policy"),
@@ -333,8 +332,9 @@ def reference_lines(ctx: Context) -> Section:
         p("Drawn on every learning curve. random = uniform random actions, stand_still = the zero action at every "
           f"step, each over a fixed seed's episodes capped at {', '.join(map(str, caps))} steps (the run's evaluation "
           "cap), measured once when the dataset was made (or at run start for datasets without them); dataset = the "
-          "behaviour data's own episodes. On mdpt's scale the random policy is the 0 of the scale by definition "
-          "(its reference score comes from more episodes, so this line is near, not at, 0)."
+          "behaviour data's own episodes."
+          + (" On mdpt's scale the random policy is the 0 of the scale by definition (its reference score comes from "
+             "more episodes, so this line is near, not at, 0)." if ctx.scale.name == "mdpt" else "")
           + (f" No {ctx.scale.label} score for {', '.join(missing)}." if missing else ""))], files=(csv,))
 
 
