@@ -9,6 +9,9 @@ module does not import, so a report can be made from a copied run directory anyw
   with them NaN, one without ``NULLABLE_EVAL_COLUMNS`` (``guidance_file``) with them null, one without
   ``DEFAULTED_EVAL_COLUMNS`` (``inference_precision``) with their value then (``"fp32"``).
 - ``RUN_DIR/results/trials/*.parquet``: one row per trial (``TRIAL_COLUMNS``).
+- ``RUN_DIR/results/references/<task>.parquet``: optional, the reference lines of each task (random,
+  stand-still and behaviour-data policies; ``REFERENCE_COLUMNS``); absent in runs made before mdpt wrote
+  them (the report then draws no reference lines and says so).
 - ``RUN_DIR/results/guidance_search/<study>/trial_<n>.parquet`` (read recursively): optional, one
   row per finished Optuna trial of the guidance search (``GUIDANCE_SEARCH_COLUMNS``; the writer is
   trainables/results.py). Its trials' eval rows have ``infer_source = search:<study>[...]``
@@ -56,6 +59,11 @@ GUIDANCE_SEARCH_COLUMNS = (
     "study", "trial", "tune_trial_id", "task", "algo", "train_guidance", "method", "scale", "params_json",
     "inference_json", "objective", "per_seed_json", "state", "reason", "infer_source", "episodes", "updated_at",
 )
+REFERENCE_COLUMNS = (
+    "task", "env_id", "reference", "policy", "return_mean", "return_std", "normalized_score", "normalized_score_d4rl",
+    "episodes", "length_mean", "max_episode_steps", "seed", "source",
+)
+REFERENCE_KINDS = ("random", "stand_still", "dataset")  # the values of the ``reference`` column
 SEARCH_SOURCE_PREFIX = "search:"  # infer_source of the guidance search's eval rows
 EPISODE_KEY = ("trial_id", "step", "episode", "infer_source", "infer_method", "infer_scale", "inference_precision")
 
@@ -69,6 +77,7 @@ class RunData:
     trials: pa.Table  # TRIAL_COLUMNS (possibly empty)
     guidance_search: pa.Table | None  # None when the run has no guidance search
     spec: dict[str, Any]  # run.json, with spec.yaml's `report` section when run.json lacks one
+    references: pa.Table | None = None  # REFERENCE_COLUMNS; None when the run has none
 
 
 def _read_dir(directory: Path, required: tuple[str, ...], what: str) -> pa.Table | None:
@@ -113,6 +122,7 @@ def load_run(run_dir: str | Path) -> RunData:
     trials = _read_dir(run_dir / "results" / "trials", TRIAL_COLUMNS, "trials")
     # no required columns here: the report checks GUIDANCE_SEARCH_COLUMNS and shows another table as written
     search = _read_dir(run_dir / "results" / "guidance_search", (), "guidance_search")
+    references = _read_dir(run_dir / "results" / "references", REFERENCE_COLUMNS, "references")
     for column in OPTIONAL_EVAL_COLUMNS:
         evals = _nan_if_missing(evals, column)
     for column in NULLABLE_EVAL_COLUMNS:
@@ -122,7 +132,8 @@ def load_run(run_dir: str | Path) -> RunData:
         evals = _default_if_missing(evals, column, value)
     return RunData(run_dir, dedupe_evals(evals.select(list(EVAL_COLUMNS))),
                    trials if trials is not None else pa.table({c: [] for c in TRIAL_COLUMNS}),
-                   search, read_spec(run_dir))
+                   search, read_spec(run_dir),
+                   references.select(list(REFERENCE_COLUMNS)) if references is not None else None)
 
 
 def _nan_if_missing(evals: pa.Table, column: str) -> pa.Table:

@@ -55,15 +55,46 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def learning_curves(by_task: dict[str, list[Curve]], path: Path, band: str, *, score: str) -> Path:
-    """One panel per task: seed-mean score per checkpoint with a band (described by ``band``)."""
+@dataclass(frozen=True)
+class ReferenceLine:
+    """A horizontal reference line on a task's score axis: ``kind`` (random | stand_still | dataset) and its
+    score on the plot's scale."""
+
+    kind: str
+    score: float
+
+
+# kind -> (legend text, color, line style); drawn behind the curves
+REFERENCE_STYLES = {"dataset": ("dataset (behaviour data)", "0.35", "-."),
+                    "stand_still": ("stand-still (zero action)", "0.2", "--"),
+                    "random": ("random (uniform actions)", "0.55", ":")}
+
+
+def _reference_lines(ax, refs: list[ReferenceLine]) -> None:
+    for r in refs:
+        text, color, style = REFERENCE_STYLES[r.kind]
+        ax.axhline(r.score, color=color, ls=style, lw=1.2, zorder=0.5, label=f"{text}: {r.score:.1f}")
+
+
+def learning_curves_figure(by_task: dict[str, list[Curve]], band: str, *, score: str,
+                           references: dict[str, list[ReferenceLine]] | None = None) -> Figure:
+    """The figure of `learning_curves` (for callers that inspect it)."""
     fig, axes = _grid(len(by_task), 2)
     for ax, (task, curves) in zip(axes, by_task.items()):
+        _reference_lines(ax, (references or {}).get(task, []))
         _lines(ax, curves)
         ax.set(title=task, xlabel=STEP, ylabel=score)
-        ax.legend(fontsize=8, title=f"mean over seeds, band = {band}", title_fontsize=8)
-    fig.suptitle("Learning curves")
-    return _save(fig, path)
+        ax.legend(fontsize=8, title=f"mean over seeds, band = {band}", title_fontsize=8, ncols=2,
+                  loc="upper center", bbox_to_anchor=(0.5, -0.16))  # below the panel: lines near 0 stay visible
+    fig.suptitle("Learning curves" + (" with reference lines" if references else ""))
+    return fig
+
+
+def learning_curves(by_task: dict[str, list[Curve]], path: Path, band: str, *, score: str,
+                    references: dict[str, list[ReferenceLine]] | None = None) -> Path:
+    """One panel per task: seed-mean score per checkpoint with a band (described by ``band``), and the task's
+    ``references`` as horizontal lines (dashed: stand-still, dotted: random, dash-dot: dataset)."""
+    return _save(learning_curves_figure(by_task, band, score=score, references=references), path)
 
 
 def variance_curves(by_task: dict[str, tuple[list[Curve], list[Curve]]], path: Path, *, ylabel: str) -> Path:

@@ -49,9 +49,12 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, compare
     out.mkdir(parents=True, exist_ok=True)
     palette = {selector_label(sel): f"C{i % 10}" for i, sel in enumerate(sec.plotted_selectors(pairs, ckpt))}
     ctx = sec.Context(run, ckpt, pairs, out, palette, reps, seed, alpha, early_frac, scale, tuple(scale_notes))
+    ctx = dataclasses.replace(ctx, degenerate=sec.arm_reasons(ctx))  # flagged arms' statistics are refused
     sections: list[Section] = [
-        sec.header(ctx), sec.run_status(ctx), sec.comparisons_overview(ctx, len(comps), _source(run, compare), skipped),
+        sec.header(ctx), sec.run_status(ctx), sec.policy_checks(ctx),
+        sec.comparisons_overview(ctx, len(comps), _source(run, compare), skipped),
         *sec.comparison_tables(ctx), *sec.variance(ctx), *sec.plug_and_play(ctx), sec.learning_curves(ctx),
+        sec.reference_lines(ctx),
         *sec.aggregates(ctx, *rngs), *sec.swg_scale(ctx), *sec.guidance_search(ctx), sec.definitions(ctx)]
     return write_report(sections, out, title=sections[0].title)
 

@@ -23,8 +23,9 @@ from analysis import metrics as mt
 from analysis import plots
 from analysis import tables as tb
 from analysis.comparisons import Pair, selector_label, variant_selector
+from analysis.degenerate import KINDS, DegenerateFlag, degenerate_flag, thresholds_text
 from analysis.errors import AnalysisError
-from analysis.load import SEARCH_SOURCE_PREFIX, RunData, is_search_source, select, variants
+from analysis.load import REFERENCE_KINDS, SEARCH_SOURCE_PREFIX, RunData, is_search_source, select, variants
 from analysis.render import Block, Section, fmt, img, p, table, write_csv
 from analysis.scales import SCORE_SCALES, ScoreScale
 from analysis.stats import MIN_POINTS, NEAR_CONSTANT_REL
@@ -145,7 +146,7 @@ COMPARISON_COLUMNS = [
     ("peak_gain_pct", "Peak gain %"), ("auc_gain_pct", "AUC gain %"), ("early_m_x100", "Early M (×100)"),
     ("early_b_x100", "Early B (×100)"), ("early_gain_x100", "Early gain (×100)"), ("levene_w", "Levene F"),
     ("levene_p", "Levene p"), ("mwu_p_holm", "MWU p (Holm)"), ("mwu_cles", "CLES"),
-    ("seed_test", "per-seed MWU p (method)"), ("seed_mwu_p_min", "min attainable p")]
+    ("seed_test", "per-seed MWU p (method)"), ("seed_mwu_p_min", "min attainable p"), ("flags", "Degenerate arms")]
 NOT_COMPUTABLE = "not computable"  # the cell of a statistic refused on degenerate input (reason in a note)
 TEST_NAMES = {"levene": "Levene", "mwu": "checkpoint MWU", "early_mwu": "early-window MWU", "seed_mwu": "per-seed MWU"}
 
@@ -154,7 +155,12 @@ def comparison_tables(ctx: Context) -> list[Section]:
     """One table per comparison kind (`KIND_TITLES`), the test notes under the last; writes comparisons.csv."""
     if not ctx.pairs:
         return []
+    flags = [pair_flags(ctx, pr) for pr in ctx.pairs]  # comparison_table keeps the order of ctx.pairs
     comp = tb.comparison_table(ctx.pairs, ctx.early_frac, ctx.alpha, ctx.degenerate)
+    for col, vals in (("flag_method", [m.kind or "" for m, _ in flags]), ("flag_baseline", [b.kind or "" for _, b in flags]),
+                      ("flag_method_evidence", [m.evidence if m.kind else "" for m, _ in flags]),
+                      ("flag_baseline_evidence", [b.evidence if b.kind else "" for _, b in flags])):
+        comp = comp.append_column(col, pa.array(vals, pa.string()))
     csv = ctx.csv(comp, "comparisons.csv")
     rows = comp.to_pylist()
     view = pa.Table.from_pylist([{**r, "method_mark": r["method"] + (" †" if r["significant"] else ""),
@@ -162,16 +168,18 @@ def comparison_tables(ctx: Context) -> list[Section]:
                                   "dropped": ", ".join(map(str, r["seeds_dropped"])) or "–",
                                   "seed_test": NOT_COMPUTABLE if r["seed_mwu_reason"] else
                                   f"{fmt(r['seed_mwu_p'], 'p')} ({r['seed_mwu_method']})",
+                                  "flags": _flags_cell(*f),
                                   **{c: NOT_COMPUTABLE for c, t in (("levene_w", "levene"), ("levene_p", "levene"),
                                                                     ("mwu_p_holm", "mwu"), ("mwu_cles", "mwu"))
-                                     if r[f"{t}_reason"]}} for r in rows])
+                                     if r[f"{t}_reason"]}} for r, f in zip(rows, flags)])
     sections = []
     for kind, title in KIND_TITLES.items():
         sub = view.filter(pc.equal(view.column("kind"), kind))
         if sub.num_rows:
             sections.append(Section(ctx.titled(title), [table(sub, COMPARISON_COLUMNS)]
                                     + [p(t) for t in dropped_seed_notes(sub.to_pylist())]
-                                    + [p(t) for t in not_computable_notes(sub.to_pylist())]))
+                                    + [p(t) for t in not_computable_notes(sub.to_pylist())]
+                                    + [p(t) for t in degenerate_notes(sub.to_pylist())]))
     sections[-1].blocks.append(p(
         f"† = two-sided Mann-Whitney U on the seed-mean checkpoint scores within the horizon, "
         f"significant at α = {ctx.alpha} after Holm correction over all {len(rows)} comparison rows "
@@ -182,6 +190,23 @@ def comparison_tables(ctx: Context) -> list[Section]:
         "Holm-adjusted p-values."))
     sections[-1].blocks.extend(p(w) for w in seed_warnings(rows, ctx.alpha))
     return [Section(s.title, s.blocks, files=(csv,) if i == 0 else ()) for i, s in enumerate(sections)]
+
+
+def _flags_cell(method: DegenerateFlag, baseline: DegenerateFlag) -> str:
+    marks = [f"{arm}: {f.label}" for arm, f in (("M", method), ("B", baseline)) if f.flagged]
+    return "; ".join(marks) or "–"
+
+
+def degenerate_notes(rows: list[dict]) -> list[str]:
+    """One sentence per comparisons.csv row with a degenerate arm (``flag_*`` columns): which arm, and why."""
+    out = []
+    for r in rows:
+        arms = [f"{r[arm]} {KINDS[r[f'flag_{what}']]} ({r[f'flag_{what}_evidence']})"
+                for arm, what in (("method", "method"), ("baseline", "baseline")) if r[f"flag_{what}"]]
+        if arms:
+            out.append(f"**Degenerate arm** in {r['comparison']} on {r['task']}: " + "; ".join(arms)
+                       + ". The comparison is between policies that have not learned to act; read it as such.")
+    return out
 
 
 def dropped_seed_notes(rows: list[dict]) -> list[str]:
@@ -303,11 +328,129 @@ def learning_curves(ctx: Context) -> Section:
           for t, cs in by_task.items()}
     var = {t: ([line(lab, c, mt.within_run_var(c)) for lab, c in cs],
                [line(lab, c, mt.across_seed_var(c)) for lab, c in cs]) for t, cs in by_task.items()}
+    refs = reference_lines_by_task(ctx)
     return Section(ctx.titled("Learning curves and variance"), [
-        img(plots.learning_curves(lc, ctx.out / "learning_curves.png", "± 1 std across seeds", score=ctx.scale.axis),
-            f"Seed-mean {ctx.scale.heading} per checkpoint; band = ± 1 std across seeds."),
+        img(plots.learning_curves(lc, ctx.out / "learning_curves.png", "± 1 std across seeds", score=ctx.scale.axis,
+                                  references=refs),
+            f"Seed-mean {ctx.scale.heading} per checkpoint; band = ± 1 std across seeds"
+            + ("; horizontal lines = the task's reference policies (dashed: stand-still, dotted: random, dash-dot: "
+               "the behaviour data; see Reference lines)." if refs else "; this run has no reference lines.")),
         img(plots.variance_curves(var, ctx.out / "variance.png", ylabel=ctx.scale.variance_axis),
             "Per-checkpoint variance within runs (across evaluation episodes, mean over seeds) and across seeds.")])
+
+
+# ----- reference lines and degenerate-policy checks -------------------------------------------------
+def reference_lines_by_task(ctx: Context) -> dict[str, list[plots.ReferenceLine]]:
+    """Per task, its reference lines with a score on the report's scale (none when the run has no references)."""
+    refs = ctx.run.references
+    if refs is None:
+        return {}
+    out: dict[str, list[plots.ReferenceLine]] = {}
+    for r in refs.to_pylist():
+        v = r[ctx.scale.column]
+        if v is not None and np.isfinite(v) and r["reference"] in REFERENCE_KINDS:
+            out.setdefault(r["task"], []).append(plots.ReferenceLine(r["reference"], float(v)))
+    return out
+
+
+def reference_lines(ctx: Context) -> Section:
+    """The reference lines of every task on the report's scale (references.csv)."""
+    title = ctx.titled("Reference lines")
+    refs = ctx.run.references
+    if refs is None or refs.num_rows == 0:
+        return Section(title, [p("This run has no reference lines (results/references is absent: runs made before "
+                                 "mdpt wrote them); the learning curves have none and the degenerate-policy checks "
+                                 "use episode lengths and returns only.")])
+    order = {k: i for i, k in enumerate(REFERENCE_KINDS)}
+    rows = sorted(refs.to_pylist(), key=lambda r: (r["task"], order.get(r["reference"], 99)))
+    view = pa.Table.from_pylist([{**r, "score_x100": r[ctx.scale.column],
+                                  "ret": f"{r['return_mean']:.1f} ± {r['return_std']:.1f}"} for r in rows])
+    csv = ctx.csv(view.drop_columns(["ret"]), "references.csv")
+    missing = sorted({r["task"] for r in rows if r[ctx.scale.column] is None or not np.isfinite(r[ctx.scale.column])})
+    caps = sorted({r["max_episode_steps"] for r in rows})
+    return Section(title, [
+        table(view, [("task", "Task"), ("reference", "Reference"), ("policy", "Policy"),
+                     ("score_x100", "Score (×100)"), ("ret", "Return (mean ± std)"), ("length_mean", "Mean length"),
+                     ("episodes", "Episodes"), ("source", "Source")]),
+        p("Drawn on every learning curve. random = uniform random actions, stand_still = the zero action at every "
+          f"step, each over a fixed seed's episodes capped at {', '.join(map(str, caps))} steps (the run's evaluation "
+          "cap), measured once when the dataset was made (or at run start for datasets without them); dataset = the "
+          "behaviour data's own episodes."
+          + (" On mdpt's scale the random policy is the 0 of the scale by definition (its reference score comes from "
+             "more episodes, so this line is near, not at, 0)." if ctx.scale.name == "mdpt" else "")
+          + (f" No {ctx.scale.label} score for {', '.join(missing)}." if missing else ""))], files=(csv,))
+
+
+def _step_cap(ctx: Context, task: str) -> int | None:
+    """The evaluation step cap of ``task``'s trials (their config's eval.max_steps), None when unknown."""
+    caps = set()
+    for r in ctx.run.trials.to_pylist():
+        if r["task"] == task and r.get("config_json"):
+            try:
+                ev = json.loads(r["config_json"]).get("eval") or {}
+            except (ValueError, AttributeError):
+                continue
+            if ev.get("max_steps"):
+                caps.add(int(ev["max_steps"]))
+    return max(caps) if caps else None
+
+
+def arm_flag(ctx: Context, sel: dict, task: str, step: int | None = None,
+             seeds: list[int] | None = None) -> DegenerateFlag:
+    """`degenerate_flag` of the eval rows of ``sel`` on ``task`` (only ``seeds`` when given) at ``step``
+    (default: the arm's last checkpoint), on the report's scale, with the run's reference lines."""
+    rows = select(ctx.run.evals, {**sel, "task": task})
+    if seeds is not None:
+        rows = rows.filter(pc.is_in(rows.column("diffusion_seed"), pa.array(seeds, rows.column("diffusion_seed").type)))
+    return degenerate_flag(rows, ctx.run.references, step=step, cap=_step_cap(ctx, task), score=ctx.scale.column)
+
+
+def arm_reasons(ctx: Context) -> tb.ArmFlag:
+    """The report's `analysis.tables.ArmFlag`: an arm's `arm_flag` at its last checkpoint, as the reason its
+    tests and variance statistics are refused ("" for a healthy arm); computed once per (arm, task)."""
+    cache: dict[tuple[str, str], str] = {}
+
+    def reason(sel: dict, task: str) -> str:
+        key = (json.dumps(sel, sort_keys=True, default=str), task)
+        if key not in cache:
+            f = arm_flag(ctx, sel, task)
+            cache[key] = f"{f.label}: {f.evidence}" if f.kind else ""
+        return cache[key]
+
+    return reason
+
+
+def pair_flags(ctx: Context, pr: Pair) -> tuple[DegenerateFlag, DegenerateFlag]:
+    """The flags of a comparison's method and baseline arms at its horizon, on the seeds it compares."""
+    return tuple(arm_flag(ctx, sel, pr.task, pr.horizon, pr.seeds)  # type: ignore[return-value]
+                 for sel in (pr.comparison.method, pr.comparison.baseline))
+
+
+def policy_checks(ctx: Context) -> Section:
+    """Degenerate-policy flags of every arm (task × variant) at its last checkpoint (policy_checks.csv)."""
+    rows = []
+    for task in sorted(set(ctx.run.evals.column("task").to_pylist())):
+        for v in variants(select(ctx.run.evals, {"task": task})):
+            if is_search_source(v["infer_source"]):
+                continue
+            f = arm_flag(ctx, v, task)
+            rows.append({"task": task, "variant": selector_label(variant_selector(v, ctx.run.evals)), "step": f.step,
+                         "flag": f.kind or "", "flag_text": f.label or "–", "evidence": f.evidence})
+    if not rows:
+        return Section(ctx.titled("Degenerate-policy checks"), [p("No arm to check (only guidance-search rows).")])
+    checks = pa.Table.from_pylist(rows)
+    csv = ctx.csv(checks.drop_columns(["flag_text"]), "policy_checks.csv")
+    flagged = [r for r in rows if r["flag"]]
+    if flagged:
+        lead = (f"**Warning: {len(flagged)} of {len(rows)} arm(s) are degenerate at their last checkpoint**: "
+                + "; ".join(f"{r['task']} {r['variant']} {r['flag_text']} ({r['evidence']})" for r in flagged)
+                + ". Comparisons that use them are marked in their tables.")
+    else:
+        lead = f"No arm is degenerate at its last checkpoint ({len(rows)} arm(s) checked)."
+    return Section(ctx.titled("Degenerate-policy checks"), [
+        p(lead), table(checks, [("task", "Task"), ("variant", "Variant"), ("step", "Step"), ("flag_text", "Flag"),
+                                ("evidence", "Evidence")]),
+        p(thresholds_text())], files=(csv,))
 
 
 # ----- aggregates ------------------------------------------------------------------------------

@@ -159,6 +159,14 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"              to use your own: --ref-min/--ref-max with `mdpt data import`"
               + (f", or \"ref_min_score\"/\"ref_max_score\" in {side}" if side else ""))
     print(f"normalized:   {float(ds.normalized_score(rets.mean())):.1f} (mean return, x100)")
+    lines = m.get("reference_lines")
+    if lines:
+        print("lines:        " + ", ".join(
+            f"{k.replace('_', '-')} {lines[k]['return_mean']:.1f} ({float(ds.normalized_score(lines[k]['return_mean'])):.1f}"
+            f" x100, mean length {lines[k]['length_mean']:.0f})" for k in ("random", "stand_still"))
+            + f"; seed {lines['seed']}, {lines['episodes']} episodes each")
+    else:
+        print("lines:        no stored random / stand-still reference lines (a sweep measures them when it starts)")
     b = m.get("behaviour")
     if b:
         print(f"behaviour:    policies {b.get('policies')} ({b.get('policies_fingerprint')}); {b.get('policy')}")

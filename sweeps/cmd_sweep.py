@@ -1,4 +1,4 @@
-"""`mdpt sweep SPEC` (run a sweep on Ray) and `mdpt status RUN_DIR` (where a run stands)."""
+"""`mdpt sweep SPEC` (run a sweep on Ray) and `mdpt status RUN_DIR [--watch]` (where a run stands)."""
 
 from __future__ import annotations
 
@@ -42,8 +42,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="with --dry-run: one JSON object per line")
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("status", help="trials done / running / failed and latest scores of a run directory")
+    p = sub.add_parser("status", formatter_class=FMT,
+                       help="trials done / running / failed and latest scores of a run directory")
     p.add_argument("run_dir", type=Path, help="run directory written by `mdpt sweep`")
+    p.add_argument("--watch", action="store_true", help="refresh the status every --interval seconds until Ctrl-C")
+    p.add_argument("--interval", type=float, default=10.0, help="seconds between refreshes with --watch")
     p.set_defaults(func=cmd_status)
 
 
@@ -148,8 +151,33 @@ def finish(summary: dict, t0: float | None) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    print(status_text(args.run_dir))
+    if not args.watch:
+        print(status_text(args.run_dir))
+        return 0
+    if not args.interval > 0:
+        raise ConfigError(f"--interval {args.interval:g}: must be a positive number of seconds")
+    try:
+        watch_status(args.run_dir, args.interval)
+    except KeyboardInterrupt:  # the way out of --watch
+        pass
     return 0
+
+
+def watch_status(run_dir: Path, interval: float, rounds: int | None = None, out=None, sleep=time.sleep) -> None:
+    """Print ``status_text`` every ``interval`` seconds (``rounds`` times; None = until interrupted), each time
+    after clearing the terminal when ``out`` (default: stdout) is one."""
+    import sys
+
+    out = out or sys.stdout
+    clear = "\033[H\033[J" if out.isatty() else ""
+    n = 0
+    while rounds is None or n < rounds:
+        if n:
+            sleep(interval)
+        text = status_text(run_dir)
+        out.write(f"{clear}{text}\n[{time.strftime('%H:%M:%S')}] refreshing every {interval:g} s; Ctrl-C to stop\n")
+        out.flush()
+        n += 1
 
 
 def status_text(run_dir: Path) -> str:
@@ -186,6 +214,8 @@ def status_text(run_dir: Path) -> str:
         lines.append(f"  {task} {algo}/{mode} [{source}] seed {seed}: step {step}, "
                      f"score {sum(scores) / len(scores):.1f} over {len(scores)} episodes")
     lines += ledger_lines(run_dir)
+    if (run_dir / "tensorboard").is_dir():
+        lines.append(f"live curves: tensorboard --logdir {run_dir / 'tensorboard'}")
     report = run_dir / "report" / "report.md"
     lines.append(f"report: {report}" if report.exists() else "report: not yet written (mdpt report RUN_DIR)")
     return "\n".join(lines)

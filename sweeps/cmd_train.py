@@ -2,7 +2,7 @@
 
 `mdpt train --out DIR` writes the same run directory as a sweep (docs/interfaces.md "Run directory
 layout"): result tables under DIR/results (eval rows for every snapshot, logged training metrics,
-one trials row), snapshots under DIR/snapshots/<trial_id>/. Each snapshot is evaluated right away,
+one trials row, the task's reference lines), snapshots under DIR/snapshots/<trial_id>/. Each snapshot is evaluated right away,
 in-process, with the lockstep evaluator. `mdpt pretrain-guidance --out DIR` writes guidance
 artifacts under DIR/guidance/<trial_id>/ (step_XXXXXXXX.pt every --save-every steps, final.pt).
 """
@@ -226,6 +226,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rl_core.train import run_training
     from trainables.evaluator import run_request
     from trainables.ledger import self_eval_request
+    from trainables.results import record_references
     from trainables.trial import EvalSpec, Runtime, TrialIdentity, TrialSpec
 
     cfg = train_config(args)  # bad flags before the (slow) dataset load
@@ -258,6 +259,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             rows.flush()
             latest["score"] = _print_scores(pq.read_table(file).to_pylist(), f"eval @ step {step}: ")
 
+        record_references(args.out, spec.identity.task, ds, args.max_steps)
         run_training(cfg, ds, workdir=args.out / "snapshots" / trial_id, report=report, on_snapshot=on_snapshot)
         rows.flush()
 

@@ -35,7 +35,7 @@ from rl_core.errors import ConfigError
 from rl_core.evaluation import EvalJob, eval_seed_for
 from sweeps.expand import Stage, expand
 from sweeps.spec import dump_spec, infer_source, validate_spec
-from trainables.callbacks import TrialsTableCallback
+from trainables.callbacks import TrialsTableCallback, live_tensorboard
 from trainables.evaluator import EvalClient, coordinator_name, eval_request, rows_path, start_pool
 from trainables.ledger import missing, missing_self_evals, self_eval_ledger, snapshot_files
 from trainables.results import EvalLabels, ResultStore
@@ -169,7 +169,8 @@ def run_tune_stage(stage: str, trainable, trials: list[TrialSpec], spec: dict, r
                 name=stage, storage_path=str(run_dir / "tune"), verbose=0,
                 failure_config=tune.FailureConfig(max_failures=spec["max_failures"]),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                callbacks=[TrialsTableCallback(str(run_dir)), Progress(stage, printer)]))
+                callbacks=[TrialsTableCallback(str(run_dir)), Progress(stage, printer),
+                           *live_tensorboard(run_dir, stage)]))
     printer(f"[{stage}] {len(trials)} trial(s)")
     return tuner.fit()
 
@@ -296,6 +297,25 @@ def check_datasets(spec: dict, data_root: str | None) -> None:
         load_dataset(task, root=root)
 
 
+def write_references(spec: dict, run_dir: Path, data_root: str | None, printer: Printer = print) -> int:
+    """RUN_DIR/results/references/<task>.parquet for every task of the spec that lacks it: the random,
+    stand-still and behaviour-data reference lines (``trainables.results.record_references``), with episodes
+    capped at the spec's ``eval.max_episode_steps``. Returns how many tasks were written."""
+    from rl_core.data.io import load_dataset
+    from trainables.results import read_table, record_references
+
+    cap = int(spec["eval"]["max_episode_steps"])
+    have = read_table(run_dir, "references").to_pylist()
+    done = {r["task"] for r in have if r["max_episode_steps"] == cap}
+    todo = [t for t in spec["tasks"] if t not in done]
+    for task in todo:
+        t0 = time.perf_counter()
+        record_references(run_dir, task, load_dataset(task, root=Path(data_root) if data_root else None), cap)
+        printer(f"[references] {task}: random, stand-still and dataset reference lines "
+                f"({time.perf_counter() - t0:.0f} s)")
+    return len(todo)
+
+
 def run_sweep(spec: dict, run_dir: Path, *, address: str | None = None, resume: bool = False,
               printer: Printer = print, report: bool = True) -> dict[str, Any]:
     """Run every stage of a resolved spec into ``run_dir``; returns a summary (paths, counts, timings)."""
@@ -306,6 +326,7 @@ def run_sweep(spec: dict, run_dir: Path, *, address: str | None = None, resume: 
     check_datasets(spec, data_root)
     if not resume:
         write_run_dir(spec, run_dir)
+    write_references(spec, run_dir, data_root, printer)
     init_ray(address)
     ev = spec["resources"]["evaluators"]
     coord = start_pool(run_dir, ev["count"], ev["cpu"], ev["gpu"])

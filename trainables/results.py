@@ -5,6 +5,7 @@ Layout under a run directory (one sweep per run directory)::
     RUN_DIR/results/evals/<trial_id>/<job_key>.parquet   one file per evaluation job
     RUN_DIR/results/train/<trial_id>/<from>-<to>.parquet  logged training metrics (long format)
     RUN_DIR/results/trials/<trial_id>.parquet             one row per trial (latest state wins)
+    RUN_DIR/results/references/<task>.parquet             the task's reference lines (``reference_rows``)
 
 Idempotency: an evaluation job is identified by (trial_id, step, infer_source, infer_method,
 infer_scale, inference_precision) (``EVAL_KEY``); its episodes are written together into one file whose
@@ -28,7 +29,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,7 +40,8 @@ from typing import Any, Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rl_core.config import infer_scale
+from rl_core.config import D4RL_BULLET_REF_SCORES, infer_scale
+from rl_core.data.dataset import normalized_score
 from rl_core.fsutil import atomic_write
 
 EVALS_SCHEMA = pa.schema(
@@ -360,3 +364,72 @@ def write_search_row(run_dir: str | os.PathLike[str], row: dict[str, Any]) -> Pa
     path = search_row_path(run_dir, row["study"], row["trial"])
     _atomic_write(_table([row], GUIDANCE_SEARCH_SCHEMA), path)
     return path
+
+
+# ----- references: the reference lines of each task of a run -------------------------------------
+# Written by the sweep driver (sweeps/run.py, before training) and by `mdpt train`; read by analysis (its
+# REFERENCE_COLUMNS), which draws them on every learning curve and lists them in the report. Layout:
+#     RUN_DIR/results/references/<task>.parquet   three rows per task (a rewrite replaces them)
+# Columns:
+#     task, env_id        the task as the evals rows name it, and its env
+#     reference           random | stand_still | dataset (``REFERENCE_KINDS``)
+#     policy              what acted: uniform random actions, the zero action, the behaviour data
+#     return_mean, return_std   over the reference's episodes (undiscounted return)
+#     normalized_score    100 (R - ref_min)/(ref_max - ref_min) with the dataset's references (mdpt scale)
+#     normalized_score_d4rl     the same on D4RL's bullet references; NaN for other envs
+#     episodes, length_mean     episodes measured and their mean length (steps)
+#     max_episode_steps   the step cap the random / stand-still episodes ran under (the run's eval cap)
+#     seed                the fixed seed of the random / stand-still episodes (-1 for dataset)
+#     source              stored with the dataset | measured from the env at run start | the dataset's own episodes
+REFERENCE_KINDS = ("random", "stand_still", "dataset")
+REFERENCES_SCHEMA = pa.schema([
+    ("task", pa.string()), ("env_id", pa.string()), ("reference", pa.string()), ("policy", pa.string()),
+    ("return_mean", pa.float64()), ("return_std", pa.float64()), ("normalized_score", pa.float64()),
+    ("normalized_score_d4rl", pa.float64()), ("episodes", pa.int64()), ("length_mean", pa.float64()),
+    ("max_episode_steps", pa.int64()), ("seed", pa.int64()), ("source", pa.string()),
+])
+TABLES["references"] = REFERENCES_SCHEMA
+
+
+def reference_rows(task: str, env_id: str, lines: dict, ref_min: float, ref_max: float) -> list[dict[str, Any]]:
+    """The ``references`` rows of one task: ``lines`` from ``rl_core.data.gen.make.dataset_reference_lines``,
+    scored with the dataset's reference scores ``ref_min``/``ref_max`` and D4RL's bullet ones."""
+    d4rl = D4RL_BULLET_REF_SCORES.get(env_id)
+    rows = []
+    for kind in REFERENCE_KINDS:
+        line = lines[kind]
+        ret = float(line["return_mean"])
+        rows.append({"task": task, "env_id": env_id, "reference": kind, "policy": line["policy"],
+                     "return_mean": ret, "return_std": float(line["return_std"]),
+                     "normalized_score": float(normalized_score(ret, ref_min, ref_max)),
+                     "normalized_score_d4rl": float(normalized_score(ret, *d4rl)) if d4rl else math.nan,
+                     "episodes": int(line["episodes"]), "length_mean": float(line["length_mean"]),
+                     "max_episode_steps": int(lines["max_episode_steps"]),
+                     "seed": -1 if kind == "dataset" else int(lines["seed"]),
+                     "source": "the dataset's own episodes" if kind == "dataset" else lines["source"]})
+    return rows
+
+
+def references_path(run_dir: str | os.PathLike[str], task: str) -> Path:
+    """RUN_DIR/results/references/<task>.parquet (characters other than letters, digits, '.', '_', '-' -> '_')."""
+    return Path(run_dir) / "results" / "references" / (re.sub(r"[^A-Za-z0-9._-]", "_", task) + ".parquet")
+
+
+def write_references(run_dir: str | os.PathLike[str], rows: list[dict[str, Any]]) -> Path:
+    """Write (or replace) the reference rows of one task, atomically."""
+    tasks = {r["task"] for r in rows}
+    if len(tasks) != 1:
+        raise ValueError(f"reference rows of one file must share one task; got {sorted(tasks)}")
+    path = references_path(run_dir, rows[0]["task"])
+    _atomic_write(_table(rows, REFERENCES_SCHEMA), path)
+    return path
+
+
+def record_references(run_dir: str | os.PathLike[str], task: str, dataset: Any, max_episode_steps: int) -> Path:
+    """Measure (or read from ``dataset``'s metadata) the reference lines of ``task`` for episodes capped at
+    ``max_episode_steps`` and write them (``write_references``); the sweep driver and `mdpt train` call this."""
+    from rl_core.data.gen.make import dataset_reference_lines
+
+    lines = dataset_reference_lines(dataset, max_episode_steps)
+    return write_references(run_dir, reference_rows(task, dataset.env_id, lines, dataset.ref_min_score,
+                                                    dataset.ref_max_score))

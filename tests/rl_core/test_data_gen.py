@@ -190,3 +190,61 @@ def test_budget_json_round_trip(name):
         Budget.from_dict({**b.to_dict(), "fraction": 0.4})
     with pytest.raises(DatasetError, match="must be >= 1"):
         Budget.from_dict({**b.to_dict(), "transitions": 0})
+
+
+def test_reference_lines_stored_with_the_dataset_and_measured_alike_when_missing(root):
+    """make_dataset stores the random and stand-still lines (fixed seed and episodes, the env's step cap); a
+    dataset without them (older, imported) gets the same numbers measured from the env; the dataset line is
+    the behaviour data's own episodes."""
+    from rl_core.data.gen.collect import ENV_STEP_LIMIT, REFERENCE_EPISODES, REFERENCE_SEED
+    from rl_core.data.gen.make import dataset_reference_lines
+
+    ds = load_dataset("hopper-medium", root=root)
+    stored = ds.metadata["reference_lines"]
+    assert (stored["seed"], stored["episodes"], stored["max_episode_steps"]) == (REFERENCE_SEED, REFERENCE_EPISODES,
+                                                                                 ENV_STEP_LIMIT)
+    for kind in ("random", "stand_still"):
+        line = stored[kind]
+        assert line["episodes"] == REFERENCE_EPISODES and 1 <= line["length_mean"] <= ENV_STEP_LIMIT
+        assert np.isfinite(line["return_mean"]) and line["return_std"] >= 0
+    # hopper: the zero action falls over within tens of steps; uniform random actions fall faster
+    assert stored["random"]["length_mean"] < stored["stand_still"]["length_mean"] < 200
+    lines = dataset_reference_lines(ds)
+    assert lines["source"].startswith("stored") and lines["random"] == stored["random"]
+    assert lines["dataset"]["return_mean"] == pytest.approx(ds.metadata["return_mean"])
+    assert lines["dataset"]["episodes"] == ds.metadata["n_episodes"]
+    assert lines["dataset"]["length_mean"] == pytest.approx(ds.n_transitions / ds.metadata["n_episodes"])
+    del ds.metadata["reference_lines"]  # as a dataset made before mdpt stored them
+    measured = dataset_reference_lines(ds)
+    assert measured["source"].startswith("measured")
+    assert {k: measured[k] for k in ("random", "stand_still", "dataset")} == \
+        {k: lines[k] for k in ("random", "stand_still", "dataset")}
+    short = dataset_reference_lines(load_dataset("hopper-medium", root=root), max_episode_steps=20)
+    assert short["source"].startswith("measured") and short["max_episode_steps"] == 20
+    assert short["stand_still"]["length_mean"] <= 20
+
+
+def test_reference_rows_round_trip_through_the_results_table(root, tmp_path):
+    """record_references writes three rows per task that read back with their normalized scores."""
+    import pyarrow.parquet as pq
+
+    from rl_core.config import D4RL_BULLET_REF_SCORES
+    from trainables.results import REFERENCES_SCHEMA, read_table, record_references
+
+    ds = load_dataset("hopper-medium", root=root)
+    path = record_references(tmp_path, "hopper-medium", ds, 1000)
+    assert pq.read_schema(path).names == REFERENCES_SCHEMA.names
+    rows = {r["reference"]: r for r in read_table(tmp_path, "references").to_pylist()}
+    assert set(rows) == {"random", "stand_still", "dataset"}
+    lines = ds.metadata["reference_lines"]
+    for kind in ("random", "stand_still"):
+        r = rows[kind]
+        assert r["return_mean"] == lines[kind]["return_mean"] and r["episodes"] == lines[kind]["episodes"]
+        assert r["seed"] == lines["seed"] and r["max_episode_steps"] == 1000 and r["source"].startswith("stored")
+    d4rl = D4RL_BULLET_REF_SCORES["HopperBulletEnv-v0"]
+    for r in rows.values():
+        assert r["task"] == "hopper-medium" and r["env_id"] == "HopperBulletEnv-v0"
+        assert r["normalized_score"] == pytest.approx(float(ds.normalized_score(r["return_mean"])))
+        assert r["normalized_score_d4rl"] == pytest.approx(100 * (r["return_mean"] - d4rl[0]) / (d4rl[1] - d4rl[0]))
+    assert rows["dataset"]["return_mean"] == pytest.approx(ds.metadata["return_mean"])
+    assert rows["random"]["normalized_score"] == pytest.approx(0.0, abs=5.0)  # the random policy is mdpt's 0

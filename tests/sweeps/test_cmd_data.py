@@ -36,7 +36,7 @@ def test_make_list_info(data):
     info = mdpt("info", "hopper-medium", data=data)
     assert info.returncode == 0, info.stderr
     for text in ("HopperBulletEnv-v0", "transitions:", "normalized:", "reference:", "DAgger round", "budget tiny",
-                 "policies shipped"):
+                 "policies shipped", "lines:        random ", ", stand-still ", "seed 0, 10 episodes each"):
         assert text in info.stdout
     by_path = mdpt("info", str(data / "hopper-medium"), data=data)
     assert by_path.returncode == 0 and by_path.stdout.splitlines()[2:] == info.stdout.splitlines()[2:]

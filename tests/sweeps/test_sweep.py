@@ -63,6 +63,34 @@ def test_two_trial_sweep_end_to_end(ray_session, tiny_data_root, tmp_path, monke
     assert Path(summary["report"]).exists()
     assert summary["evaluators"]["jobs"] == 12 and summary["evaluators"]["replaced"] == 0
     assert "train: 2 trials: 2 TERMINATED" in status_text(run_dir)
+    # reference lines of the task, measured at the spec's evaluation cap (20 steps), in the report
+    refs = {r["reference"]: r for r in read_table(run_dir, "references").to_pylist()}
+    assert set(refs) == {"random", "stand_still", "dataset"} and {r["task"] for r in refs.values()} == {"hopper-medium"}
+    assert refs["stand_still"]["max_episode_steps"] == 20 and refs["stand_still"]["length_mean"] <= 20
+    assert "## Reference lines" in Path(summary["report"]).read_text()
+    # live curves: Tune's TensorBoard event files of each training trial under RUN_DIR/tensorboard/train
+    runs = {p.parent.name: tb_scalars(p) for p in (run_dir / "tensorboard" / "train").glob("*/events.out.tfevents.*")}
+    assert len(runs) == 2 and all(name.startswith("hopper-medium_dql_joint_s") for name in runs)
+    for scalars in runs.values():
+        assert [step for step, _ in scalars["ray/tune/eval/score_mean"]] == [400, 800]  # x axis: gradient steps
+        assert all(math.isfinite(v) for _, v in scalars["ray/tune/loss/bc"])
+    assert not list((run_dir / "tune" / "train").glob("*/events.out.tfevents.*"))  # not also in Tune's directory
+
+
+def tb_scalars(path: Path) -> dict[str, list[tuple[int, float]]]:
+    """tag -> [(step, value)] of a TensorBoard event file (TFRecord framing: length, crc, event, crc)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    data, i, out = path.read_bytes(), 0, {}
+    while i < len(data):
+        (n,) = struct.unpack("<Q", data[i:i + 8])
+        event = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
+        i += 12 + n + 4
+        for v in event.summary.value:
+            out.setdefault(v.tag, []).append((event.step, v.simple_value))
+    return out
 
 
 def crash_once_after_first_checkpoint(config: dict) -> None:

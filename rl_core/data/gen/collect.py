@@ -23,8 +23,13 @@ from rl_core.data.envs import make_env
 Progress = Callable[[str], None]
 Policy = Callable[[np.ndarray], np.ndarray]  # obs (B, obs_dim) -> actions (B, act_dim) in [-1, 1]
 STREAMS = {"random": 1, "medium": 2, "expert": 3, "ref-random": 4, "ref-expert": 5, "demo": 6, "train": 7,
-           "eval": 8, "replay": 9}
+           "eval": 8, "replay": 9, "line-random": 10, "line-still": 11}
 N_ENVS = 8  # envs stepped in lockstep (speed only; results do not depend on it)
+ENV_STEP_LIMIT = 1000  # the envs' TimeLimit (``envs.make_env``): an episode's step cap unless shortened
+# Reference lines (``reference_lines``): fixed, so a dataset's lines are the same wherever it is made or measured
+REFERENCE_SEED = 0
+REFERENCE_EPISODES = 10
+REFERENCE_POLICIES = {"random": "uniform random actions in [-1, 1]", "stand_still": "the zero action at every step"}
 
 
 @dataclass
@@ -125,3 +130,25 @@ def references(env_id: str, expert: Policy, *, seed: int, random_episodes: int, 
             "ref_min_source": f"uniform random actions, mean over {len(rand.returns)} episodes",
             "ref_max_source": f"the expert acting deterministically, mean over {len(exp.returns)} episodes",
             "ref_min_episodes": len(rand.returns), "ref_max_episodes": len(exp.returns)}
+
+
+def reference_lines(env_id: str, *, seed: int = REFERENCE_SEED, episodes: int = REFERENCE_EPISODES,
+                    max_episode_steps: int | None = None) -> dict:
+    """The reference lines' policies measured in ``env_id`` (``REFERENCE_POLICIES``): uniform random actions
+    (stream ``line-random``) and the zero action, "stand still" (stream ``line-still``), ``episodes`` seeded
+    episodes each (module docstring), each episode capped at ``max_episode_steps`` (None = ``ENV_STEP_LIMIT``).
+    Deterministic. Returns ``{"seed", "episodes", "max_episode_steps", "random": {...}, "stand_still": {...}}``,
+    each policy ``{"policy", "return_mean", "return_std", "length_mean", "episodes"}`` (returns undiscounted)."""
+    from rl_core.data.envs import ENV_DIMS
+
+    cap = int(max_episode_steps or ENV_STEP_LIMIT)
+    act_dim = ENV_DIMS[env_id][1]
+    still = lambda obs: np.zeros((len(obs), act_dim), np.float32)  # noqa: E731
+    out: dict = {"seed": int(seed), "episodes": int(episodes), "max_episode_steps": cap}
+    for name, policy, stream in (("random", None, "line-random"), ("stand_still", still, "line-still")):
+        ro = rollout(env_id, policy, seed=seed, stream=stream, episodes=episodes,
+                     max_episode_steps=None if cap == ENV_STEP_LIMIT else cap)
+        out[name] = {"policy": REFERENCE_POLICIES[name], "return_mean": float(ro.returns.mean()),
+                     "return_std": float(ro.returns.std()), "length_mean": float(ro.lengths.mean()),
+                     "episodes": int(len(ro.returns))}
+    return out

@@ -1,5 +1,6 @@
 """``make_dataset`` / ``make_datasets`` / ``ensure_dataset``: tasks (env x level) rolled out from the env's
-policy set into ``<root>/<task>/``, saved atomically with provenance, budget and reference scores.
+policy set into ``<root>/<task>/``, saved atomically with provenance, budget, reference scores and
+reference lines; ``dataset_reference_lines``: a dataset's reference lines (stored, or measured now).
 
 Levels (the package docstring has the seeds): random = uniform actions; medium / expert = the policy
 set's medium / expert policy with its action noise; medium-replay = each learning-process snapshot in
@@ -9,6 +10,7 @@ medium-expert = the medium dataset followed by the expert dataset.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -23,7 +25,7 @@ import rl_core
 from rl_core.data.dataset import FIELDS, OfflineDataset, compute_fingerprint
 from rl_core.data.envs import TASK_ENVS
 from rl_core.data.gen.budgets import Budget, get_budget
-from rl_core.data.gen.collect import N_ENVS, Progress, rollout
+from rl_core.data.gen.collect import ENV_STEP_LIMIT, N_ENVS, Progress, reference_lines, rollout
 from rl_core.data.gen.policyset import PolicySet, load_policy_set
 from rl_core.data.io import KNOWN_TASKS, META_FILE, data_root, load_dataset, save_dataset, split_task
 from rl_core.errors import DatasetError
@@ -124,6 +126,7 @@ def make_dataset(task: str, budget: str = "quick", seed: int = 0, root: Path | N
         "return_min": float(rets.min()), "return_max": float(rets.max()),
         **{k: refs[k] for k in ("ref_min_score", "ref_max_score", "ref_min_source", "ref_max_source")},
         "ref_source": "mdpt: this env's policy set (random and expert returns)",
+        "reference_lines": _env_lines(pset.env_id),  # random and stand-still policies (dataset_reference_lines)
         "fingerprint": compute_fingerprint(ds), "mdpt_version": rl_core.__version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "generation_seconds": round(time.time() - t0, 1), "generation_cpu_seconds": round(time.process_time() - c0, 1),
@@ -133,6 +136,35 @@ def make_dataset(task: str, budget: str = "quick", seed: int = 0, root: Path | N
         f"(normalized {ds.normalized_score(rets.mean()):.1f}), fingerprint {ds.metadata['fingerprint']}, "
         f"{time.time() - t0:.0f} s -> {out}")
     return out
+
+
+@functools.lru_cache(maxsize=None)
+def _env_lines(env_id: str) -> dict:
+    """``reference_lines`` of ``env_id`` at the env's step limit (deterministic: measured once per process)."""
+    return reference_lines(env_id)
+
+
+def dataset_reference_lines(ds: OfflineDataset, max_episode_steps: int | None = None) -> dict:
+    """The reference lines of ``ds`` for episodes capped at ``max_episode_steps`` (None = ``ENV_STEP_LIMIT``):
+    the random and stand-still policies (``collect.reference_lines``) as stored in its metadata when the dataset
+    was made with that cap, else (datasets imported or made before mdpt stored them, or another cap) measured now
+    in its env with the same fixed seed and episodes, so the numbers are the same; plus ``dataset``: the
+    behaviour data's own episodes (mean return, std and length). ``source`` says which. DatasetError when the
+    dataset's env is unknown."""
+    cap = int(max_episode_steps or ENV_STEP_LIMIT)
+    if not ds.env_id:
+        raise DatasetError(f"dataset '{ds.task}': no env_id in its metadata, so its reference lines cannot be measured")
+    stored = ds.metadata.get("reference_lines")
+    if stored and stored.get("max_episode_steps") == cap:
+        lines = dict(stored, source="stored with the dataset (measured when it was made)")
+    else:
+        lines = dict(reference_lines(ds.env_id, max_episode_steps=cap), source="measured from the env at run start")
+    rets, ends = ds.episode_returns(), ds.episode_ends()
+    lengths = np.diff(np.concatenate([[-1], ends]))
+    lines["dataset"] = {"policy": "the behaviour data (the dataset's own episodes)",
+                        "return_mean": float(rets.mean()), "return_std": float(rets.std()),
+                        "length_mean": float(lengths.mean()), "episodes": int(len(rets))}
+    return lines
 
 
 def _worker(task: str, budget: str, seed: int, root: str, policies: str | None, n_envs: int) -> tuple[str, float]:
