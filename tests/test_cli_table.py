@@ -25,7 +25,8 @@ from tests.rl_core.algo_tester import gen, make_algo, tiny_buffer, tiny_guidance
 from tests.sweeps.test_spec import _with
 
 ROOT = Path(__file__).resolve().parents[1]
-SUBCOMMANDS = ("quickstart", "data", "data make", "data list", "data info", "pretrain-guidance", "train",
+SUBCOMMANDS = ("quickstart", "data", "data make", "data list", "data info", "data import", "data train-policies",
+               "pretrain-guidance", "train",
                "evaluate", "sweep", "status", "tune-guidance", "report")
 
 
@@ -101,8 +102,8 @@ BAD_INPUTS = [
     ("--set without =", ["sweep", "quickstart", "--set", "seeds"], r"--set 'seeds': expected PATH=VALUE"),
     ("unknown spec", ["sweep", "nosuchspec"], r"spec 'nosuchspec' is neither a file nor a packaged spec; packaged"),
     ("no spec", ["sweep"], r"give a SPEC \(file or packaged name\) or --resume RUN_DIR"),
-    ("missing dataset", ["sweep", "quickstart", "--out", "{missing}"],
-     r"dataset 'hopper-medium' not found .*create it with `mdpt data make hopper-medium`"),
+    ("missing dataset", ["sweep", "quickstart", "--set", "tasks=[{missing}/mine]", "--out", "{missing}"],
+     r"missing/run/mine: no such dataset file or directory"),  # (a generated task is made on first use instead)
     ("existing sweep dir", ["sweep", "quickstart", "--out", "{existing}"],
      r"already holds a sweep; continue it with `mdpt sweep --resume .*existing` or choose another --out"),
     ("--resume with --set", ["sweep", "--resume", "{existing}", "--set", "seeds=[0]"],
@@ -129,7 +130,7 @@ BAD_INPUTS = [
      r"guidance artifact .*foreign\.pt does not match: dataset_fingerprint differs \(expected [0-9a-f]+, artifact "
      r"has another-dataset; .*task 'other-medium'"),
     ("evaluate a snapshot as artifact", ["evaluate", "{snapshot}", "--guidance-artifact", "{snapshot}"],
-     r"guidance artifact .*step_00000001\.pt is corrupt or not a guidance artifact"),
+     r"step_00000001\.pt is a policy snapshot .*, not a guidance artifact"),
     ("evaluate a missing artifact", ["evaluate", "{snapshot}", "--guidance-artifact", "{missing}/g.pt"],
      r"guidance artifact not found: .*g\.pt; check the path or create it with `mdpt pretrain-guidance"),
     ("data make unknown task", ["data", "make", "nosuch-task"], r"unknown task 'nosuch-task'; known tasks: hopper-random"),
@@ -171,8 +172,8 @@ def test_a_sweep_refused_for_a_missing_dataset_can_be_rerun(files, tmp_path, mon
     """The dataset check runs before the run directory is written, so the rerun is not told to --resume."""
     monkeypatch.setenv("MDPT_DATA", str(tmp_path / "no-data"))
     out = tmp_path / "run"
-    for _ in range(2):
-        assert main(["sweep", "quickstart", "--out", str(out)]) == 2
-        assert "mdpt data make hopper-medium" in capsys.readouterr().err
+    for _ in range(2):  # an imported dataset's path (a generated task would be made on first use instead)
+        assert main(["sweep", "quickstart", "--set", f"tasks=[{tmp_path / 'mine'}]", "--out", str(out)]) == 2
+        assert "mine: no such dataset file or directory" in capsys.readouterr().err
     assert not out.exists()
 

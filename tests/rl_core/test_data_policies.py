@@ -23,6 +23,8 @@ ENVS = tuple(TASK_ENVS)
 PINNED: dict[str, dict[str, str]] = {
     "hopper": {"random": "0fbcf7442ec90dde", "expert": "0d1ed314aef2027b", "medium": "041aefef79a7d5af",
                "replay0": "677498dd764cdb9e"},
+    "halfcheetah": {"random": "eb7e3f16eef82286", "expert": "e438e99d434b8947", "medium": "5fa76362aabdf48b",
+                    "replay0": "9331abfb7745249b"},
     "ant": {"random": "0476f1d408e9b71b", "expert": "bae47be80e7be8a1", "medium": "e420a546f481a20c",
             "replay0": "065ebf00e179c9c5"},
 }
