@@ -62,7 +62,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     tp.add_argument("--expert", type=Path, default=None,
                     help="reuse this expert .npz (e.g. the shipped rl_core/data/policies/<env>/expert.npz) "
                          "instead of training one")
-    tp.add_argument("--sac-steps", type=int, default=None, help="SAC steps for a trained expert (default 200000)")
+    tp.add_argument("--sac-steps", type=int, default=None,
+                    help="SAC steps for a trained expert (default 150000, SACConfig.steps); the shipped experts "
+                         "used 300000 (halfcheetah) and 600000 (walker2d: 300000, then continued; "
+                         "their provenance.json has the record)")
     tp.set_defaults(func=cmd_train_policies)
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
