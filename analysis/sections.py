@@ -406,18 +406,18 @@ def arm_flag(ctx: Context, sel: dict, task: str, step: int | None = None,
 
 
 def arm_reasons(ctx: Context) -> tb.ArmFlag:
-    """The report's `analysis.tables.ArmFlag`: an arm's `arm_flag` at its last checkpoint, as the reason its
-    tests and variance statistics are refused ("" for a healthy arm); computed once per (arm, task)."""
-    cache: dict[tuple[str, str], str] = {}
+    """The report's `analysis.tables.ArmFlag`: the reasons of `pair_flags` (the flags shown beside each
+    comparison, judged at its horizon on its seeds), so the statistics refused are those of the arms shown
+    as degenerate; computed once per pair."""
+    cache: dict[int, tuple[str, str]] = {}
 
-    def reason(sel: dict, task: str) -> str:
-        key = (json.dumps(sel, sort_keys=True, default=str), task)
-        if key not in cache:
-            f = arm_flag(ctx, sel, task)
-            cache[key] = f"{f.label}: {f.evidence}" if f.kind else ""
-        return cache[key]
+    def reasons(pr: Pair) -> tuple[str, str]:
+        if id(pr) not in cache:
+            cache[id(pr)] = tuple(f"{f.label}: {f.evidence}" if f.kind else ""  # type: ignore[assignment]
+                                  for f in pair_flags(ctx, pr))
+        return cache[id(pr)]
 
-    return reason
+    return reasons
 
 
 def pair_flags(ctx: Context, pr: Pair) -> tuple[DegenerateFlag, DegenerateFlag]:

@@ -23,9 +23,10 @@ from analysis.errors import AnalysisError
 from analysis.load import GUIDANCE_SEARCH_COLUMNS, is_search_source, select
 from analysis.stats import can_reach, holm, levene_test, mann_whitney, noise_floor
 
-# (arm selector, task) -> why that arm is degenerate ("" when it is not): e.g. a policy that stands still or
-# falls at once. Statistics on a flagged arm are refused with this reason (`analysis.stats.refusal`).
-ArmFlag = Callable[[dict, str], str]
+# pair -> (why its method arm is degenerate, why its baseline arm is) ("" when it is not), judged on what the
+# pair compares (its horizon and seeds): e.g. a policy that stands still or falls at once. Statistics on a
+# flagged arm are refused with this reason (`analysis.stats.refusal`).
+ArmFlag = Callable[[Pair], "tuple[str, str]"]
 
 
 def _row_id(p: Pair) -> dict:
@@ -34,10 +35,10 @@ def _row_id(p: Pair) -> dict:
 
 
 def arm_flags(p: Pair, degenerate: ArmFlag | None) -> tuple[str, str]:
-    """(method's, baseline's) degenerate reason on the pair's task; ("", "") without ``degenerate``."""
+    """(method's, baseline's) degenerate reason for the pair; ("", "") without ``degenerate``."""
     if degenerate is None:
         return "", ""
-    return degenerate(p.comparison.method, p.task), degenerate(p.comparison.baseline, p.task)
+    return degenerate(p)
 
 
 def pair_flag(p: Pair, degenerate: ArmFlag | None) -> str:

@@ -92,8 +92,9 @@ def test_flagged_arms_refuse_their_tests_and_variance_statistics():
     var_b = np.tile([4.0, 8.0, 12.0, 16.0, 20.0], (5, 1))
     p = pair(GFDT, curves(BASE + 100, var=var_b / 2), curves(BASE, var=var_b))
 
-    def flag(sel, task):
-        return "stands still (50 of 50 episodes reach 1000 steps)" if sel["train_guidance"] == "frozen" else ""
+    def flag(pr):  # (method's, baseline's) reason; the method arm here is GFDT's frozen one
+        return tuple("stands still (50 of 50 episodes reach 1000 steps)" if sel["train_guidance"] == "frozen" else ""
+                     for sel in (pr.comparison.method, pr.comparison.baseline))
 
     (row,) = tb.comparison_table([p], degenerate=flag).to_pylist()
     why = "degenerate arm: method dql/frozen: stands still (50 of 50 episodes reach 1000 steps)"
