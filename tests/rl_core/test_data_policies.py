@@ -25,6 +25,8 @@ PINNED: dict[str, dict[str, str]] = {
                "replay0": "677498dd764cdb9e"},
     "halfcheetah": {"random": "eb7e3f16eef82286", "expert": "e438e99d434b8947", "medium": "5fa76362aabdf48b",
                     "replay0": "9331abfb7745249b"},
+    "walker2d": {"random": "c8e54aa7588f4706", "expert": "7feaa1edbe23031d", "medium": "5b51acea3df7b7ad",
+                 "replay0": "98b0b6314ef65003"},
     "ant": {"random": "0476f1d408e9b71b", "expert": "bae47be80e7be8a1", "medium": "e420a546f481a20c",
             "replay0": "065ebf00e179c9c5"},
 }
