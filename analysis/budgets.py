@@ -10,7 +10,7 @@ scipy (``mdpt --help`` stays fast); `summary` imports `analysis.stats` when call
 - ``smoke``: minutes on a laptop; checks that the pipeline runs end to end. Its policies are not trained
   and its statistics are not evidence.
 - ``cpu``: one task, enough steps (a few thousand) and seeds (>= 5) for the policies to learn on a 2-core
-  machine in about an hour; descriptive statistics plus per-seed tests that can reach p < 0.05.
+  machine in about 1 to 2 1/4 hours (each packaged spec's header estimates its own); descriptive statistics plus per-seed tests that can reach p < 0.05.
 - ``paper``: the papers' budgets (docs/protocol.md), sized for a GPU cluster.
 """
 

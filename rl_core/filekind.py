@@ -65,3 +65,29 @@ def describe(path: str | Path) -> str:
     except Exception:  # noqa: BLE001 - a file torch refuses to load safely: judge by its pickle's names
         keys = names
     return _kind_of_dict(keys) or "a torch file of unknown content"
+
+
+UNKNOWN_KINDS = ("not a torch file", "a torch file of unknown content")
+
+
+def load_expected(path: Path, expected: str, error: type[Exception], what: str) -> dict:
+    """``torch.load`` (weights only) of a file that should be ``expected`` (`SNAPSHOT`, `ARTIFACT`), loaded once:
+    a payload of another known kind, or a file torch cannot load that `describe` names, raises ``error``
+    saying in one line what the file is; any other unreadable file raises ``error`` as corrupt (``what``
+    names the expected kind in that message)."""
+    import torch
+
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - judge the file without loading it again, then one line
+        kind = describe(path)
+        if kind != expected and kind not in UNKNOWN_KINDS:
+            raise error(f"{path} is {kind}, not {expected}") from None
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise error(f"{what} {path} is corrupt or not a {what} ({type(e).__name__}: {first})") from e
+    kind = _kind_of_dict({k for k in payload if isinstance(k, str)}) if isinstance(payload, dict) else None
+    if kind is not None and kind != expected:
+        raise error(f"{path} is {kind}, not {expected}")
+    if not isinstance(payload, dict):
+        raise error(f"{what} {path} is corrupt or not a {what} (a torch file holding {type(payload).__name__})")
+    return payload

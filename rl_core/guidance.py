@@ -442,22 +442,18 @@ def load_artifact(path: str | Path, *, expect_fingerprint: str | None = None, ob
     differs (dataset_fingerprint, obs_dim, act_dim, normalizer.*). The guidance comes back trainable
     (not frozen), with its optimiser state: call ``freeze()`` for GFDT-style frozen use.
     """
-    from rl_core.filekind import ARTIFACT, describe
+    from rl_core.filekind import ARTIFACT, load_expected
 
     path = Path(path)
     if not path.exists():
         raise ArtifactError(f"guidance artifact not found: {path}; check the path or create it with "
                             "`mdpt pretrain-guidance --task <task>`")
-    kind = describe(path)
-    if kind != ARTIFACT and kind not in ("not a torch file", "a torch file of unknown content"):
-        raise ArtifactError(f"{path} is {kind}, not {ARTIFACT}")
+    payload = load_expected(path, ARTIFACT, ArtifactError, "guidance artifact")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
         version, meta = payload["format_version"], payload["meta"]
-    except Exception as e:  # any unreadable file (pickle, zip, key errors) gets one user-facing error
-        raise ArtifactError(f"guidance artifact {path} is corrupt or not a guidance artifact "
-                            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); delete it and "
-                            f"{RETRAIN_HINT}") from e
+    except KeyError as e:  # a torch file of unknown content
+        raise ArtifactError(f"guidance artifact {path} is corrupt or not a guidance artifact (no {e}); delete "
+                            f"it and {RETRAIN_HINT}") from e
     if version != FORMAT_VERSION:
         raise ArtifactError(f"guidance artifact {path} has format_version {version}, this mdpt reads {FORMAT_VERSION}")
     expected = {"dataset_fingerprint": expect_fingerprint, "obs_dim": obs_dim, "act_dim": act_dim}

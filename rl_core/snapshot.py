@@ -71,20 +71,15 @@ def save_snapshot(path: str | Path, algo: Any, *, step: int, config: dict, norma
 
 def load_snapshot(path: str | Path, device: str | torch.device = "cpu") -> Snapshot:
     """Read a snapshot and rebuild its denoiser (and critic). SnapshotError on a missing / corrupt file."""
-    from rl_core.filekind import SNAPSHOT, describe
+    from rl_core.filekind import SNAPSHOT, load_expected
 
     path = Path(path)
     if not path.exists():
         raise SnapshotError(f"snapshot not found: {path}")
-    kind = describe(path)
-    if kind != SNAPSHOT and kind not in ("not a torch file", "a torch file of unknown content"):
-        raise SnapshotError(f"{path} is {kind}, not {SNAPSHOT}")
-    try:
-        d = torch.load(path, map_location="cpu", weights_only=True)
-        version = d["format_version"]
-    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same user-facing error
-        first = str(e).splitlines()[0] if str(e) else ""
-        raise SnapshotError(f"snapshot {path} is corrupt or not a snapshot ({type(e).__name__}: {first})") from e
+    d = load_expected(path, SNAPSHOT, SnapshotError, "snapshot")
+    if "format_version" not in d:  # a torch file of unknown content
+        raise SnapshotError(f"snapshot {path} is corrupt or not a snapshot (no 'format_version')")
+    version = d["format_version"]
     if version != FORMAT_VERSION:
         raise SnapshotError(f"snapshot {path} has format_version {version}; this mdpt reads {FORMAT_VERSION}")
     cls = get_algorithm(d["algo"])

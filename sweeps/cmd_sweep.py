@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "with every checkpoint evaluated by the evaluator pool, recombination, and the report. Without "
                     "--address an embedded single-machine Ray is started. Budgets (--scale): smoke = minutes, checks "
                     "the pipeline (policies not trained, statistics not evidence); cpu = one task, 5 seeds, trained "
-                    "policies on 2 cores in one to two hours (each packaged spec's header gives its estimate); "
+                    "policies on 2 cores in about 1 to 2 1/4 hours (each packaged spec's header gives its estimate); "
                     "paper = the papers' budgets, for a GPU cluster. "
                     "The sweep prints which budget it runs and what it can show before it starts.")
     p.add_argument("spec", nargs="?", help="spec file or packaged spec name (not needed with --resume)")
@@ -57,7 +57,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.dry_run:
         if not args.spec:
             raise ConfigError("--dry-run needs a SPEC (file or packaged name)")
-        spec = resolve(load_spec(args.spec, args.overrides), args.scale)
+        spec = resolve(load_spec(args.spec, args.overrides), args.scale, args.overrides)
         if args.json:  # stdout stays one JSON object per line
             print(budget_summary(spec), file=sys.stderr, flush=True)
         print(dry_run_text(spec, as_json=args.json))
@@ -72,7 +72,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"resuming sweep {spec['name']!r} ({spec['scale']}) in {run_dir}", flush=True)
         print(budget_summary(spec), flush=True)
     elif args.spec:
-        spec = resolve(load_spec(args.spec, args.overrides), args.scale)
+        spec = resolve(load_spec(args.spec, args.overrides), args.scale, args.overrides)
         run_dir, resume = args.out or Path("runs") / spec["name"], False
         if (run_dir / "spec.yaml").exists():
             raise ConfigError(f"{run_dir} already holds a sweep; continue it with `mdpt sweep --resume {run_dir}` "

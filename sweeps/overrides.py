@@ -27,6 +27,11 @@ def _parse_path(path: str) -> list[str | int]:
     return parts
 
 
+def override_key(item: str) -> str:
+    """The top-level spec key a ``PATH=VALUE`` override sets (``seeds`` for ``seeds=[0,1]``)."""
+    return item.split("=", 1)[0].strip().split(".", 1)[0].split("[", 1)[0]
+
+
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """A copy of the raw (unvalidated) spec with ``PATH=VALUE`` overrides applied; VALUE is parsed as YAML
     (``seeds=[0,1,2,3,4]``, ``tasks=[hopper-medium]``, ``budgets.smoke.steps=800``). Missing mappings on the

@@ -481,10 +481,14 @@ def _unresolved(spec: dict) -> dict:
     return {k: v for k, v in spec.items() if k not in ("scale", "budget")}
 
 
-def resolve(spec: dict, scale: str) -> dict:
+def resolve(spec: dict, scale: str, overrides: list[str] | None = None) -> dict:
     """The spec at budget ``scale`` (``smoke | cpu | paper``; ``quick`` = smoke, with a `DeprecatedName`
     warning): the budget applied (`apply_budget`) and validated, with ``scale`` (the budget's name) and
-    ``budget`` (its entry) added."""
+    ``budget`` (its entry) added. ``overrides`` (``--set``, already applied to ``spec``) of a key the budget
+    also sets (``BUDGET_OVERLAY_KEYS``, e.g. ``seeds``) are applied to the budget too: the command line
+    wins over the budget, as over the file."""
+    from sweeps.overrides import apply_overrides, override_key
+
     name = budget_name(scale)
     if name is None:
         raise _err("--scale", scale, list(BUDGETS) + [f"{a} (deprecated: {n})" for a, n in BUDGET_ALIASES.items()])
@@ -494,7 +498,10 @@ def resolve(spec: dict, scale: str) -> dict:
         raise ConfigError(f"--scale {name}: spec {spec['name']!r} has no `budgets.{name}`; its budgets: "
                           f"{list(spec['budgets'])}")
     try:
-        out = _validate(apply_budget(_unresolved(spec), spec["budgets"][name]))
+        late = [f"budgets.{name}.{o.strip()}" for o in overrides or []
+                if override_key(o) in BUDGET_OVERLAY_KEYS and override_key(o) in spec["budgets"][name]]
+        raw = apply_overrides(_unresolved(spec), late)
+        out = _validate(apply_budget(raw, raw["budgets"][name]))
     except ConfigError as exc:
         raise ConfigError(f"spec field `budgets.{name}` applied to the spec: {exc}") from None
     out["scale"] = name

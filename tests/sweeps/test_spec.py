@@ -279,3 +279,26 @@ def test_dry_run_json_shows_the_precisions(capsys):
     assert len(train) == 6
     assert {(t["train"]["precision"], t["train"]["compile"], t["eval"]["inference"]["precision"]) for t in train} == {
         ("fp32", True, "bf16")}
+
+
+def test_a_set_of_a_key_the_budget_also_sets_wins_over_the_budget():
+    """`--set seeds=[0,1]` with the cpu budget (which sets seeds 0-4 itself): the command line wins, pretraining
+    follows, and the recorded budget says so; a key the budget does not set is applied to the spec as before."""
+    overrides = ["seeds=[0,1]", "budgets.cpu.steps=1600"]
+    spec = resolve(load_spec("quickstart", overrides), "cpu", overrides)
+    assert spec["seeds"] == [0, 1] and spec["budget"]["seeds"] == [0, 1] and spec["budget"]["steps"] == 1600
+    stages = {st.name: st.items for st in expand(spec)}
+    assert sorted({t.identity.seed for t in stages["pretrain"]}) == [0, 1]
+    assert sorted({t.identity.seed for t in stages["train"]}) == [0, 1]
+    assert resolve(load_spec("quickstart", overrides), "cpu")["seeds"] == [0, 1, 2, 3, 4]  # without: the budget's
+
+
+def test_vocabularies_both_sides_of_the_result_tables_need_are_equal():
+    """Spec selectors select eval rows by the columns analysis reads; the reference-line kinds the trainables
+    write are the ones analysis draws (the two packages may not import each other's side)."""
+    from analysis import load
+    from sweeps import spec as spec_module
+    from trainables import results
+
+    assert spec_module.SELECTOR_KEYS == load.SELECTOR_KEYS
+    assert tuple(results.REFERENCE_KINDS) == tuple(load.REFERENCE_KINDS)
