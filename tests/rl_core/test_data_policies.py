@@ -23,7 +23,7 @@ ENVS = tuple(TASK_ENVS)
 PINNED: dict[str, dict[str, str]] = {
     "hopper": {"random": "0fbcf7442ec90dde", "expert": "0d1ed314aef2027b", "medium": "041aefef79a7d5af",
                "replay0": "677498dd764cdb9e"},
-    "halfcheetah": {"random": "eb7e3f16eef82286", "expert": "e438e99d434b8947", "medium": "5fa76362aabdf48b",
+    "halfcheetah": {"random": "eb7e3f16eef82286", "expert": "e438e99d434b8947", "medium": "11689c7b4824fb2d",
                     "replay0": "9331abfb7745249b"},
     "walker2d": {"random": "c8e54aa7588f4706", "expert": "7feaa1edbe23031d", "medium": "5b51acea3df7b7ad",
                  "replay0": "98b0b6314ef65003"},
