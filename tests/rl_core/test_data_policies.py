@@ -77,7 +77,7 @@ def test_shipped_policy_sets_are_small_and_documented(env):
 
 @pytest.mark.parametrize("env", ENVS)
 def test_medium_policy_lies_in_its_band(env):
-    """The band estimate behind the choice (30k transitions) and, in seconds, the first ~3k transitions of the
+    """The band estimate behind the choice (>= 30k transitions) and, in seconds, the first 10 episodes of the
     medium dataset itself: the medium policy scores about a third of the expert on mdpt's scale."""
     pset = load_policy_set(env)
     lo, hi = pset.info["medium"]["band"]
@@ -86,10 +86,11 @@ def test_medium_policy_lies_in_its_band(env):
     assert lo <= est["normalized_score"] <= hi and est["transitions"] >= 30_000
     refs = pset.references
     ro = rollout(pset.env_id, pset.policy("medium"), seed=0, stream="medium", noise=pset.action_noise,
-                 min_steps=3000)
+                 episodes=10)
     scores = normalized_score(ro.returns, refs["ref_min_score"], refs["ref_max_score"])
     se = float(np.std(scores, ddof=1) / np.sqrt(len(scores))) if len(scores) > 1 else 50.0
-    # a few episodes (HalfCheetah: 3, never falling) scatter around the estimate by their standard error
+    # the first 10 episodes of the medium dataset scatter around its estimate by their standard error (HalfCheetah's
+    # medium episodes are bimodal: ~63 when it runs, ~0 when it flips)
     assert abs(float(scores.mean()) - est["normalized_score"]) <= 4 * se + 2, (scores, est)
 
 

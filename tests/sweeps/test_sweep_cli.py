@@ -27,10 +27,13 @@ def test_bad_spec_names_the_field(tmp_path):
     assert "mdpt: error: spec field `algorithms[1]`: bad value 'sac'" in proc.stderr
 
 
-def test_missing_dataset_names_the_make_command(tmp_path):
+def test_a_spec_this_machine_cannot_run_fails_before_making_its_data(tmp_path):
+    """gfdt's smoke budget asks for GPU evaluators: one line naming the --set that fits, and no dataset made
+    (a sweep makes its missing generated datasets only once it can run)."""
     env = dict(os.environ, MDPT_DATA=str(tmp_path / "empty"))
     proc = _mdpt("sweep", "gfdt", "--out", str(tmp_path / "run"), env=env)
-    assert proc.returncode == 2 and "mdpt data make halfcheetah-medium" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and "--set 'resources=" in proc.stderr, proc.stderr
+    assert not (tmp_path / "empty").exists() and not (tmp_path / "run").exists()
 
 
 def test_resume_and_status_need_a_run_directory(tmp_path):
