@@ -291,7 +291,10 @@ def check_datasets(spec: dict, data_root: str | None) -> None:
     root = Path(data_root) if data_root else default_root()
     missing = [t for t in spec["tasks"] if t in KNOWN_TASKS and not (root / t / META_FILE).exists()]
     if missing:
-        print(f"[data] making missing dataset(s) {', '.join(missing)} (quick budget) in {root}", flush=True)
+        hint = ("; for the papers' dataset sizes stop now and make them first with `mdpt data make TASK --budget "
+                "paper`" if spec.get("scale") == "paper" else "")
+        print(f"[data] making missing dataset(s) {', '.join(missing)} (quick budget: 100k transitions) in {root}"
+              f"{hint}", flush=True)
         make_datasets(missing, root=root)
     for task in spec["tasks"]:
         load_dataset(task, root=root)

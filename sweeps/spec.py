@@ -289,6 +289,8 @@ def infer_source(entry: dict) -> str:
 
 def _selector(d: Any, path: str) -> dict:
     d = _mapping(d, path, SELECTOR_KEYS, required=("algo",))
+    if "inference_precision" in d:
+        _choice(d["inference_precision"], f"{path}.inference_precision", PRECISIONS)
     return dict(d)
 
 

@@ -302,3 +302,10 @@ def test_vocabularies_both_sides_of_the_result_tables_need_are_equal():
 
     assert spec_module.SELECTOR_KEYS == load.SELECTOR_KEYS
     assert tuple(results.REFERENCE_KINDS) == tuple(load.REFERENCE_KINDS)
+
+
+def test_a_comparison_selector_precision_must_be_a_precision():
+    overrides = ["report.comparisons=[{name: x, method: {algo: dql, inference_precision: fp16}, "
+                 "baseline: {algo: dql}}]"]
+    with pytest.raises(ConfigError, match=r"report\.comparisons\[0\]\.method\.inference_precision.*fp16.*fp32"):
+        load_spec("quickstart", overrides)
