@@ -453,8 +453,8 @@ def apply_budget(raw: dict, budget: dict) -> dict:
     """A copy of the (raw or validated, unresolved) spec ``raw`` with the ``BUDGET_OVERLAY_KEYS`` of ``budget``
     applied: ``tasks``, ``seeds``, ``algorithms``, ``train_guidance`` and ``resources`` replace the spec's,
     ``algo_config`` is merged over the spec's per algorithm. Pretraining entries that cover exactly the spec's
-    seeds (or name none) follow the budget's seeds; report comparisons whose arms the budget leaves out
-    (an algorithm or training-guidance mode it does not run) are dropped."""
+    seeds (or name none) follow the budget's seeds; recombinations and report comparisons whose arms the
+    budget leaves out (an algorithm, training-guidance mode or task it does not run) are dropped."""
     out = copy.deepcopy(raw)
     for key in ("tasks", "algorithms", "train_guidance", "resources"):
         if key in budget:
@@ -469,10 +469,18 @@ def apply_budget(raw: dict, budget: dict) -> dict:
         for algo, over in budget["algo_config"].items():
             merged[algo] = {**(merged.get(algo) or {}), **over}
         out["algo_config"] = merged
-    if ("algorithms" in budget or "train_guidance" in budget) and isinstance(out.get("report"), dict):
-        def runs(sel: Any) -> bool:
-            return not isinstance(sel, dict) or (sel.get("algo", "*") in out["algorithms"] + ["*"] and
-                                                sel.get("train_guidance", "*") in out["train_guidance"] + ["*"])
+    def runs(sel: Any) -> bool:
+        return not isinstance(sel, dict) or (
+            sel.get("algo", "*") in list(out.get("algorithms") or []) + ["*"]
+            and sel.get("train_guidance", "*") in list(out.get("train_guidance") or []) + ["*"]
+            and sel.get("task", "*") in list(out.get("tasks") or []) + ["*"])
+
+    narrows = any(k in budget for k in ("algorithms", "train_guidance", "tasks"))
+    if narrows and isinstance(out.get("recombination"), list):  # recombinations of arms the budget does not run
+        out["recombination"] = [
+            r for r in out["recombination"]
+            if not isinstance(r, dict) or (runs(r.get("diffusion")) and runs((r.get("guidance") or {}).get("trained")))]
+    if narrows and isinstance(out.get("report"), dict):
         out["report"] = dict(out["report"], comparisons=[
             c for c in out["report"].get("comparisons") or []
             if not isinstance(c, dict) or (runs(c.get("method")) and runs(c.get("baseline")))])

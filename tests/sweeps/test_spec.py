@@ -309,3 +309,13 @@ def test_a_comparison_selector_precision_must_be_a_precision():
                  "baseline: {algo: dql}}]"]
     with pytest.raises(ConfigError, match=r"report\.comparisons\[0\]\.method\.inference_precision.*fp16.*fp32"):
         load_spec("quickstart", overrides)
+
+
+def test_a_budget_drops_the_recombinations_and_comparisons_of_arms_it_does_not_run():
+    """cross_algorithm's recombinations need IDQL and DQL; a budget that runs DQL alone drops them (and the
+    comparisons that use IDQL) instead of failing validation; a comparison on a task it does not run goes too."""
+    overrides = ["budgets.cpu.algorithms=[dql]",
+                 "report.comparisons=[{name: t, method: {algo: dql, task: walker2d-medium}, baseline: {algo: dql}}]"]
+    spec = resolve(load_spec("cross_algorithm", overrides), "cpu")
+    assert spec["algorithms"] == ["dql"] and spec["recombination"] == []
+    assert spec["report"]["comparisons"] == []
