@@ -30,6 +30,7 @@ Training (``train_policies``), per env:
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import shutil
 import time
@@ -164,12 +165,14 @@ def _expert(env_id: str, seed: int, expert_file: Path | None, sac_cfg: Any, work
             _sac_info(json.loads(sac_rec.read_text())) if sac_rec.exists() else {}
         info.pop("file", None)
         progress(f"[expert] reusing {expert_file}")
-        return MLPPolicy.load(expert_file), {**info, "reused_from": str(expert_file)}
+        # the run's directory and file name only: an absolute path names one machine
+        return MLPPolicy.load(expert_file), {**info, "reused_from": f"{expert_file.parent.name}/{expert_file.name}"}
     if env_id in EXPERTS_2017:
         pol = load_2017_expert(env_id)
         return pol, {"source": f"pybullet 2017 policy {EXPERTS_2017[env_id]} (pybullet_envs/examples, parsed with ast, "
                                "weights stored as float64: exact)", "architecture": "MLP 128-64 ReLU, output clipped",
-                     "path_at_training": str(expert_2017_path(env_id))}
+                     "file_in_wheel": f"pybullet_envs/examples/{expert_2017_path(env_id).name}",
+                     "wheel": f"pybullet-envs-gymnasium {importlib.metadata.version('pybullet-envs-gymnasium')}"}
     from rl_core.data.gen.sac import SACConfig, train_sac_expert
 
     rec = train_sac_expert(env_id, sac_cfg or SACConfig(), seed, work / "sac", progress)
