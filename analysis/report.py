@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from analysis import metrics as mt
+from analysis import checks
 from analysis import sections as sec
+from analysis.context import Context, plotted_selectors
 from analysis.comparisons import comparisons_for, pair_curves, plug_and_play_partners, selector_label
 from analysis.load import RunData, load_run
 from analysis.render import Section, write_report
@@ -47,14 +49,14 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, compare
     pairs, skipped = pair_curves(ckpt, comps, horizon, strict=bool(compare) or horizon is not None, trials=run.trials)
     out = Path(out_dir) if out_dir else run.run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
-    palette = {selector_label(sel): f"C{i % 10}" for i, sel in enumerate(sec.plotted_selectors(pairs, ckpt))}
-    ctx = sec.Context(run, ckpt, pairs, out, palette, reps, seed, alpha, early_frac, scale, tuple(scale_notes))
-    ctx = dataclasses.replace(ctx, degenerate=sec.arm_reasons(ctx))  # flagged arms' statistics are refused
+    palette = {selector_label(sel): f"C{i % 10}" for i, sel in enumerate(plotted_selectors(pairs, ckpt))}
+    ctx = Context(run, ckpt, pairs, out, palette, reps, seed, alpha, early_frac, scale, tuple(scale_notes))
+    ctx = dataclasses.replace(ctx, degenerate=checks.arm_reasons(ctx))  # flagged arms' statistics are refused
     sections: list[Section] = [
-        sec.header(ctx), sec.run_status(ctx), sec.policy_checks(ctx),
+        sec.header(ctx), sec.run_status(ctx), checks.policy_checks(ctx),
         sec.comparisons_overview(ctx, len(comps), _source(run, compare), skipped),
         *sec.comparison_tables(ctx), *sec.variance(ctx), *sec.plug_and_play(ctx), sec.learning_curves(ctx),
-        sec.reference_lines(ctx),
+        checks.reference_lines(ctx),
         *sec.aggregates(ctx, *rngs), *sec.swg_scale(ctx), *sec.guidance_search(ctx), sec.definitions(ctx)]
     return write_report(sections, out, title=sections[0].title)
 
