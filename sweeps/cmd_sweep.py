@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -64,7 +63,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 0
     if args.resume and args.overrides:
         raise ConfigError("--set cannot change a sweep being resumed (its spec is read from RUN_DIR/spec.yaml)")
-    from sweeps.run import check_datasets, check_local_resources, read_run_dir, run_sweep
+    from sweeps.run import read_run_dir, run_sweep
 
     if args.resume:
         run_dir, resume = args.resume, True
@@ -77,9 +76,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if (run_dir / "spec.yaml").exists():
             raise ConfigError(f"{run_dir} already holds a sweep; continue it with `mdpt sweep --resume {run_dir}` "
                               "or choose another --out")
-        if args.address is None:  # a spec this machine can never run fails before any data is made
-            check_local_resources(spec)
-        check_datasets(spec, os.environ.get("MDPT_DATA"))  # before the run directory exists: a rerun starts afresh
+        # run_sweep checks the machine's resources, then makes and loads the datasets, before it writes the run
+        # directory: a spec this machine cannot run fails before any data is made, and a refused run starts afresh
         print(budget_summary(spec), flush=True)
     else:
         raise ConfigError("give a SPEC (file or packaged name) or --resume RUN_DIR")
