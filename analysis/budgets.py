@@ -7,8 +7,11 @@ opens a smoke run's report with `banner`. It lives in ``analysis`` because ``ana
 from ``sweeps`` (the dependency runs sweeps -> analysis) and both sides need it. Importing it loads no
 scipy (``mdpt --help`` stays fast); `summary` imports `analysis.stats` when called.
 
-- ``smoke``: minutes on a laptop; checks that the pipeline runs end to end. Its policies are not trained
+- ``smoke``: a few minutes; checks that the pipeline runs end to end. Its policies are not trained
   and its statistics are not evidence.
+- ``laptop``: about 15 minutes on a 2-core machine (only the quickstart has it; `mdpt quickstart` runs it by
+  default): one task, 2 seeds, a few thousand steps -- enough for the policies to learn (they hop), too few
+  seeds for a test (2 vs 2: smallest attainable p = 0.33): descriptive only.
 - ``cpu``: one task, enough steps (a few thousand) and seeds (>= 5) for the policies to learn on a 2-core
   machine in about 1 to 2 1/4 hours (each packaged spec's header estimates its own); descriptive statistics plus per-seed tests that can reach p < 0.05.
 - ``paper``: the papers' budgets (docs/protocol.md), sized for a GPU cluster.
@@ -16,8 +19,8 @@ scipy (``mdpt --help`` stays fast); `summary` imports `analysis.stats` when call
 
 from __future__ import annotations
 
-BUDGETS = ("smoke", "cpu", "paper")
-REQUIRED_BUDGETS = ("smoke", "paper")  # every spec has these; `cpu` is optional in a user's own spec
+BUDGETS = ("smoke", "laptop", "cpu", "paper")
+REQUIRED_BUDGETS = ("smoke", "paper")  # every spec has these; `laptop` and `cpu` are optional
 BUDGET_ALIASES = {"quick": "smoke"}  # deprecated names, still accepted (with a warning) for one release
 NOT_EVIDENCE = ("smoke",)  # budgets whose policies are not trained: their reports open with `banner`
 ALPHA = 0.05  # the significance level `summary` measures the per-seed test against
@@ -50,13 +53,15 @@ def summary(name: str, *, tasks: int, seeds: int, steps: int, eval_every: int, e
             f"{_n(episodes, 'episode')}")
     if name == "smoke":
         return f"budget smoke ({size}): checks the pipeline; policies are not trained; statistics are not evidence"
-    if name == "cpu":
+    if name in ("laptop", "cpu"):
         from analysis.stats import min_attainable_p, mwu_method  # scipy: only when a summary is asked for
 
         p = min_attainable_p(seeds, seeds, mwu_method(seeds, seeds, ties=False))
         can = (f"per-seed Mann-Whitney tests with smallest attainable p = {p:.2g} ({seeds} vs {seeds} seeds, "
                "two-sided)" + ("" if p < ALPHA else f", which cannot reach p < {ALPHA}: descriptive only"))
-        return f"budget cpu ({size}): sized for a 2-core machine; descriptive statistics + {can}"
+        what = ("about 15 minutes on a 2-core machine, policies that learn" if name == "laptop"
+                else "sized for a 2-core machine")
+        return f"budget {name} ({size}): {what}; descriptive statistics + {can}"
     if name == "paper":
         return f"budget paper ({size}): the papers' budgets (docs/protocol.md), sized for a GPU cluster"
     raise ValueError(f"unknown budget {name!r}; allowed: {list(BUDGETS)}")

@@ -47,7 +47,7 @@ def _with(path: str, value):
         ("budgets.cpu", {"steps": 800, "eval_every": 400, "episodes": 2, "pretrain_steps": 400,
                          "algo_config": {"dql": {"ema_warmup": "track"}}},
          ["`budgets.cpu.algo_config.dql`", "ema_warmup", "'copy'"]),
-        ("budgets.huge", {}, ["`budgets`", "'huge'", "['smoke', 'cpu', 'paper', 'quick']"]),
+        ("budgets.huge", {}, ["`budgets`", "'huge'", "['smoke', 'laptop', 'cpu', 'paper', 'quick']"]),
         ("train_guidance", ["joint", "frozn"], ["`train_guidance[1]`", "'frozn'", "'unfrozen'"]),
         ("tasks", ["hopper-meduim"], ["`tasks[0]`", "'hopper-meduim'", "'hopper-medium'"]),
         ("seeds", [0, 0], ["`seeds[1]`", "duplicate"]),
@@ -123,8 +123,9 @@ def test_scale_by_task_and_resolved_round_trip():
 def test_packaged_specs_validate_at_every_budget(name):
     assert name in packaged_specs()
     spec = load_spec(name)
-    assert tuple(spec["budgets"]) == BUDGETS == ("smoke", "cpu", "paper")
-    for scale in BUDGETS:
+    assert BUDGETS == ("smoke", "laptop", "cpu", "paper")
+    assert tuple(spec["budgets"]) == (BUDGETS if name == "quickstart" else ("smoke", "cpu", "paper"))
+    for scale in spec["budgets"]:
         stages = expand(resolve(spec, scale))
         assert [s.name for s in stages][-1] == "report"
     paper = spec["budgets"]["paper"]
@@ -195,8 +196,8 @@ def test_budget_names_aliases_and_errors():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the new names warn about nothing
         assert old == resolve(spec, "smoke") and old["scale"] == "smoke"
-    with pytest.raises(ConfigError, match=r"`--scale`: bad value 'huge'; allowed: \['smoke', 'cpu', 'paper', "
-                                          r"'quick \(deprecated: smoke\)'\]"):
+    with pytest.raises(ConfigError, match=r"`--scale`: bad value 'huge'; allowed: \['smoke', 'laptop', 'cpu', "
+                                          r"'paper', 'quick \(deprecated: smoke\)'\]"):
         resolve(spec, "huge")
     with pytest.raises(ConfigError, match=r"--scale cpu: spec 't' has no `budgets.cpu`; its budgets: \['smoke', "
                                           r"'paper'\]"):
@@ -219,9 +220,13 @@ def dump_spec_dict(spec: dict) -> dict:
 
 def test_budget_summary_says_what_each_budget_can_show():
     spec = load_spec("quickstart")
-    smoke, cpu, paper = (budget_summary(resolve(spec, b)) for b in BUDGETS)
+    smoke, laptop, cpu, paper = (budget_summary(resolve(spec, b)) for b in BUDGETS)
     assert smoke.startswith("budget smoke (1 task, 3 seeds, 1200 steps") and smoke.endswith(
         "checks the pipeline; policies are not trained; statistics are not evidence")
+    assert laptop.startswith("budget laptop (1 task, 2 seeds, 3200 steps, a checkpoint every 400 steps with 5 "
+                             "episodes): about 15 minutes on a 2-core machine, policies that learn")
+    assert laptop.endswith("smallest attainable p = 0.33 (2 vs 2 seeds, two-sided), which cannot reach p < 0.05: "
+                           "descriptive only")
     assert cpu.startswith("budget cpu (1 task, 5 seeds, 8000 steps, a checkpoint every 400 steps with 10 episodes)")
     assert "per-seed Mann-Whitney tests with smallest attainable p = 0.0079 (5 vs 5 seeds" in cpu
     assert "the papers' budgets" in paper and "100000 steps" in paper
@@ -234,6 +239,23 @@ def test_quickstart_is_dql_joint_vs_frozen_with_pretraining():
     stages = {s.name: s.items for s in expand(resolve(spec, "smoke"))}
     assert spec["tasks"] == ["hopper-medium"] and spec["seeds"] == [0, 1, 2]
     assert len(stages["pretrain"]) == 3 and len(stages["train"]) == 6
+
+
+def test_quickstart_laptop_budget_is_the_default_and_fits_two_cores_with_a_trained_actor():
+    from sweeps.cli import build_parser
+    from sweeps.run import check_local_resources
+
+    assert build_parser().parse_args(["quickstart"]).scale == "laptop"
+    spec = resolve(load_spec("quickstart"), "laptop")
+    assert (spec["tasks"], spec["seeds"], spec["train_guidance"]) == (["hopper-medium"], [0, 1], ["joint", "frozen"])
+    stages = {s.name: s.items for s in expand(spec)}
+    assert [p.identity.seed for p in stages["pretrain"]] == [0, 1] and len(stages["train"]) == 4
+    for t in stages["train"]:  # learning budget: past the ~2-3k steps DQL needs to hop; the EMA follows the online net
+        cfg = t.train.algo_config
+        assert t.train.steps >= 3200 and cfg["ema_warmup"] == "copy" and t.eval.episodes >= 5
+    check_local_resources(spec, cpus=2, gpus=0)
+    with pytest.raises(ConfigError, match=r"--scale laptop: spec 'gfdt' has no `budgets.laptop`"):
+        resolve(load_spec("gfdt"), "laptop")
 
 
 
