@@ -3,7 +3,9 @@
 A `Comparison` pairs a method selector with a baseline selector (selectors: `analysis.load`);
 comparisons come from ``--compare`` shorthands, the spec's ``report.comparisons`` or
 `default_comparisons`. `pair_curves` turns each comparison into one `Pair` per task that both
-arms ran: the arms' `analysis.metrics.Curves` truncated to their common step horizon.
+arms ran: the arms' `analysis.metrics.Curves` truncated to their common step horizon, on the checkpoints
+both have (`analysis.metrics.shared_steps`: a recombination evaluated every 1200 steps is compared with its
+baseline's checkpoints at those steps only).
 """
 
 from __future__ import annotations
@@ -180,7 +182,8 @@ class DroppedSeed:
 @dataclass(frozen=True)
 class Pair:
     """Both arms of one comparison on one task, on the diffusion seeds both have, truncated to their
-    common horizon. ``dropped``: the seeds only one arm has (left out of every statistic)."""
+    common horizon, on the checkpoints both have. ``dropped``: the seeds only one arm has (left out of every
+    statistic)."""
 
     comparison: Comparison
     task: str
@@ -235,9 +238,10 @@ def _pairs(ckpt: pa.Table, comp: Comparison, horizon: int | None, trials: pa.Tab
         common, dropped = pair_seeds(comp, task, m_task, b_task, trials)
         m = mt.curves_from_checkpoints(_with_seeds(m_task, common), f"{what} (method)")
         b = mt.curves_from_checkpoints(_with_seeds(b_task, common), f"{what} (baseline)")
+        last = (int(m.steps.max()), int(b.steps.max()))
         h = mt.common_horizon(m.steps, b.steps, horizon)
-        out.append(Pair(comp, task, mt.truncate(m, h), mt.truncate(b, h), h,
-                        (int(m.steps.max()), int(b.steps.max())), dropped))
+        m, b = mt.shared_steps(mt.truncate(m, h), mt.truncate(b, h))
+        out.append(Pair(comp, task, m, b, h, last, dropped))
     return out
 
 

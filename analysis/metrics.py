@@ -79,6 +79,23 @@ def truncate(c: Curves, horizon: int) -> Curves:
     return replace(c, steps=c.steps[keep], mean=c.mean[:, keep], var=c.var[:, keep], n=c.n[:, keep])
 
 
+def shared_steps(a: Curves, b: Curves) -> tuple[Curves, Curves]:
+    """``a`` and ``b`` restricted to the checkpoints both have (e.g. a recombination evaluated every 1200 steps
+    against its baseline's every-400 checkpoints): each statistic then compares the same checkpoints.
+    `HorizonMismatchError` when they share none."""
+    common = np.intersect1d(a.steps, b.steps)
+    if len(common) == 0:
+        raise HorizonMismatchError(
+            f"the arms share no checkpoint: method evaluated at steps {int(a.steps.min())}..{int(a.steps.max())}, "
+            f"baseline at {int(b.steps.min())}..{int(b.steps.max())}")
+
+    def keep(c: Curves) -> Curves:
+        k = np.isin(c.steps, common)
+        return c if k.all() else replace(c, steps=c.steps[k], mean=c.mean[:, k], var=c.var[:, k], n=c.n[:, k])
+
+    return keep(a), keep(b)
+
+
 def seed_mean(c: Curves) -> np.ndarray:
     """m̄_k: (num_checkpoints,) mean over runs of m_k (runs missing a step are skipped)."""
     return _nan_reduce(np.nanmean, c.mean)

@@ -200,11 +200,20 @@ def _pick(files: dict[int, Path], step: int, match: str) -> tuple[int, Path]:
     return k, files[k]
 
 
+def recombine_every(spec: dict) -> int:
+    """The recombination stage's checkpoint cadence: the budget's ``recombine_every`` (only the snapshots at its
+    multiples are recombined; the papers' double-guidance figures use every 1200 steps), else every checkpoint."""
+    b = spec["budget"]
+    return int(b.get("recombine_every") or b["eval_every"])
+
+
 def recombination_jobs(spec: dict, items: list[dict], run_dir: Path, printer: Printer) -> list[dict]:
-    """Eval jobs of the recombination stage: every snapshot of each diffusion run x its paired guidance."""
+    """Eval jobs of the recombination stage: every snapshot (at multiples of `recombine_every`) of each diffusion
+    run x its paired guidance."""
     trained = {(r["task"], r["algo"], r["train_guidance"], r["seed"]): r for r in _terminated(run_dir, "train")}
     artifacts = pretrained_artifacts(run_dir)
     seeds, jobs = spec["seeds"], []
+    every = recombine_every(spec)
     for item in items:
         d, g = item["diffusion"], item["guidance"]
         for i, seed in enumerate(seeds):
@@ -221,6 +230,8 @@ def recombination_jobs(spec: dict, items: list[dict], run_dir: Path, printer: Pr
                 continue
             ev = diff["spec"].eval
             for step, snap in sorted(snapshot_files(run_dir / "snapshots" / diff["trial_id"]).items()):
+                if step % every:
+                    continue
                 job = EvalJob(snapshot=str(snap), inference=dict(item["inference"]), episodes=ev.episodes,
                               eval_seed=eval_seed_for(seed, step), max_steps=ev.max_steps,
                               guidance=str(_pick(g_files, step, item["match"])[1]), guidance_format=fmt)

@@ -40,7 +40,8 @@ from rl_core.config import (ALGORITHMS, DEFAULT_GUIDANCE_KIND, GUIDANCE_KINDS, K
 from rl_core.errors import ConfigError
 from rl_core.modes import get_mode
 
-BUDGET_KEYS = ("steps", "eval_every", "episodes", "pretrain_steps", "batch_size", "pretrain_batch_size", "log_every")
+BUDGET_KEYS = ("steps", "eval_every", "episodes", "pretrain_steps", "batch_size", "pretrain_batch_size", "log_every",
+               "recombine_every")  # recombine_every: optional; the recombination stage's checkpoint cadence
 # top-level fields a budget may set for its runs (algo_config is merged per algorithm, the others replace)
 BUDGET_OVERLAY_KEYS = ("tasks", "seeds", "algorithms", "train_guidance", "algo_config", "resources")
 RECOMBINATION_KINDS = ("double_guidance", "cross_algorithm")
@@ -119,6 +120,11 @@ def _budget(d: Any, path: str) -> dict:
     }
     if out["steps"] % out["eval_every"]:
         raise _err(f"{path}.steps", out["steps"], f"a multiple of eval_every ({out['eval_every']})")
+    if "recombine_every" in d:  # recombine only the checkpoints at multiples of it (default: every checkpoint)
+        out["recombine_every"] = _int(d["recombine_every"], f"{path}.recombine_every", 1)
+        if out["recombine_every"] % out["eval_every"]:
+            raise _err(f"{path}.recombine_every", out["recombine_every"],
+                       f"a multiple of eval_every ({out['eval_every']})")
     if "tasks" in d:
         out["tasks"] = _list(d["tasks"], f"{path}.tasks", _task)
     if "seeds" in d:

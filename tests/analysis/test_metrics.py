@@ -86,3 +86,14 @@ def test_checkpoint_stats_and_curves_from_a_table():
                                               pa.array(["argmax"] * 3))])
     with pytest.raises(AnalysisError, match="several tasks or inference settings"):
         mt.curves_from_checkpoints(two)
+
+
+def test_shared_steps_compares_only_the_checkpoints_both_arms_have():
+    # a recombination evaluated every 1200 steps vs its baseline's every-400 checkpoints
+    base = curves([[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]], steps=[400, 800, 1200, 1600, 2000, 2400])
+    recomb = curves([[30.0, 60.0]], steps=[1200, 2400])
+    m, b = mt.shared_steps(recomb, base)
+    assert m is recomb and list(b.steps) == [1200, 2400] and b.mean.tolist() == [[3.0, 6.0]]
+    assert b.n.shape == b.var.shape == (1, 2)
+    with pytest.raises(HorizonMismatchError, match="share no checkpoint"):
+        mt.shared_steps(curves([[1.0]], steps=[400]), curves([[1.0]], steps=[800]))

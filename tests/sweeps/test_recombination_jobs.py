@@ -173,3 +173,22 @@ def test_failed_runs_are_skipped_on_both_sides_of_a_pairing(spec, tmp_path):
 def test_pick_step_matched_and_final(step, match, expected):
     files = {s: Path(f"step_{s:08d}.pt") for s in (600, 1000, 300)}
     assert _pick(files, step, match) == (expected, files[expected])
+
+
+def test_recombine_every_keeps_only_the_checkpoints_at_its_multiples(spec, tmp_path):
+    import copy
+
+    from rl_core.errors import ConfigError
+    from sweeps.spec import validate_spec
+
+    every = copy.deepcopy(spec)
+    every["budget"]["recombine_every"] = 800  # the cpu double-guidance budget's knob (there 1200 of 8000 steps)
+    stages = fake_run(tmp_path, every)
+    jobs = recombination_jobs(every, stages["recombine"], tmp_path, lambda s: None)
+    assert {j["labels"]["step"] for j in jobs} == {800} and len(jobs) == 7 * len(SEEDS)
+    raw = tiny_spec(steps=1200)
+    raw = {k: v for k, v in raw.items() if k not in ("scale", "budget")}
+    raw["budgets"]["smoke"]["recombine_every"] = 600
+    with pytest.raises(ConfigError, match=r"`budgets.smoke.recombine_every`: bad value 600; allowed: a multiple of "
+                                          r"eval_every \(400\)"):
+        validate_spec(raw)
