@@ -223,7 +223,7 @@ def test_budget_summary_says_what_each_budget_can_show():
     smoke, laptop, cpu, paper = (budget_summary(resolve(spec, b)) for b in BUDGETS)
     assert smoke.startswith("budget smoke (1 task, 3 seeds, 1200 steps") and smoke.endswith(
         "checks the pipeline; policies are not trained; statistics are not evidence")
-    assert laptop.startswith("budget laptop (1 task, 2 seeds, 3200 steps, a checkpoint every 400 steps with 5 "
+    assert laptop.startswith("budget laptop (1 task, 2 seeds, 3200 steps, a checkpoint every 800 steps with 5 "
                              "episodes): about 15 minutes on a 2-core machine, policies that learn")
     assert laptop.endswith("smallest attainable p = 0.33 (2 vs 2 seeds, two-sided), which cannot reach p < 0.05: "
                            "descriptive only")
