@@ -58,8 +58,8 @@ def reference_lines(ctx: Context) -> Section:
           "robot falls within ~20-40 steps, so its line is a floor, not a standing policy. no_progress = the most "
           "an episode can return without moving forward (the alive bonus at every step of the cap; computed, not "
           "measured; the alive bonus is +1 per step and every other reward term is a cost or the forward progress): "
-          "a score above it proves the policy moved forward; below it, the score alone cannot tell (on halfcheetah "
-          "and walker2d, whose electricity costs are large, medium policies that do move score below it)."
+          "a score above it proves the policy moved forward; below it, the score alone cannot tell (moving costs "
+          "electricity, a large term on halfcheetah and walker2d: medium policies that do move score below it)."
           + (" On mdpt's scale the random policy is the 0 of the scale by definition (its reference score comes from "
              "more episodes, so this line is near, not at, 0)." if ctx.scale.name == "mdpt" else "")
           + (f" No {ctx.scale.label} score for {', '.join(missing)}." if missing else ""))], files=(csv,))
