@@ -282,5 +282,6 @@ def test_reference_rows_round_trip_through_the_results_table(root, tmp_path):
     rows = {r["reference"]: r for r in read_table(short, "references").to_pylist()}
     npr = rows["no_progress"]
     assert (npr["return_mean"], npr["length_mean"], npr["max_episode_steps"]) == (50.0, 50.0, 50)
-    assert npr["normalized_score"] == pytest.approx(100 * (50 - ds.ref_min_score) / (ds.ref_max_score - ds.ref_min_score))
+    lo, hi = ds.ref_min_score, ds.ref_max_score
+    assert npr["normalized_score"] == pytest.approx(100 * (50 - lo) / (hi - lo))
     assert rows["stand_still"]["max_episode_steps"] == 50 and rows["stand_still"]["length_mean"] <= 50
