@@ -1,6 +1,6 @@
-"""The report's checks of the policies themselves: reference lines (random, stand-still, the dataset) on the
-report's scale, and degenerate-policy flags (`analysis.degenerate`) per arm and per comparison -- the flags
-whose arms' statistics `analysis.tables` refuses (`arm_reasons`)."""
+"""The report's checks of the policies themselves: reference lines (random, zero action, no forward progress, the
+dataset) on the report's scale, and degenerate-policy flags (`analysis.degenerate`) per arm and per comparison --
+the flags whose arms' statistics `analysis.tables` refuses (`arm_reasons`)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,12 @@ def reference_lines(ctx: Context) -> Section:
         p("Drawn on every learning curve. random = uniform random actions, stand_still = the zero action at every "
           f"step, each over a fixed seed's episodes capped at {', '.join(map(str, caps))} steps (the run's evaluation "
           "cap), measured once when the dataset was made (or at run start for datasets without them); dataset = the "
-          "behaviour data's own episodes."
+          "behaviour data's own episodes. The zero action does not stand still: on hopper, walker2d and ant the "
+          "robot falls within ~20-40 steps, so its line is a floor, not a standing policy. no_progress = the most "
+          "an episode can return without moving forward (the alive bonus at every step of the cap; computed, not "
+          "measured; the alive bonus is +1 per step and every other reward term is a cost or the forward progress): "
+          "a score above it proves the policy moved forward; below it, the score alone cannot tell (moving costs "
+          "electricity, a large term on halfcheetah and walker2d: medium policies that do move score below it)."
           + (" On mdpt's scale the random policy is the 0 of the scale by definition (its reference score comes from "
              "more episodes, so this line is near, not at, 0)." if ctx.scale.name == "mdpt" else "")
           + (f" No {ctx.scale.label} score for {', '.join(missing)}." if missing else ""))], files=(csv,))

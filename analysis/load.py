@@ -10,8 +10,9 @@ module does not import, so a report can be made from a copied run directory anyw
   ``DEFAULTED_EVAL_COLUMNS`` (``inference_precision``) with their value then (``"fp32"``).
 - ``RUN_DIR/results/trials/*.parquet``: one row per trial (``TRIAL_COLUMNS``).
 - ``RUN_DIR/results/references/<task>.parquet``: optional, the reference lines of each task (random,
-  stand-still and behaviour-data policies; ``REFERENCE_COLUMNS``); absent in runs made before mdpt wrote
-  them (the report then draws no reference lines and says so).
+  zero-action ``stand_still``, the computed no-forward-progress bound ``no_progress`` and behaviour-data
+  policies; ``REFERENCE_COLUMNS``); absent in runs made before mdpt wrote them (the report then draws no
+  reference lines and says so); runs made before ``no_progress`` existed have the other three.
 - ``RUN_DIR/results/guidance_search/<study>/trial_<n>.parquet`` (read recursively): optional, one
   row per finished Optuna trial of the guidance search (``GUIDANCE_SEARCH_COLUMNS``; the writer is
   trainables/results.py). Its trials' eval rows have ``infer_source = search:<study>[...]``
@@ -63,7 +64,7 @@ REFERENCE_COLUMNS = (
     "task", "env_id", "reference", "policy", "return_mean", "return_std", "normalized_score", "normalized_score_d4rl",
     "episodes", "length_mean", "max_episode_steps", "seed", "source",
 )
-REFERENCE_KINDS = ("random", "stand_still", "dataset")  # the values of the ``reference`` column
+REFERENCE_KINDS = ("random", "stand_still", "no_progress", "dataset")  # the values of the ``reference`` column
 SEARCH_SOURCE_PREFIX = "search:"  # infer_source of the guidance search's eval rows
 EPISODE_KEY = ("trial_id", "step", "episode", "infer_source", "infer_method", "infer_scale", "inference_precision")
 

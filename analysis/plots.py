@@ -57,8 +57,8 @@ def _save(fig: Figure, path: Path) -> Path:
 
 @dataclass(frozen=True)
 class ReferenceLine:
-    """A horizontal reference line on a task's score axis: ``kind`` (random | stand_still | dataset) and its
-    score on the plot's scale."""
+    """A horizontal reference line on a task's score axis: ``kind`` (random | stand_still | no_progress |
+    dataset) and its score on the plot's scale."""
 
     kind: str
     score: float
@@ -66,14 +66,17 @@ class ReferenceLine:
 
 # kind -> (legend text, color, line style); drawn behind the curves
 REFERENCE_STYLES = {"dataset": ("dataset (behaviour data)", "0.35", "-."),
-                    "stand_still": ("stand-still (zero action)", "0.2", "--"),
+                    "no_progress": ("no forward progress (upper bound)", "0.1", "-"),
+                    "stand_still": ("zero action (stand-still attempt)", "0.2", "--"),
                     "random": ("random (uniform actions)", "0.55", ":")}
+REFERENCE_WIDTHS = {"no_progress": 0.8}  # thin solid: unlike the curves (thicker, coloured); others 1.2
 
 
 def _reference_lines(ax, refs: list[ReferenceLine]) -> None:
     for r in refs:
         text, color, style = REFERENCE_STYLES[r.kind]
-        ax.axhline(r.score, color=color, ls=style, lw=1.2, zorder=0.5, label=f"{text}: {r.score:.1f}")
+        ax.axhline(r.score, color=color, ls=style, lw=REFERENCE_WIDTHS.get(r.kind, 1.2), zorder=0.5,
+                   label=f"{text}: {r.score:.1f}")
 
 
 def learning_curves_figure(by_task: dict[str, list[Curve]], band: str, *, score: str,
@@ -93,7 +96,8 @@ def learning_curves_figure(by_task: dict[str, list[Curve]], band: str, *, score:
 def learning_curves(by_task: dict[str, list[Curve]], path: Path, band: str, *, score: str,
                     references: dict[str, list[ReferenceLine]] | None = None) -> Path:
     """One panel per task: seed-mean score per checkpoint with a band (described by ``band``), and the task's
-    ``references`` as horizontal lines (dashed: stand-still, dotted: random, dash-dot: dataset)."""
+    ``references`` as horizontal lines (dashed: zero action, dotted: random, thin solid: no forward progress,
+    dash-dot: dataset)."""
     return _save(learning_curves_figure(by_task, band, score=score, references=references), path)
 
 

@@ -270,8 +270,9 @@ def learning_curves(ctx: Context) -> Section:
         img(plots.learning_curves(lc, ctx.out / "learning_curves.png", "± 1 std across seeds", score=ctx.scale.axis,
                                   references=refs),
             f"Seed-mean {ctx.scale.heading} per checkpoint; band = ± 1 std across seeds"
-            + ("; horizontal lines = the task's reference policies (dashed: stand-still, dotted: random, dash-dot: "
-               "the behaviour data; see Reference lines)." if refs else "; this run has no reference lines.")),
+            + ("; horizontal lines = the task's reference policies (dashed: zero action, dotted: random, thin "
+               "solid: no forward progress (upper bound), dash-dot: the behaviour data; see Reference lines)."
+               if refs else "; this run has no reference lines.")),
         img(plots.variance_curves(var, ctx.out / "variance.png", ylabel=ctx.scale.variance_axis),
             "Per-checkpoint variance within runs (across evaluation episodes, mean over seeds) and across seeds.")])
 

@@ -136,6 +136,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     import warnings
 
+    from rl_core.data.envs import ALIVE_BONUS
+    from rl_core.data.gen.collect import ENV_STEP_LIMIT
+    from rl_core.data.gen.make import no_progress_line
     from rl_core.data.io import ReferenceScoreWarning, load_dataset, missing_env_message, sidecar_path
 
     with warnings.catch_warnings():
@@ -165,11 +168,18 @@ def cmd_info(args: argparse.Namespace) -> int:
     lines = m.get("reference_lines")
     if lines:
         print("lines:        " + ", ".join(
-            f"{k.replace('_', '-')} {lines[k]['return_mean']:.1f} ({float(ds.normalized_score(lines[k]['return_mean'])):.1f}"
-            f" x100, mean length {lines[k]['length_mean']:.0f})" for k in ("random", "stand_still"))
+            f"{name} {lines[k]['return_mean']:.1f} ({float(ds.normalized_score(lines[k]['return_mean'])):.1f}"
+            f" x100, mean length {lines[k]['length_mean']:.0f})"
+            for k, name in (("random", "random"), ("stand_still", "zero-action (stand-still)")))
             + f"; seed {lines['seed']}, {lines['episodes']} episodes each")
     else:
-        print("lines:        no stored random / stand-still reference lines (a sweep measures them when it starts)")
+        print("lines:        no stored random / zero-action reference lines (a sweep measures them when it starts)")
+    if ds.env_id in ALIVE_BONUS:
+        cap = int((lines or {}).get("max_episode_steps") or ENV_STEP_LIMIT)
+        npl = no_progress_line(ds.env_id, cap)
+        print(f"              no forward progress (upper bound) {npl['return_mean']:.1f} "
+              f"({float(ds.normalized_score(npl['return_mean'])):.1f} x100): {npl['source']}; a score above it "
+              f"proves forward motion")
     b = m.get("behaviour")
     if b:
         print(f"behaviour:    policies {b.get('policies')} ({b.get('policies_fingerprint')}); {b.get('policy')}")

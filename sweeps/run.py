@@ -313,8 +313,8 @@ def check_datasets(spec: dict, data_root: str | None) -> None:
 
 def write_references(spec: dict, run_dir: Path, data_root: str | None, printer: Printer = print) -> int:
     """RUN_DIR/results/references/<task>.parquet for every task of the spec that lacks it: the random,
-    stand-still and behaviour-data reference lines (``trainables.results.record_references``), with episodes
-    capped at the spec's ``eval.max_episode_steps``. Returns how many tasks were written."""
+    zero-action, no-forward-progress and behaviour-data reference lines (``trainables.results.record_references``),
+    with episodes capped at the spec's ``eval.max_episode_steps``. Returns how many tasks were written."""
     from rl_core.data.io import load_dataset
     from trainables.results import read_table, record_references
 
@@ -325,7 +325,7 @@ def write_references(spec: dict, run_dir: Path, data_root: str | None, printer: 
     for task in todo:
         t0 = time.perf_counter()
         record_references(run_dir, task, load_dataset(task, root=Path(data_root) if data_root else None), cap)
-        printer(f"[references] {task}: random, stand-still and dataset reference lines "
+        printer(f"[references] {task}: random, zero-action, no-progress and dataset reference lines "
                 f"({time.perf_counter() - t0:.0f} s)")
     return len(todo)
 

@@ -369,19 +369,23 @@ def write_search_row(run_dir: str | os.PathLike[str], row: dict[str, Any]) -> Pa
 # ----- references: the reference lines of each task of a run -------------------------------------
 # Written by the sweep driver (sweeps/run.py, before training) and by `mdpt train`; read by analysis (its
 # REFERENCE_COLUMNS), which draws them on every learning curve and lists them in the report. Layout:
-#     RUN_DIR/results/references/<task>.parquet   three rows per task (a rewrite replaces them)
+#     RUN_DIR/results/references/<task>.parquet   up to four rows per task (a rewrite replaces them; runs made
+#                                                 before no_progress existed have three)
 # Columns:
 #     task, env_id        the task as the evals rows name it, and its env
-#     reference           random | stand_still | dataset (``REFERENCE_KINDS``)
-#     policy              what acted: uniform random actions, the zero action, the behaviour data
+#     reference           random | stand_still | no_progress | dataset (``REFERENCE_KINDS``); stand_still is the
+#                         zero action (which falls within ~20-40 steps on hopper, walker2d and ant); no_progress
+#                         is computed, the alive bonus x the cap (absent for an env without a known alive bonus)
+#     policy              what acted: uniform random actions, the zero action, none (computed), the behaviour data
 #     return_mean, return_std   over the reference's episodes (undiscounted return)
 #     normalized_score    100 (R - ref_min)/(ref_max - ref_min) with the dataset's references (mdpt scale)
 #     normalized_score_d4rl     the same on D4RL's bullet references; NaN for other envs
-#     episodes, length_mean     episodes measured and their mean length (steps)
+#     episodes, length_mean     episodes measured and their mean length (steps); no_progress: 0 and the cap
 #     max_episode_steps   the step cap the random / stand-still episodes ran under (the run's eval cap)
-#     seed                the fixed seed of the random / stand-still episodes (-1 for dataset)
-#     source              stored with the dataset | measured from the env at run start | the dataset's own episodes
-REFERENCE_KINDS = ("random", "stand_still", "dataset")
+#     seed                the fixed seed of the random / stand-still episodes (-1 for no_progress and dataset)
+#     source              stored with the dataset | measured from the env at run start | computed: ... |
+#                         the dataset's own episodes
+REFERENCE_KINDS = ("random", "stand_still", "no_progress", "dataset")
 REFERENCES_SCHEMA = pa.schema([
     ("task", pa.string()), ("env_id", pa.string()), ("reference", pa.string()), ("policy", pa.string()),
     ("return_mean", pa.float64()), ("return_std", pa.float64()), ("normalized_score", pa.float64()),
@@ -393,10 +397,14 @@ TABLES["references"] = REFERENCES_SCHEMA
 
 def reference_rows(task: str, env_id: str, lines: dict, ref_min: float, ref_max: float) -> list[dict[str, Any]]:
     """The ``references`` rows of one task: ``lines`` from ``rl_core.data.gen.make.dataset_reference_lines``,
-    scored with the dataset's reference scores ``ref_min``/``ref_max`` and D4RL's bullet ones."""
+    scored with the dataset's reference scores ``ref_min``/``ref_max`` and D4RL's bullet ones. A line may carry
+    its own ``seed`` and ``source`` (no_progress does); no_progress absent from ``lines`` (an env without a known
+    alive bonus) has no row."""
     d4rl = D4RL_BULLET_REF_SCORES.get(env_id)
     rows = []
     for kind in REFERENCE_KINDS:
+        if kind == "no_progress" and kind not in lines:
+            continue
         line = lines[kind]
         ret = float(line["return_mean"])
         rows.append({"task": task, "env_id": env_id, "reference": kind, "policy": line["policy"],
@@ -405,8 +413,9 @@ def reference_rows(task: str, env_id: str, lines: dict, ref_min: float, ref_max:
                      "normalized_score_d4rl": float(normalized_score(ret, *d4rl)) if d4rl else math.nan,
                      "episodes": int(line["episodes"]), "length_mean": float(line["length_mean"]),
                      "max_episode_steps": int(lines["max_episode_steps"]),
-                     "seed": -1 if kind == "dataset" else int(lines["seed"]),
-                     "source": "the dataset's own episodes" if kind == "dataset" else lines["source"]})
+                     "seed": int(line.get("seed", -1 if kind == "dataset" else lines["seed"])),
+                     "source": line.get("source", "the dataset's own episodes" if kind == "dataset"
+                                        else lines["source"])})
     return rows
 
 

@@ -35,6 +35,21 @@ ENV_DIMS: dict[str, tuple[int, int]] = {
     "AntBulletEnv-v0": (28, 8),
 }
 
+# The reward's per-step alive bonus while the robot is alive (pybullet_envs_gymnasium 0.6.0: robot_locomotors.py,
+# ``alive_bonus`` of Hopper, Walker2D, HalfCheetah and Ant: +1 alive, -1 otherwise). With
+# gym_locomotion_envs.py ``WalkerBaseBulletEnv.step``: reward = alive + progress + electricity_cost +
+# joints_at_limit_cost + feet_collision_cost, progress = potential - potential_old, potential =
+# -distance_to_target / dt (``WalkerBase.calc_potential``; the target is 1 km ahead on x, the potential is set at
+# reset in env_bases.py) and every cost term <= 0. Summed over an episode, progress telescopes to the net distance
+# moved towards the target / dt, so an episode that ends no closer to it returns at most ALIVE_BONUS x steps: the
+# ``no_progress`` reference line (``rl_core.data.gen.make.dataset_reference_lines``).
+ALIVE_BONUS: dict[str, float] = {
+    "HopperBulletEnv-v0": 1.0,
+    "HalfCheetahBulletEnv-v0": 1.0,
+    "Walker2DBulletEnv-v0": 1.0,
+    "AntBulletEnv-v0": 1.0,
+}
+
 _libc = ctypes.CDLL(None)
 
 

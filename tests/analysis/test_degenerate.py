@@ -63,7 +63,7 @@ def test_scores_within_noise_of_a_reference_line():
     scores = 1.0 + 0.5 * rng.standard_normal(30)
     lengths = rng.integers(30, 80, 30)
     flag = degenerate_flag(arm(lengths, 40 + scores, scores), refs(stand_still=1.2, random=-20.0))
-    assert flag.kind == "near_stand_still" and "stand-still reference 1.2" in flag.evidence
+    assert flag.kind == "near_stand_still" and "zero-action reference 1.2" in flag.evidence
     flag = degenerate_flag(arm(lengths, 40 + scores, scores), {"random": 0.5})  # a plain mapping works too
     assert flag.kind == "near_random"
     far = scores + 6.0

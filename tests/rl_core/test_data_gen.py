@@ -222,10 +222,34 @@ def test_reference_lines_stored_with_the_dataset_and_measured_alike_when_missing
     short = dataset_reference_lines(load_dataset("hopper-medium", root=root), max_episode_steps=20)
     assert short["source"].startswith("measured") and short["max_episode_steps"] == 20
     assert short["stand_still"]["length_mean"] <= 20
+    # no_progress: computed from the cap (alive bonus 1 per step), never stored with the dataset
+    assert "no_progress" not in stored
+    assert lines["no_progress"]["return_mean"] == measured["no_progress"]["return_mean"] == 1000.0
+    assert (short["no_progress"]["return_mean"], short["no_progress"]["length_mean"]) == (20.0, 20.0)
+    assert short["no_progress"]["return_std"] == 0.0 and short["no_progress"]["episodes"] == 0
+    # the zero action falls long before the cap: its return is far below the no-forward-progress bound
+    assert lines["stand_still"]["return_mean"] < 0.2 * lines["no_progress"]["return_mean"]
+
+
+def test_no_progress_line_only_for_envs_with_a_known_alive_bonus(root):
+    """The no_progress line needs the env's alive bonus: a dataset (stored lines) of another env has none, and
+    one without stored lines fails with one line naming the env."""
+    from rl_core.data.envs import ALIVE_BONUS, ENV_DIMS
+    from rl_core.data.gen.make import dataset_reference_lines
+
+    assert set(ALIVE_BONUS) == set(ENV_DIMS) and set(ALIVE_BONUS.values()) == {1.0}
+    ds = load_dataset("hopper-medium", root=root)
+    ds.metadata["env_id"] = "SwimmerBulletEnv-v0"
+    lines = dataset_reference_lines(ds)
+    assert "no_progress" not in lines and {"random", "stand_still", "dataset"} <= set(lines)
+    del ds.metadata["reference_lines"]
+    with pytest.raises(DatasetError, match="env_id 'SwimmerBulletEnv-v0' is not an env mdpt runs"):
+        dataset_reference_lines(ds)
 
 
 def test_reference_rows_round_trip_through_the_results_table(root, tmp_path):
-    """record_references writes three rows per task that read back with their normalized scores."""
+    """record_references writes four rows per task that read back with their normalized scores; the no_progress
+    row is the alive bonus x the cap (computed: 0 episodes, seed -1, std 0)."""
     import pyarrow.parquet as pq
 
     from rl_core.config import D4RL_BULLET_REF_SCORES
@@ -235,7 +259,7 @@ def test_reference_rows_round_trip_through_the_results_table(root, tmp_path):
     path = record_references(tmp_path, "hopper-medium", ds, 1000)
     assert pq.read_schema(path).names == REFERENCES_SCHEMA.names
     rows = {r["reference"]: r for r in read_table(tmp_path, "references").to_pylist()}
-    assert set(rows) == {"random", "stand_still", "dataset"}
+    assert set(rows) == {"random", "stand_still", "no_progress", "dataset"}
     lines = ds.metadata["reference_lines"]
     for kind in ("random", "stand_still"):
         r = rows[kind]
@@ -248,3 +272,16 @@ def test_reference_rows_round_trip_through_the_results_table(root, tmp_path):
         assert r["normalized_score_d4rl"] == pytest.approx(100 * (r["return_mean"] - d4rl[0]) / (d4rl[1] - d4rl[0]))
     assert rows["dataset"]["return_mean"] == pytest.approx(ds.metadata["return_mean"])
     assert rows["random"]["normalized_score"] == pytest.approx(0.0, abs=5.0)  # the random policy is mdpt's 0
+    npr = rows["no_progress"]
+    assert (npr["return_mean"], npr["return_std"], npr["length_mean"], npr["episodes"], npr["seed"]) == \
+        (1000.0, 0.0, 1000.0, 0, -1)
+    assert npr["source"].startswith("computed") and npr["max_episode_steps"] == 1000
+    # a short cap: return = the cap, scored with the dataset's ref_min / ref_max
+    short = tmp_path / "short"
+    record_references(short, "hopper-medium", ds, 50)
+    rows = {r["reference"]: r for r in read_table(short, "references").to_pylist()}
+    npr = rows["no_progress"]
+    assert (npr["return_mean"], npr["length_mean"], npr["max_episode_steps"]) == (50.0, 50.0, 50)
+    lo, hi = ds.ref_min_score, ds.ref_max_score
+    assert npr["normalized_score"] == pytest.approx(100 * (50 - lo) / (hi - lo))
+    assert rows["stand_still"]["max_episode_steps"] == 50 and rows["stand_still"]["length_mean"] <= 50

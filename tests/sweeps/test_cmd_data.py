@@ -36,7 +36,9 @@ def test_make_list_info(data):
     info = mdpt("info", "hopper-medium", data=data)
     assert info.returncode == 0, info.stderr
     for text in ("HopperBulletEnv-v0", "transitions:", "normalized:", "reference:", "DAgger round", "budget tiny",
-                 "policies shipped", "lines:        random ", ", stand-still ", "seed 0, 10 episodes each"):
+                 "policies shipped", "lines:        random ", ", zero-action (stand-still) ",
+                 "seed 0, 10 episodes each",
+                 "no forward progress (upper bound) 1000.0 (", "alive bonus 1 x the 1000-step cap"):
         assert text in info.stdout
     by_path = mdpt("info", str(data / "hopper-medium"), data=data)
     assert by_path.returncode == 0 and by_path.stdout.splitlines()[2:] == info.stdout.splitlines()[2:]

@@ -64,7 +64,8 @@ def test_train_writes_eval_rows_at_every_eval_step_then_evaluate(data_dir, tmp_p
     assert trial["status"] == "TERMINATED" and json.loads(trial["config_json"])["train"]["steps"] == 8
     assert json.loads((out / "run.json").read_text())["sweep"] == "run"
     refs = {r["reference"]: r for r in store.read("references").to_pylist()}  # the task's reference lines
-    assert set(refs) == {"random", "stand_still", "dataset"} and {r["task"] for r in refs.values()} == {evals[0]["task"]}
+    assert set(refs) == {"random", "stand_still", "no_progress", "dataset"}
+    assert {r["task"] for r in refs.values()} == {evals[0]["task"]}
     assert refs["random"]["max_episode_steps"] == 50 and refs["random"]["source"].startswith("measured")
     evaluate_scores(out / "snapshots" / "dql-joint-s2" / "step_00000008.pt")
 

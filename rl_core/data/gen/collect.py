@@ -29,7 +29,9 @@ ENV_STEP_LIMIT = 1000  # the envs' TimeLimit (``envs.make_env``): an episode's s
 # Reference lines (``reference_lines``): fixed, so a dataset's lines are the same wherever it is made or measured
 REFERENCE_SEED = 0
 REFERENCE_EPISODES = 10
-REFERENCE_POLICIES = {"random": "uniform random actions in [-1, 1]", "stand_still": "the zero action at every step"}
+REFERENCE_POLICIES = {"random": "uniform random actions in [-1, 1]", "stand_still": "the zero action at every step",
+                      "no_progress": "none (computed): the alive bonus at every step of the cap, no forward progress "
+                                     "-- the most an episode can return without moving forward"}
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """``make_dataset`` / ``make_datasets`` / ``ensure_dataset``: tasks (env x level) rolled out from the env's
 policy set into ``<root>/<task>/``, saved atomically with provenance, budget, reference scores and
-reference lines; ``dataset_reference_lines``: a dataset's reference lines (stored, or measured now).
+reference lines; ``dataset_reference_lines``: a dataset's reference lines (stored, or measured now, plus the
+computed ``no_progress`` bound).
 
 Levels (the package docstring has the seeds): random = uniform actions; medium / expert = the policy
 set's medium / expert policy with its action noise; medium-replay = each learning-process snapshot in
@@ -23,9 +24,10 @@ import numpy as np
 
 import rl_core
 from rl_core.data.dataset import FIELDS, OfflineDataset, compute_fingerprint
-from rl_core.data.envs import TASK_ENVS
+from rl_core.data.envs import ALIVE_BONUS, ENV_DIMS, TASK_ENVS
 from rl_core.data.gen.budgets import Budget, get_budget
-from rl_core.data.gen.collect import ENV_STEP_LIMIT, N_ENVS, Progress, reference_lines, rollout
+from rl_core.data.gen.collect import (ENV_STEP_LIMIT, N_ENVS, REFERENCE_POLICIES, Progress, reference_lines,
+                                      rollout)
 from rl_core.data.gen.policyset import PolicySet, load_policy_set
 from rl_core.data.io import KNOWN_TASKS, META_FILE, data_root, load_dataset, save_dataset, split_task
 from rl_core.errors import DatasetError
@@ -149,7 +151,8 @@ def dataset_reference_lines(ds: OfflineDataset, max_episode_steps: int | None = 
     the random and stand-still policies (``collect.reference_lines``) as stored in its metadata when the dataset
     was made with that cap, else (datasets imported or made before mdpt stored them, or another cap) measured now
     in its env with the same fixed seed and episodes, so the numbers are the same; plus ``dataset``: the
-    behaviour data's own episodes (mean return, std and length). ``source`` says which. DatasetError when the
+    behaviour data's own episodes (mean return, std and length); and ``no_progress`` (``no_progress_line``,
+    computed, never stored) when the env's alive bonus is known. ``source`` says which. DatasetError when the
     dataset's env is unknown."""
     cap = int(max_episode_steps or ENV_STEP_LIMIT)
     if not ds.env_id:
@@ -157,6 +160,9 @@ def dataset_reference_lines(ds: OfflineDataset, max_episode_steps: int | None = 
     stored = ds.metadata.get("reference_lines")
     if stored and stored.get("max_episode_steps") == cap:
         lines = dict(stored, source="stored with the dataset (measured when it was made)")
+    elif ds.env_id not in ENV_DIMS:
+        raise DatasetError(f"dataset '{ds.task}': env_id '{ds.env_id}' is not an env mdpt runs "
+                           f"({', '.join(ENV_DIMS)}), so its reference lines cannot be measured")
     else:
         lines = dict(reference_lines(ds.env_id, max_episode_steps=cap), source="measured from the env at run start")
     rets, ends = ds.episode_returns(), ds.episode_ends()
@@ -164,7 +170,20 @@ def dataset_reference_lines(ds: OfflineDataset, max_episode_steps: int | None = 
     lines["dataset"] = {"policy": "the behaviour data (the dataset's own episodes)",
                         "return_mean": float(rets.mean()), "return_std": float(rets.std()),
                         "length_mean": float(lengths.mean()), "episodes": int(len(rets))}
+    if ds.env_id in ALIVE_BONUS:  # an env without a known alive bonus has no such line
+        lines["no_progress"] = no_progress_line(ds.env_id, cap)
     return lines
+
+
+def no_progress_line(env_id: str, max_episode_steps: int) -> dict:
+    """The ``no_progress`` reference line of ``env_id``: the most an episode of ``max_episode_steps`` steps can
+    return without moving forward, ``ALIVE_BONUS[env_id]`` x the cap (``rl_core.data.envs.ALIVE_BONUS`` cites the
+    reward's source). Computed, not measured: std 0, length = the cap, 0 episodes, seed -1. A score above it
+    proves forward motion; below it the score alone cannot tell (movement costs electricity)."""
+    cap = int(max_episode_steps)
+    return {"policy": REFERENCE_POLICIES["no_progress"], "return_mean": float(ALIVE_BONUS[env_id] * cap),
+            "return_std": 0.0, "length_mean": float(cap), "episodes": 0, "seed": -1,
+            "source": f"computed: alive bonus {ALIVE_BONUS[env_id]:g} x the {cap}-step cap (no episodes)"}
 
 
 def _worker(task: str, budget: str, seed: int, root: str, policies: str | None, n_envs: int) -> tuple[str, float]:
