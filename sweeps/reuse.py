@@ -104,7 +104,8 @@ def _source_trials(source: Path) -> list[tuple[dict, TrialSpec]]:
 
 
 def _no_artifact(spec: TrialSpec) -> str:
-    return _canon(dataclasses.replace(spec.train, guidance_artifact=None))
+    """The training config's canonical JSON without ``guidance_artifact`` (a path of the run it lives in)."""
+    return json.dumps(dict(spec.train.to_dict(), guidance_artifact=None), sort_keys=True)
 
 
 def plan(spec: dict, source: Path) -> dict[str, list[Match]]:

@@ -1,6 +1,6 @@
 """`mdpt sweep --reuse RUN_DIR` (sweeps/reuse.py) on the session's Ray: a tiny sweep A (a TD critic
-pretrained, DQL joint + frozen, seed 0, two snapshots each) is run once; sweeps B take its finished trials
-instead of training them. Checks which trials are taken (same identity and training config; frozen only with
+pretrained, DQL joint + frozen, seed 0, snapshots at steps 200 and 400) is run once; sweeps B take its
+finished trials instead of training them. Checks which trials are taken (same identity and training config; frozen only with
 its pretraining trial), that a stage whose trials are all taken starts no Tune experiment, that the taken
 files are A's (same inode), what the imported rows say, that own evaluations are copied when B evaluates as A
 did and re-evaluated when it does not, and that recombination runs on the taken snapshots."""
@@ -30,8 +30,8 @@ RECOMBINE = [{"name": "plus1", "kind": "double_guidance", "diffusion": {"algo": 
 
 def _spec(name: str, seeds=(0,), budget=None, **over) -> dict:
     b = dict(BUDGET, **(budget or {}))
-    return tiny_spec(seeds=seeds, name=name, train_guidance=["joint", "frozen"], pretraining=PRETRAINING,
-                     budgets={"smoke": b, "paper": b}, **over)
+    over = {"train_guidance": ["joint", "frozen"], **over}
+    return tiny_spec(seeds=seeds, name=name, pretraining=PRETRAINING, budgets={"smoke": b, "paper": b}, **over)
 
 
 @pytest.fixture(scope="module")
@@ -49,57 +49,59 @@ def _self_rows(run_dir: Path) -> list[dict]:
     return [r for r in read_table(run_dir, "evals").to_pylist() if r["infer_source"] == "self"]
 
 
-def test_reused_trials_are_not_retrained_and_recombination_uses_them(run_a, tiny_data_root, tmp_path, monkeypatch):
-    """B = A's trials + seed 1 + a double-guidance recombination: seed 0 is taken from A (Tune trains seed 1
-    only), seed 1's frozen trial uses B's own pretraining, and every snapshot gets its rows."""
-    monkeypatch.setenv("MDPT_DATA", str(tiny_data_root))
-    run_b, printed = tmp_path / "b", []
-    summary = run_sweep(_spec("tiny_b", seeds=(0, 1), recombination=RECOMBINE), run_b, printer=printed.append,
-                        report=False, reuse=run_a)
-    a_rows, b_rows = trials(run_a), trials(run_b)
-    reused = set(a_rows)
-    assert reused <= set(b_rows) and len(b_rows) == 6
-    assert summary["stages"]["pretrain"] == dict(summary["stages"]["pretrain"], trials=1, reused=1, errors=0)
-    assert summary["stages"]["train"] == dict(summary["stages"]["train"], trials=2, reused=2, errors=0)
-    ran = set(tune_results(run_b, "train")) | set(tune_results(run_b, "pretrain"))
-    assert len(ran) == 3 and not ran & reused  # Tune ran the seed-1 trials, none of A's
-    assert {b_rows[t]["seed"] for t in ran} == {1}
-    assert f"[reuse] train: 2 of 4 trial(s) taken from {run_a} (snapshots, logs, 4 own evaluations); 2 retrained" \
-        in printed
-    assert f"[reuse] pretrain: 1 of 2 trial(s) taken from {run_a} (artifacts, logs); 1 retrained" in printed
-    record = json.loads((run_b / "run.json").read_text())["reused"]
-    assert record["from"] == str(run_a) and sorted(record["trials"]) == sorted(reused)
+def _same_files(run_a: Path, run_b: Path, tid: str, folder: str) -> None:
+    """B holds A's files of trial ``tid`` (hard links: same inode, same bytes) and its training logs."""
+    files = sorted(p.relative_to(run_a / folder / tid) for p in (run_a / folder / tid).glob("step_*.pt"))
+    assert files and files == sorted(p.relative_to(run_b / folder / tid) for p in (run_b / folder / tid).glob("step_*.pt"))
+    for f in files:
+        a, b = run_a / folder / tid / f, run_b / folder / tid / f
+        assert os.stat(a).st_ino == os.stat(b).st_ino and a.read_bytes() == b.read_bytes()
+    a_train = {(r["step"], r["metric"]): r["value"] for r in read_table(run_a, "train").to_pylist() if r["trial_id"] == tid}
+    b_train = [r for r in read_table(run_b, "train").to_pylist() if r["trial_id"] == tid]
+    assert a_train and a_train == {(r["step"], r["metric"]): r["value"] for r in b_train}
+    assert {r["sweep"] for r in b_train} == {"tiny_b"}
 
-    for tid, row in b_rows.items():
+
+def _imported_rows(run_b: Path, sweep: str = "tiny_b") -> dict[str, dict]:
+    """B's trials rows, checked: TERMINATED, B's sweep and runtime, frozen trials on B's copy of the artifact."""
+    rows = trials(run_b)
+    for row in rows.values():
         cfg = json.loads(row["config_json"])
-        assert row["status"] == "TERMINATED" and row["sweep"] == "tiny_b"
-        assert cfg["runtime"]["run_dir"] == str(run_b.resolve()) and cfg["runtime"]["sweep"] == "tiny_b"
-        if row["train_guidance"] == "frozen":  # this run's copy of its seed's artifact
-            pre = next(t for t, r in b_rows.items() if r["stage"] == "pretrain" and r["seed"] == row["seed"])
+        assert row["status"] == "TERMINATED" and row["sweep"] == sweep
+        assert cfg["runtime"]["run_dir"] == str(run_b.resolve()) and cfg["runtime"]["sweep"] == sweep
+        if row["train_guidance"] == "frozen":
+            pre = next(t for t, r in rows.items() if r["stage"] == "pretrain" and r["seed"] == row["seed"])
             assert cfg["train"]["guidance_artifact"] == str(run_b.resolve() / "guidance" / pre / "final.pt")
             assert Path(cfg["train"]["guidance_artifact"]).is_file()
-            assert (tid in reused) == (pre in reused)
-    for tid in reused:
-        folder = "guidance" if a_rows[tid]["stage"] == "pretrain" else "snapshots"
-        files = sorted(p.relative_to(run_a / folder / tid) for p in (run_a / folder / tid).glob("step_*.pt"))
-        assert files and files == sorted(p.relative_to(run_b / folder / tid)
-                                         for p in (run_b / folder / tid).glob("step_*.pt"))
-        for f in files:
-            a, b = run_a / folder / tid / f, run_b / folder / tid / f
-            assert os.stat(a).st_ino == os.stat(b).st_ino and a.read_bytes() == b.read_bytes()
-        a_train = {(r["step"], r["metric"]): r["value"] for r in read_table(run_a, "train").to_pylist()
-                   if r["trial_id"] == tid}
-        b_train = [r for r in read_table(run_b, "train").to_pylist() if r["trial_id"] == tid]
-        assert a_train and a_train == {(r["step"], r["metric"]): r["value"] for r in b_train}
-        assert {r["sweep"] for r in b_train} == {"tiny_b"}
+    return rows
 
-    # own evaluations: A's rows copied for the taken snapshots (same returns), B's own for the trained ones
-    def episodes(rows, ids):
-        return {(r["trial_id"], r["step"], r["episode"]): r["return"] for r in rows if r["trial_id"] in ids}
-    assert episodes(_self_rows(run_b), reused) == episodes(_self_rows(run_a), reused) != {}
+
+def test_reused_trials_are_not_retrained_and_recombination_uses_them(run_a, tiny_data_root, tmp_path, monkeypatch):
+    """B = A's joint arm + seed 1 + a double-guidance recombination: joint seed 0 is taken from A (Tune trains
+    seed 1 only, with no pretraining stage), A's own evaluations are copied, and the recombination pairs the
+    taken snapshots with the trained ones."""
+    monkeypatch.setenv("MDPT_DATA", str(tiny_data_root))
+    run_b, printed = tmp_path / "b", []
+    summary = run_sweep(_spec("tiny_b", seeds=(0, 1), train_guidance=["joint"], recombination=RECOMBINE), run_b,
+                        printer=printed.append, report=False, reuse=run_a)
+    a_rows, b_rows = trials(run_a), _imported_rows(run_b)
+    reused = {t for t, r in a_rows.items() if r["train_guidance"] == "joint"}
+    assert len(reused) == 1 and reused < set(b_rows) and len(b_rows) == 2 and "pretrain" not in summary["stages"]
+    assert summary["stages"]["train"] == dict(summary["stages"]["train"], trials=1, reused=1, errors=0)
+    ran = set(tune_results(run_b, "train"))
+    assert len(ran) == 1 and not ran & reused and b_rows[ran.pop()]["seed"] == 1  # Tune trained seed 1 only
+    assert printed.count(f"[reuse] train: 1 of 2 trial(s) taken from {run_a} (snapshots, logs, 2 own evaluations); "
+                         "1 retrained") == 1
+    assert json.loads((run_b / "run.json").read_text())["reused"] == {"from": str(run_a), "trials": sorted(reused)}
+    (tid,) = reused
+    _same_files(run_a, run_b, tid, "snapshots")
+
+    def episodes(rows):  # A's rows copied for the taken snapshots: the same returns, B's sweep name
+        return {(r["step"], r["episode"]): r["return"] for r in rows if r["trial_id"] == tid}
+    assert episodes(_self_rows(run_b)) == episodes(_self_rows(run_a)) != {}
     assert {r["sweep"] for r in _self_rows(run_b)} == {"tiny_b"}
     ledger = self_eval_ledger(run_b)
-    assert len(ledger) == 8 and all(e.done for e in ledger) and summary["ledger"]["missing"] == []
+    assert len(ledger) == 4 and all(e.done for e in ledger) and summary["ledger"]["missing"] == []
     recombined = [r for r in read_table(run_b, "evals").to_pylist() if r["infer_source"] == "seed:+1"]
     assert sorted({(r["diffusion_seed"], r["guidance_seed"], r["step"]) for r in recombined}) == [
         (0, 1, 200), (0, 1, 400), (1, 0, 200), (1, 0, 400)]
@@ -108,8 +110,8 @@ def test_reused_trials_are_not_retrained_and_recombination_uses_them(run_a, tiny
 
 def test_a_sweep_taking_every_trial_starts_no_tune_and_re_evaluates_what_it_evaluates_otherwise(
         run_a, tiny_data_root, tmp_path, monkeypatch):
-    """B = A's trials evaluated with 3 episodes at scale 50 (A: 2 at 100): no Tune experiment, no row of A's
-    evaluation copied, every snapshot evaluated with B's inference."""
+    """B = A's trials (pretraining, joint, frozen) evaluated with 3 episodes at scale 50 (A: 2 at 100): no Tune
+    experiment, A's files linked, no row of A's evaluations copied, every snapshot evaluated with B's inference."""
     monkeypatch.setenv("MDPT_DATA", str(tiny_data_root))
     run_b, printed = tmp_path / "b", []
     summary = run_sweep(_spec("tiny_b", budget={"episodes": 3},
@@ -120,14 +122,16 @@ def test_a_sweep_taking_every_trial_starts_no_tune_and_re_evaluates_what_it_eval
     assert summary["stages"]["pretrain"] == dict(summary["stages"]["pretrain"], trials=0, reused=1, errors=0)
     assert f"[reuse] train: 2 of 2 trial(s) taken from {run_a} (snapshots, logs, 0 own evaluations); 0 retrained" \
         in printed
-    assert set(trials(run_b)) == set(trials(run_a))
-    for row in trials(run_b).values():
-        cfg = json.loads(row["config_json"])
+    assert f"[reuse] pretrain: 1 of 1 trial(s) taken from {run_a} (artifacts, logs); 0 retrained" in printed
+    b_rows = _imported_rows(run_b)
+    assert set(b_rows) == set(trials(run_a))
+    for tid, row in b_rows.items():
+        _same_files(run_a, run_b, tid, "guidance" if row["stage"] == "pretrain" else "snapshots")
         if row["stage"] == "train":
+            cfg = json.loads(row["config_json"])
             assert (cfg["eval"]["episodes"], cfg["eval"]["inference"]["scale"]) == (3, 50.0)
-    rows = _self_rows(run_b)
-    per_snapshot = {}
-    for r in rows:
+    per_snapshot: dict[tuple, list] = {}
+    for r in _self_rows(run_b):
         per_snapshot.setdefault((r["trial_id"], r["step"]), []).append(r)
     assert len(per_snapshot) == 4
     for group in per_snapshot.values():
