@@ -1,9 +1,9 @@
 """`mdpt sweep --reuse RUN_DIR` (sweeps/reuse.py) on the session's Ray: a tiny sweep A (a TD critic
 pretrained, DQL joint + frozen, seed 0, snapshots at steps 200 and 400) is run once; sweeps B take its
-finished trials instead of training them. Checks which trials are taken (same identity and training config; frozen only with
-its pretraining trial), that a stage whose trials are all taken starts no Tune experiment, that the taken
-files are A's (same inode), what the imported rows say, that own evaluations are copied when B evaluates as A
-did and re-evaluated when it does not, and that recombination runs on the taken snapshots."""
+finished trials instead of training them. Checks which trials are taken (same identity and training config;
+frozen only with its pretraining trial), that a stage whose trials are all taken starts no Tune experiment,
+that the taken files are A's (same inode), what the imported rows say, that own evaluations are copied when
+B evaluates as A did and re-evaluated when it does not, and that recombination runs on the taken snapshots."""
 
 from __future__ import annotations
 
@@ -51,12 +51,15 @@ def _self_rows(run_dir: Path) -> list[dict]:
 
 def _same_files(run_a: Path, run_b: Path, tid: str, folder: str) -> None:
     """B holds A's files of trial ``tid`` (hard links: same inode, same bytes) and its training logs."""
-    files = sorted(p.relative_to(run_a / folder / tid) for p in (run_a / folder / tid).glob("step_*.pt"))
-    assert files and files == sorted(p.relative_to(run_b / folder / tid) for p in (run_b / folder / tid).glob("step_*.pt"))
+    def names(run_dir: Path) -> list[str]:
+        return sorted(p.name for p in (run_dir / folder / tid).glob("step_*.pt"))
+    files = names(run_a)
+    assert files and files == names(run_b)
     for f in files:
         a, b = run_a / folder / tid / f, run_b / folder / tid / f
         assert os.stat(a).st_ino == os.stat(b).st_ino and a.read_bytes() == b.read_bytes()
-    a_train = {(r["step"], r["metric"]): r["value"] for r in read_table(run_a, "train").to_pylist() if r["trial_id"] == tid}
+    a_train = {(r["step"], r["metric"]): r["value"] for r in read_table(run_a, "train").to_pylist()
+               if r["trial_id"] == tid}
     b_train = [r for r in read_table(run_b, "train").to_pylist() if r["trial_id"] == tid]
     assert a_train and a_train == {(r["step"], r["metric"]): r["value"] for r in b_train}
     assert {r["sweep"] for r in b_train} == {"tiny_b"}
