@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None, help="run directory; default ./runs/<spec name>")
     p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                    help="continue an interrupted sweep in RUN_DIR (spec and scale are read from it)")
+    p.add_argument("--reuse", type=Path, default=None, metavar="RUN_DIR",
+                   help="take the finished trials of another sweep's RUN_DIR whose identity and training config "
+                        "match (snapshots, artifacts, logs, matching own evaluations) instead of training them")
     p.add_argument("--no-report", action="store_true", help="skip the report stage")
     p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", dest="overrides",
                    help="override a spec field (VALUE is YAML), validated like the file; repeatable, e.g. "
@@ -53,6 +56,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from sweeps.spec import budget_summary, load_spec, resolve
 
     t0 = time.perf_counter()
+    if args.resume and args.reuse:
+        raise ConfigError("--reuse cannot be combined with --resume (a resumed sweep keeps the trials it reused)")
     if args.dry_run:
         if not args.spec:
             raise ConfigError("--dry-run needs a SPEC (file or packaged name)")
@@ -60,6 +65,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if args.json:  # stdout stays one JSON object per line
             print(budget_summary(spec), file=sys.stderr, flush=True)
         print(dry_run_text(spec, as_json=args.json))
+        if args.reuse:
+            from sweeps.reuse import check_source, plan_text
+
+            source = check_source(args.reuse, args.out or Path("runs") / spec["name"])
+            print("\n".join(plan_text(spec, source)), file=sys.stderr if args.json else sys.stdout)
         return 0
     if args.resume and args.overrides:
         raise ConfigError("--set cannot change a sweep being resumed (its spec is read from RUN_DIR/spec.yaml)")
@@ -82,7 +92,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     else:
         raise ConfigError("give a SPEC (file or packaged name) or --resume RUN_DIR")
     return finish(run_sweep(spec, run_dir, address=args.address, resume=resume, report=not args.no_report,
-                            printer=lambda s: print(s, flush=True)), t0)
+                            printer=lambda s: print(s, flush=True), reuse=args.reuse), t0)
 
 
 def dry_run_text(spec: dict, as_json: bool = False) -> str:
@@ -125,7 +135,8 @@ def finish(summary: dict, t0: float | None) -> int:
     for name, s in summary["stages"].items():
         if "trials" in s:
             failed += s["errors"]
-            print(f"stage {name}: {s['trials']} trials, {s['errors']} failed, {s['wall_s']:.0f} s wall; "
+            print(f"stage {name}: {s['trials']} trials" + (f" (+ {s['reused']} reused)" if s.get("reused") else "")
+                  + f", {s['errors']} failed, {s['wall_s']:.0f} s wall; "
                   f"trials ran {s['trial_s']:.0f} s, of which {s['eval_wait_s']:.0f} s waiting on evaluations")
         elif "jobs" in s:
             print(f"stage {name}: {s['jobs']} evaluation jobs, {s['failed']} failed, {s['wall_s']:.0f} s wall")

@@ -16,6 +16,10 @@ dead driver's pool took with it); restored trials resubmit their own; (2) when t
 ends: every training trial's snapshots without rows, waited for; (3) in the recombination stage: only
 the jobs without rows are submitted. The summary's ``ledger`` entry counts the evaluations the run
 directory should hold and names each one still without rows and why (``ledger_summary``).
+
+With ``reuse`` (``mdpt sweep --reuse RUN_DIR``), the matching finished trials of another run are imported
+before the stages (``sweeps/reuse.py``) and the Tune stages run only the others (none: no experiment); the
+reconcile steps evaluate the imported snapshots that lack rows, and recombination uses them like its own.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from ray import tune
 from rl_core.errors import ConfigError
 from rl_core.evaluation import EvalJob, eval_seed_for
 from sweeps.expand import Stage, expand
+from sweeps.reuse import check_source, import_trials, reused_identities
 from sweeps.spec import dump_spec, infer_source, validate_spec
 from trainables.callbacks import TrialsTableCallback, live_tensorboard
 from trainables.evaluator import EvalClient, coordinator_name, eval_request, rows_path, start_pool
@@ -331,21 +336,30 @@ def write_references(spec: dict, run_dir: Path, data_root: str | None, printer: 
 
 
 def run_sweep(spec: dict, run_dir: Path, *, address: str | None = None, resume: bool = False,
-              printer: Printer = print, report: bool = True) -> dict[str, Any]:
-    """Run every stage of a resolved spec into ``run_dir``; returns a summary (paths, counts, timings)."""
+              printer: Printer = print, report: bool = True, reuse: Path | None = None) -> dict[str, Any]:
+    """Run every stage of a resolved spec into ``run_dir``; returns a summary (paths, counts, timings).
+    ``reuse``: another sweep's run directory whose matching finished trials are taken instead of trained
+    (``sweeps/reuse.py``; not with ``resume``: a resumed run keeps what it reused)."""
     run_dir = Path(run_dir).resolve()
+    if reuse is not None:
+        if resume:
+            raise ConfigError("--reuse cannot be combined with --resume (a resumed sweep keeps the trials it reused)")
+        reuse = check_source(reuse, run_dir)
     if address is None and not ray.is_initialized():
         check_local_resources(spec)
     data_root = os.environ.get("MDPT_DATA")
     check_datasets(spec, data_root)
     if not resume:
         write_run_dir(spec, run_dir)
+    reused = import_trials(spec, run_dir, reuse, data_root, printer) if reuse is not None else None
     write_references(spec, run_dir, data_root, printer)
     init_ray(address)
     ev = spec["resources"]["evaluators"]
     coord = start_pool(run_dir, ev["count"], ev["cpu"], ev["gpu"])
     client = EvalClient(coordinator_name(run_dir))
     summary: dict[str, Any] = {"run_dir": str(run_dir), "results": str(run_dir / "results"), "stages": {}}
+    if reused is not None:
+        summary["reused"] = reused
     try:
         # the ledger: finished trials' snapshots whose jobs a dead driver's pool took with it (no wait here;
         # restored trials resubmit their own, and the training stage's end waits for all)
@@ -369,13 +383,16 @@ def run_sweep(spec: dict, run_dir: Path, *, address: str | None = None, resume: 
 def _run_stage(stage: Stage, spec: dict, run_dir: Path, data_root: str | None, client: EvalClient,
                printer: Printer) -> dict:
     rt = runtime(spec, run_dir, data_root)
+    reused = reused_identities(run_dir, stage.name) if stage.name in ("pretrain", "train") else set()
     if stage.name == "pretrain":
-        trials = [t.replace(runtime=rt) for t in stage.items]
-        return _grid_summary(run_tune_stage("pretrain", pretrain_guidance, trials, spec, run_dir, printer))
+        trials = [t.replace(runtime=rt) for t in stage.items if t.identity not in reused]
+        return _tune_summary("pretrain", pretrain_guidance, trials, len(reused), spec, run_dir, printer)
     if stage.name == "train":
         artifacts = pretrained_artifacts(run_dir)
         trials = []
         for t in stage.items:
+            if t.identity in reused:
+                continue
             i = t.identity
             if i.pretrained is not None:
                 found = artifacts.get((i.task, i.pretrained, i.seed))
@@ -385,7 +402,7 @@ def _run_stage(stage: Stage, spec: dict, run_dir: Path, data_root: str | None, c
                     continue
                 t = t.replace(train=dataclasses.replace(t.train, guidance_artifact=str(found / "final.pt")))
             trials.append(t.replace(runtime=rt))
-        out = _grid_summary(run_tune_stage("train", train_policy, trials, spec, run_dir, printer))
+        out = _tune_summary("train", train_policy, trials, len(reused), spec, run_dir, printer)
         out["resubmitted"] = reconcile(run_dir, client, printer)  # the backstop: every trial has ended
         return out
     if stage.name == "recombine":
@@ -395,6 +412,17 @@ def _run_stage(stage: Stage, spec: dict, run_dir: Path, data_root: str | None, c
             printer(f"[recombine] {len(jobs) - len(todo)} of {len(jobs)} evaluation job(s) already have rows")
         return {"jobs": len(jobs), "submitted": len(todo), "failed": run_recombination(client, todo, printer)}
     return {"comparisons": len(stage.items)}
+
+
+def _tune_summary(stage: str, trainable, trials: list[TrialSpec], reused: int, spec: dict, run_dir: Path,
+                  printer: Printer) -> dict[str, Any]:
+    """Run the stage's Tune experiment over ``trials`` and summarize it; ``reused``: trials of the stage taken
+    from another run (not run). A stage whose trials were all taken runs no Tune experiment."""
+    if reused and not trials:
+        printer(f"[{stage}] all {reused} trial(s) reused: no Tune experiment")
+        return {"trials": 0, "errors": 0, "trial_s": 0.0, "eval_wait_s": 0.0, "reused": reused}
+    out = _grid_summary(run_tune_stage(stage, trainable, trials, spec, run_dir, printer))
+    return dict(out, reused=reused) if reused else out
 
 
 def _grid_summary(grid: tune.ResultGrid) -> dict[str, Any]:

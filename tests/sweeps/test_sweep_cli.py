@@ -61,3 +61,18 @@ def test_dry_run_names_the_budget_and_what_it_can_show_and_quick_warns_once():
     assert head[1].startswith("budget cpu (1 task, 5 seeds, 8000 steps, a checkpoint every 400 steps with 10 episodes)")
     assert head[1].endswith("smallest attainable p = 0.0079 (5 vs 5 seeds, two-sided)")
     assert '"ema_warmup": "copy"' in proc.stdout and "stage recombine: 3 item(s)" in proc.stdout
+
+
+def test_reuse_errors_are_one_line_before_any_work(tmp_path):
+    """--reuse with --resume, a missing directory, a directory that is not a sweep's: one line, nothing made."""
+    proc = _mdpt("sweep", "--resume", str(tmp_path), "--reuse", str(tmp_path / "a"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == ("mdpt: error: --reuse cannot be combined with --resume (a resumed sweep keeps the "
+                                   "trials it reused)")
+    env = dict(os.environ, MDPT_DATA=str(tmp_path / "empty"))
+    proc = _mdpt("sweep", "quickstart", "--reuse", str(tmp_path / "a"), "--out", str(tmp_path / "run"), env=env)
+    assert proc.returncode == 2 and f"mdpt: error: --reuse {tmp_path / 'a'}: no such directory" in proc.stderr
+    assert not (tmp_path / "empty").exists() and not (tmp_path / "run").exists()
+    (tmp_path / "a").mkdir()
+    proc = _mdpt("sweep", "quickstart", "--dry-run", "--reuse", str(tmp_path / "a"))
+    assert proc.returncode == 2 and "not a sweep run directory: no spec.yaml there" in proc.stderr
