@@ -317,15 +317,19 @@ def check_datasets(spec: dict, data_root: str | None) -> None:
 
 
 def write_references(spec: dict, run_dir: Path, data_root: str | None, printer: Printer = print) -> int:
-    """RUN_DIR/results/references/<task>.parquet for every task of the spec that lacks it: the random,
-    zero-action, no-forward-progress and behaviour-data reference lines (``trainables.results.record_references``),
-    with episodes capped at the spec's ``eval.max_episode_steps``. Returns how many tasks were written."""
+    """RUN_DIR/results/references/<task>.parquet for every task of the spec that lacks it, or lacks one of the
+    lines (a run made before the ``no_progress`` line is rewritten when resumed): the random, zero-action,
+    no-forward-progress and behaviour-data reference lines (``trainables.results.record_references``), with
+    episodes capped at the spec's ``eval.max_episode_steps``. Returns how many tasks were written."""
     from rl_core.data.io import load_dataset
-    from trainables.results import read_table, record_references
+    from trainables.results import REFERENCE_KINDS, read_table, record_references
 
     cap = int(spec["eval"]["max_episode_steps"])
-    have = read_table(run_dir, "references").to_pylist()
-    done = {r["task"] for r in have if r["max_episode_steps"] == cap}
+    kinds: dict[str, set[str]] = {}
+    for r in read_table(run_dir, "references").to_pylist():
+        if r["max_episode_steps"] == cap:
+            kinds.setdefault(r["task"], set()).add(r["reference"])
+    done = {t for t, k in kinds.items() if k >= set(REFERENCE_KINDS)}
     todo = [t for t in spec["tasks"] if t not in done]
     for task in todo:
         t0 = time.perf_counter()
