@@ -9,9 +9,9 @@ scipy (``mdpt --help`` stays fast); `summary` imports `analysis.stats` when call
 
 - ``smoke``: a few minutes; checks that the pipeline runs end to end. Its policies are not trained
   and its statistics are not evidence.
-- ``laptop``: about 15 minutes on a 2-core machine (only the quickstart has it; `mdpt quickstart` runs it by
-  default): one task, 2 seeds, a few thousand steps -- enough for the policies to learn (they hop), too few
-  seeds for a test (2 vs 2: smallest attainable p = 0.33): descriptive only.
+- ``laptop``: at most 15 minutes on a 2-core machine (the packaged quickstart has it, and `mdpt quickstart` runs
+  it by default: 11.5 min measured): one task, 2 seeds, a few thousand steps -- enough for the policies to learn
+  (they hop), too few seeds for a test (2 vs 2: smallest attainable p = 0.33): descriptive only.
 - ``cpu``: one task, enough steps (a few thousand) and seeds (>= 5) for the policies to learn on a 2-core
   machine in about 1 to 2 1/4 hours (each packaged spec's header estimates its own); descriptive statistics plus per-seed tests that can reach p < 0.05.
 - ``paper``: the papers' budgets (docs/protocol.md), sized for a GPU cluster.
@@ -59,8 +59,8 @@ def summary(name: str, *, tasks: int, seeds: int, steps: int, eval_every: int, e
         p = min_attainable_p(seeds, seeds, mwu_method(seeds, seeds, ties=False))
         can = (f"per-seed Mann-Whitney tests with smallest attainable p = {p:.2g} ({seeds} vs {seeds} seeds, "
                "two-sided)" + ("" if p < ALPHA else f", which cannot reach p < {ALPHA}: descriptive only"))
-        what = ("about 15 minutes on a 2-core machine, policies that learn" if name == "laptop"
-                else "sized for a 2-core machine")
+        what = ("a short run sized for a laptop whose policies learn (the quickstart's: about 11.5 min on 2 cores)"
+                if name == "laptop" else "sized for a 2-core machine")
         return f"budget {name} ({size}): {what}; descriptive statistics + {can}"
     if name == "paper":
         return f"budget paper ({size}): the papers' budgets (docs/protocol.md), sized for a GPU cluster"

@@ -241,6 +241,7 @@ def _pairs(ckpt: pa.Table, comp: Comparison, horizon: int | None, trials: pa.Tab
         last = (int(m.steps.max()), int(b.steps.max()))
         h = mt.common_horizon(m.steps, b.steps, horizon)
         m, b = mt.shared_steps(mt.truncate(m, h), mt.truncate(b, h))
+        h = int(m.steps.max())  # the last checkpoint both arms have (<= h; == h when they share every step)
         out.append(Pair(comp, task, m, b, h, last, dropped))
     return out
 

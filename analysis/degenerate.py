@@ -58,7 +58,7 @@ THRESHOLDS = Thresholds()
 KINDS = {
     "falls_at_once": "falls at once",
     "stands_still": "stands still",
-    "near_stand_still": "scores like the zero-action (stand-still) reference",
+    "near_stand_still": "scores like the zero-action reference",
     "near_random": "scores like the random reference",
 }
 REFERENCE_LABELS = {"random": "random", "stand_still": "zero-action",
@@ -180,5 +180,5 @@ def thresholds_text(thresholds: Thresholds = THRESHOLDS) -> str:
             f"with a near-constant return (std ≤ {th.constant_cv:.0%} of the mean + {th.constant_abs:g}) and a mean "
             f"score below {th.stands_still_max_score:g} (**stands still**: a converged expert also lasts every "
             f"episode, but scores near 100); or when its mean score is within {th.near_se:g} standard errors + "
-            f"{th.near_margin:g} points of the zero-action (stand-still) or random reference line (**scores like "
+            f"{th.near_margin:g} points of the zero-action or random reference line (**scores like "
             "a reference**). Thresholds: `analysis/degenerate.py` THRESHOLDS.")

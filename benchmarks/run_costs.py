@@ -35,8 +35,9 @@ def last_result(trial_dir: Path) -> dict | None:
 
 
 def stage_costs(run_dir: Path) -> dict[tuple[str, str], list[tuple[float, float]]]:
-    """(stage, arm) -> [(steps, seconds)] of every trial with a Tune result."""
-    arm_of = {r["trial_id"]: (r["stage"], f"{r['algo']}/{r['train_guidance']}")
+    """(stage, "task algo/mode") -> [(steps, seconds)] of every trial with a Tune result (trials a run took from
+    another with --reuse have none here: their cost is the source run's)."""
+    arm_of = {r["trial_id"]: (r["stage"], f"{r['task']} {r['algo']}/{r['train_guidance']}")
               for r in read_table(run_dir, "trials").to_pylist()}
     out: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     for stage in ("pretrain", "train"):
@@ -62,7 +63,7 @@ def main() -> int:
     args = ap.parse_args()
     costs = stage_costs(args.run_dir)
     print(f"run {args.run_dir}")
-    print(f"{'stage':<9}{'arm':<22}{'trials':>7}{'steps':>8}{'s/trial':>10}{'s/1k steps':>12}")
+    print(f"{'stage':<9}{'arm':<36}{'trials':>7}{'steps':>8}{'s/trial':>10}{'s/1k steps':>12}")
     rate: dict[str, float] = {}
     for (stage, arm), rows in sorted(costs.items()):
         steps = statistics.median(r[0] for r in rows)
@@ -70,26 +71,30 @@ def main() -> int:
         per_k = 1000 * secs / steps if steps else float("nan")
         if stage == "train":
             rate[arm] = per_k
-        print(f"{stage:<9}{arm:<22}{len(rows):>7}{steps:>8.0f}{secs:>10.0f}{per_k:>12.1f}")
+        print(f"{stage:<9}{arm:<36}{len(rows):>7}{steps:>8.0f}{secs:>10.0f}{per_k:>12.1f}")
     evals = [r for r in read_table(args.run_dir, "evals").to_pylist() if r["infer_source"] == "self"]
-    jobs = {(r["trial_id"], r["step"]): r["wall_s"] for r in evals}
+    jobs = {(r["trial_id"], r["step"], r["infer_method"], r["infer_scale"], r["inference_precision"]): r["wall_s"]
+            for r in evals}  # one evaluation job per key (its rows repeat the job's wall_s)
     if jobs:
         print(f"own evaluations: {len(jobs)} jobs, evaluator wall seconds per job: median "
               f"{statistics.median(jobs.values()):.1f}, total {sum(jobs.values()):.0f}")
+    variants = {(r["infer_method"], str(r["infer_scale"]), r["inference_precision"]) for r in evals}
     per: dict[str, dict[int, dict[int, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for r in evals:
-        per[f"{r['algo']}/{r['train_guidance']}"][r["step"]][r["diffusion_seed"]].append(r["normalized_score"])
+        arm = f"{r['task']} {r['algo']}/{r['train_guidance']}" + (
+            f" [{r['infer_method']} {r['infer_scale']:g} {r['inference_precision']}]" if len(variants) > 1 else "")
+        per[arm][r["step"]][r["diffusion_seed"]].append(r["normalized_score"])
     print(f"\nfirst checkpoint where the seed-mean score reaches a threshold and holds at the next one")
-    print(f"{'arm':<22}" + "".join(f"{f'>= {t:g}':>18}" for t in args.thresholds))
+    print(f"{'arm':<36}" + "".join(f"{f'>= {t:g}':>18}" for t in args.thresholds))
     for arm, by_step in sorted(per.items()):
         steps = sorted(by_step)
         scores = [statistics.mean(statistics.mean(v) for v in by_step[s].values()) for s in steps]
-        cells = []
+        cells, base = [], arm.split(" [")[0]
         for t in args.thresholds:
             s = first_sustained(steps, scores, t)
             cells.append("never" if s is None else
-                         f"{s} ({s * rate[arm] / 1000:.0f} s)" if arm in rate else str(s))
-        print(f"{arm:<22}" + "".join(f"{c:>18}" for c in cells))
+                         f"{s} ({s * rate[base] / 1000:.0f} s)" if base in rate else str(s))
+        print(f"{arm:<36}" + "".join(f"{c:>18}" for c in cells))
     print("(seconds: training seconds to reach that step at the arm's median s/1k steps, evaluation included)")
     return 0
 

@@ -36,16 +36,18 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     spec = resolve(load_spec("quickstart"), args.scale)
     print(budget_summary(spec), flush=True)
+    resume = (args.out / "spec.yaml").exists()
+    if resume:  # checked before any dataset is made
+        saved = read_run_dir(args.out)
+        if saved != spec:
+            same = saved["name"] == spec["name"] and saved["scale"] != spec["scale"]
+            raise ConfigError(f"{args.out} holds a different sweep ({saved['name']}, scale {saved['scale']}); "
+                              + (f"continue it with `mdpt quickstart --scale {saved['scale']}` or " if same else "")
+                              + "choose another --out")
+        print(f"continuing the quickstart in {args.out}", flush=True)
     for task in spec["tasks"]:
         ds = ensure_dataset(task)
         print(f"dataset {task}: {ds.n_transitions} transitions ({time.perf_counter() - t0:.0f} s)", flush=True)
-    resume = (args.out / "spec.yaml").exists()
-    if resume:
-        saved = read_run_dir(args.out)
-        if saved != spec:
-            raise ConfigError(f"{args.out} holds a different sweep ({saved['name']}, scale {saved['scale']}); "
-                              "choose another --out")
-        print(f"continuing the quickstart in {args.out}", flush=True)
     summary = run_sweep(spec, args.out, address=args.address, resume=resume, printer=lambda s: print(s, flush=True))
     print(score_table(Path(summary["run_dir"])))
     return finish(summary, t0)

@@ -6,7 +6,10 @@ trials table has a TERMINATED trial of the same stage whose TrialSpec (``config_
 and the same training config: ``pretrain`` equal, or ``train`` equal except ``guidance_artifact`` (a path).
 A frozen / unfrozen trial is reused only with the pretraining trial of its (task, pretraining name, seed),
 and only when the source trial was trained against that very trial's artifact. ``eval`` and ``runtime``
-change no training result and do not count.
+change no training result and do not count, with two exceptions read from the source trial itself: it must have
+trained on the same data (the dataset fingerprint in its snapshot / artifact equals this run's dataset's) and on
+the same kind of device (CUDA or CPU); and its files must be complete (every snapshot up to ``steps``, or the
+artifact's ``final.pt``), so a copy of a run holding only ``results/`` reuses nothing.
 
 Importing a trial (``import_trials``, after the run directory is written, before the stages): its
 ``snapshots/<trial_id>/`` or ``guidance/<trial_id>/`` files are hard-linked (copied across filesystems),
@@ -17,8 +20,10 @@ trial id, with this sweep's name, this run's ``runtime``, this sweep's ``eval`` 
 (the whole ``eval``: inference, episodes, max_steps); the snapshots left without rows are evaluated by the
 driver's reconcile step. Result files are copied with their ``sweep`` column set to this sweep's name (one
 sweep per run directory). ``RUN_DIR/run.json`` records ``"reused": {"from": <abs path>, "trials": [ids]}``,
-written before the first file is imported; the training stages skip those trials (``reused_identities``),
-also when the run is resumed.
+written before the first file is imported; a trial's trials row is written last, and a resumed run first
+finishes an interrupted import (`finish_import`); the training stages skip those trials (``reused_identities``),
+also when the run is resumed. An imported trial's row starts clean (no failures, not restored): those happened in
+the source run.
 """
 
 from __future__ import annotations
@@ -89,6 +94,15 @@ def _parsed(spec: TrialSpec) -> TrialSpec:
     return TrialSpec.from_dict(json.loads(spec.to_json()))
 
 
+def dataset_fingerprints(spec: dict, data_root: str | None = None) -> dict[str, str]:
+    """task -> the fingerprint of the dataset this sweep trains on (loaded from ``data_root``, default
+    ``MDPT_DATA``)."""
+    from rl_core.data.io import load_dataset
+
+    root = data_root if data_root is not None else os.environ.get("MDPT_DATA")
+    return {t: load_dataset(t, root=Path(root) if root else None).fingerprint for t in spec["tasks"]}
+
+
 def _source_trials(source: Path) -> list[tuple[dict, TrialSpec]]:
     """TERMINATED pretraining / training rows of the source run with their TrialSpecs, by trial id (a row
     whose config no longer reads is left out: it cannot be matched)."""
@@ -108,12 +122,49 @@ def _no_artifact(spec: TrialSpec) -> str:
     return json.dumps(dict(spec.train.to_dict(), guidance_artifact=None), sort_keys=True)
 
 
-def plan(spec: dict, source: Path) -> dict[str, list[Match]]:
-    """stage (pretrain | train) -> the trials of ``spec`` that would be taken from ``source`` (module docstring)."""
+def _trained_on(source: Path, row: dict, spec: TrialSpec) -> str | None:
+    """The dataset fingerprint the source trial trained on, read from its files (a snapshot's
+    ``dataset_meta.fingerprint``, an artifact's ``meta.dataset_fingerprint``); None when its files are incomplete
+    (a training trial needs a snapshot at every multiple of ``eval_every`` up to ``steps``, a pretraining trial its
+    ``final.pt``: a copy of a run without them, e.g. only ``results/``, is not reusable) or unreadable."""
+    import torch
+
+    from trainables.ledger import snapshot_files
+
+    folder = Path(source) / STAGE_DIRS[spec.stage] / row["trial_id"]
+    try:
+        if spec.stage == "train":
+            files = snapshot_files(folder)
+            need = set(range(spec.train.eval_every, spec.train.steps + 1, spec.train.eval_every))
+            if not need or not need <= set(files):
+                return None
+            state = torch.load(files[max(need)], map_location="cpu", weights_only=False)
+            return str(state["dataset_meta"]["fingerprint"])
+        if not (folder / "final.pt").exists():
+            return None
+        state = torch.load(folder / "final.pt", map_location="cpu", weights_only=False)
+        return str(state["meta"]["dataset_fingerprint"])
+    except (OSError, KeyError, TypeError, RuntimeError, ValueError, EOFError):
+        return None
+
+
+def _on_gpu(spec: TrialSpec) -> bool | None:
+    return None if spec.runtime is None else spec.runtime.gpu > 0
+
+
+def plan(spec: dict, source: Path, fingerprints: dict[str, str] | None = None) -> dict[str, list[Match]]:
+    """stage (pretrain | train) -> the trials of ``spec`` that would be taken from ``source`` (module docstring).
+    A source trial must also have trained on the same data (``fingerprints``: task -> this run's dataset
+    fingerprint; default: the datasets loaded from ``MDPT_DATA``), have all its files (`_trained_on`), and have
+    trained on the same kind of device (CUDA or CPU: ``resources.trial.gpu`` > 0) as this sweep's trials."""
     from sweeps.expand import expand
 
     stages = {s.name: s.items for s in expand(spec) if s.name in STAGE_DIRS}
-    candidates = _source_trials(Path(source))
+    if fingerprints is None:
+        fingerprints = dataset_fingerprints(spec)
+    gpu = spec["resources"]["trial"]["gpu"] > 0
+    candidates = [(row, s) for row, s in _source_trials(Path(source))
+                  if _on_gpu(s) in (None, gpu) and _trained_on(Path(source), row, s) == fingerprints.get(s.identity.task)]
     out: dict[str, list[Match]] = {"pretrain": [], "train": []}
     pre: dict[tuple[str, str, int], str] = {}  # (task, pretraining name, seed) -> reused pretraining trial id
     used: set[str] = set()
@@ -203,20 +254,24 @@ def _imported_spec(m: Match, rt, run_dir: Path, pre_ids: dict[tuple[str, str, in
 
 
 def import_trials(spec: dict, run_dir: Path, source: Path, data_root: str | None,
-                  printer: Printer = print) -> dict[str, Any]:
+                  printer: Printer = print, only: set[str] | None = None) -> dict[str, Any]:
     """Take the matching finished trials of ``source`` into ``run_dir`` (module docstring); returns
-    ``{"from": abs source, "trials": [ids], stage: {"reused", "of", "evals"}}``."""
+    ``{"from": abs source, "trials": [ids], stage: {"reused", "of", "evals"}}``. ``only``: finish an interrupted
+    import (`finish_import`): import just these trial ids, keeping run.json's record."""
     from sweeps.expand import expand
     from sweeps.run import runtime
 
     run_dir, source = Path(run_dir), Path(source).resolve()
-    matches = plan(spec, source)
+    matches = plan(spec, source, dataset_fingerprints(spec, data_root))
+    if only is not None:
+        matches = {stage: [m for m in ms if m.trial_id in only] for stage, ms in matches.items()}
     ids = [m.trial_id for stage in STAGE_DIRS for m in matches[stage]]
     record = {"from": str(source), "trials": ids}
     run_json = run_dir / "run.json"
-    run = json.loads(run_json.read_text())
-    run["reused"] = record
-    atomic_write(run_json, lambda tmp: Path(tmp).write_text(json.dumps(run, indent=2)))
+    if only is None:
+        run = json.loads(run_json.read_text())
+        run["reused"] = record
+        atomic_write(run_json, lambda tmp: Path(tmp).write_text(json.dumps(run, indent=2)))
 
     rt, store, sweep = runtime(spec, run_dir, data_root), ResultStore(run_dir), spec["name"]
     sizes = {s.name: len(s.items) for s in expand(spec)}
@@ -240,14 +295,36 @@ def import_trials(spec: dict, run_dir: Path, source: Path, data_root: str | None
             i = new.identity
             ident = {"sweep": sweep, "trial_id": m.trial_id, "task": i.task, "algo": i.algo,
                      "train_guidance": i.train_guidance, "seed": i.seed}
-            store.write_trial(trial_row(ident, stage=stage, config=new.to_dict(), status="TERMINATED",
-                                        restored_from=m.row["restored_from"], num_failures=m.row["num_failures"]))
+            # written last: a trial whose row exists is imported whole (`finish_import` completes the others).
+            # Its failures and restores happened in the source run, not here: the row starts clean.
+            store.write_trial(trial_row(ident, stage=stage, config=new.to_dict(), status="TERMINATED"))
         if sizes.get(stage):
             n, total = len(matches[stage]), sizes[stage]
             what = "artifacts, logs" if stage == "pretrain" else f"snapshots, logs, {n_evals} own evaluations"
             printer(f"[reuse] {stage}: {n} of {total} trial(s) taken from {source} ({what}); {total - n} retrained")
             out[stage] = {"reused": n, "of": total, "evals": n_evals}
     return out
+
+
+def finish_import(spec: dict, run_dir: Path, data_root: str | None, printer: Printer = print) -> int:
+    """On resume: import the trials run.json records as reused that have no trials row yet (a driver that died
+    while importing); returns how many. Without this, a resumed run would retrain them beside their copied
+    rows. ConfigError when the source run is gone."""
+    path = Path(run_dir) / "run.json"
+    record = json.loads(path.read_text()).get("reused") if path.exists() else None
+    if not record:
+        return 0
+    have = {r["trial_id"] for r in read_table(run_dir, "trials").to_pylist()}
+    todo = set(record["trials"]) - have
+    if not todo:
+        return 0
+    source = Path(record["from"])
+    if not (source / "results" / "trials").is_dir():
+        raise ConfigError(f"{run_dir}: {len(todo)} trial(s) were being imported from {source} (run.json `reused`), "
+                          "which is gone; restore it, or start the sweep afresh in another --out")
+    printer(f"[reuse] finishing an interrupted import: {len(todo)} trial(s) from {source}")
+    import_trials(spec, run_dir, source, data_root, printer, only=todo)
+    return len(todo)
 
 
 def reused_identities(run_dir: Path, stage: str) -> set[TrialIdentity]:

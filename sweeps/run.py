@@ -38,7 +38,7 @@ from ray import tune
 from rl_core.errors import ConfigError
 from rl_core.evaluation import EvalJob, eval_seed_for
 from sweeps.expand import Stage, expand
-from sweeps.reuse import check_source, import_trials, reused_identities
+from sweeps.reuse import check_source, finish_import, import_trials, reused_identities
 from sweeps.spec import dump_spec, infer_source, validate_spec
 from trainables.callbacks import TrialsTableCallback, live_tensorboard
 from trainables.evaluator import EvalClient, coordinator_name, eval_request, rows_path, start_pool
@@ -321,15 +321,20 @@ def write_references(spec: dict, run_dir: Path, data_root: str | None, printer: 
     lines (a run made before the ``no_progress`` line is rewritten when resumed): the random, zero-action,
     no-forward-progress and behaviour-data reference lines (``trainables.results.record_references``), with
     episodes capped at the spec's ``eval.max_episode_steps``. Returns how many tasks were written."""
+    from rl_core.data.envs import ALIVE_BONUS
     from rl_core.data.io import load_dataset
     from trainables.results import REFERENCE_KINDS, read_table, record_references
 
     cap = int(spec["eval"]["max_episode_steps"])
     kinds: dict[str, set[str]] = {}
+    envs: dict[str, str] = {}
     for r in read_table(run_dir, "references").to_pylist():
         if r["max_episode_steps"] == cap:
             kinds.setdefault(r["task"], set()).add(r["reference"])
-    done = {t for t, k in kinds.items() if k >= set(REFERENCE_KINDS)}
+            envs[r["task"]] = r["env_id"]
+    # every line the current code writes: no_progress only for envs whose alive bonus is known
+    done = {t for t, k in kinds.items()
+            if k >= set(REFERENCE_KINDS) - (set() if envs[t] in ALIVE_BONUS else {"no_progress"})}
     todo = [t for t in spec["tasks"] if t not in done]
     for task in todo:
         t0 = time.perf_counter()
@@ -356,6 +361,8 @@ def run_sweep(spec: dict, run_dir: Path, *, address: str | None = None, resume: 
     if not resume:
         write_run_dir(spec, run_dir)
     reused = import_trials(spec, run_dir, reuse, data_root, printer) if reuse is not None else None
+    if resume:
+        finish_import(spec, run_dir, data_root, printer)  # a driver that died while importing
     write_references(spec, run_dir, data_root, printer)
     init_ray(address)
     ev = spec["resources"]["evaluators"]

@@ -122,9 +122,10 @@ def _budget(d: Any, path: str) -> dict:
         raise _err(f"{path}.steps", out["steps"], f"a multiple of eval_every ({out['eval_every']})")
     if "recombine_every" in d:  # recombine only the checkpoints at multiples of it (default: every checkpoint)
         out["recombine_every"] = _int(d["recombine_every"], f"{path}.recombine_every", 1)
-        if out["recombine_every"] % out["eval_every"]:
+        if out["recombine_every"] % out["eval_every"] or out["recombine_every"] > out["steps"]:
             raise _err(f"{path}.recombine_every", out["recombine_every"],
-                       f"a multiple of eval_every ({out['eval_every']})")
+                       f"a multiple of eval_every ({out['eval_every']}) up to steps ({out['steps']}); the last "
+                       "recombined checkpoint is its largest multiple <= steps")
     if "tasks" in d:
         out["tasks"] = _list(d["tasks"], f"{path}.tasks", _task)
     if "seeds" in d:

@@ -86,8 +86,13 @@ def files(tmp_path_factory) -> dict[str, Path]:
     existing = root / "existing"
     existing.mkdir()
     (existing / "spec.yaml").write_text("name: x\n")
+    from sweeps.run import write_run_dir
+    from sweeps.spec import load_spec, resolve
+
+    quickstart_smoke = root / "quickstart_smoke"  # a quickstart run at the former default budget
+    write_run_dir(resolve(load_spec("quickstart"), "smoke"), quickstart_smoke)
     return {"snapshot": Path(snapshot), "foreign": Path(foreign), "bad_spec": bad_spec, "existing": existing,
-            "missing": root / "missing" / "run"}
+            "missing": root / "missing" / "run", "quickstart_smoke": quickstart_smoke}
 
 
 # (id, argv with {placeholders} from the `files` fixture, pattern the one stderr line matches)
@@ -106,6 +111,9 @@ BAD_INPUTS = [
      r"missing/run/mine: no such dataset file or directory"),  # (a generated task is made on first use instead)
     ("existing sweep dir", ["sweep", "quickstart", "--out", "{existing}"],
      r"already holds a sweep; continue it with `mdpt sweep --resume .*existing` or choose another --out"),
+    ("quickstart over another budget", ["quickstart", "--out", "{quickstart_smoke}"],  # before any data is made
+     r"holds a different sweep \(quickstart, scale smoke\); continue it with `mdpt quickstart --scale smoke` or "
+     r"choose another --out"),
     ("--resume with --set", ["sweep", "--resume", "{existing}", "--set", "seeds=[0]"],
      r"--set cannot change a sweep being resumed"),
     ("--resume without a sweep", ["sweep", "--resume", "{missing}"], r"--resume .*missing/run: no spec\.yaml there"),

@@ -190,5 +190,8 @@ def test_recombine_every_keeps_only_the_checkpoints_at_its_multiples(spec, tmp_p
     raw = {k: v for k, v in raw.items() if k not in ("scale", "budget")}
     raw["budgets"]["smoke"]["recombine_every"] = 600
     with pytest.raises(ConfigError, match=r"`budgets.smoke.recombine_every`: bad value 600; allowed: a multiple of "
-                                          r"eval_every \(400\)"):
+                                          r"eval_every \(400\) up to steps \(1200\)"):
+        validate_spec(raw)
+    raw["budgets"]["smoke"]["recombine_every"] = 1600  # beyond the run: no checkpoint would be recombined
+    with pytest.raises(ConfigError, match=r"`budgets.smoke.recombine_every`: bad value 1600"):
         validate_spec(raw)

@@ -224,7 +224,7 @@ def test_budget_summary_says_what_each_budget_can_show():
     assert smoke.startswith("budget smoke (1 task, 3 seeds, 1200 steps") and smoke.endswith(
         "checks the pipeline; policies are not trained; statistics are not evidence")
     assert laptop.startswith("budget laptop (1 task, 2 seeds, 3200 steps, a checkpoint every 800 steps with 5 "
-                             "episodes): about 15 minutes on a 2-core machine, policies that learn")
+                             "episodes): a short run sized for a laptop whose policies learn")
     assert laptop.endswith("smallest attainable p = 0.33 (2 vs 2 seeds, two-sided), which cannot reach p < 0.05: "
                            "descriptive only")
     assert cpu.startswith("budget cpu (1 task, 5 seeds, 8000 steps, a checkpoint every 400 steps with 10 episodes)")
@@ -324,6 +324,8 @@ def test_vocabularies_both_sides_of_the_result_tables_need_are_equal():
 
     assert spec_module.SELECTOR_KEYS == load.SELECTOR_KEYS
     assert tuple(results.REFERENCE_KINDS) == tuple(load.REFERENCE_KINDS)
+    from analysis import degenerate, plots  # every kind has a legend style and a label
+    assert set(plots.REFERENCE_STYLES) == set(degenerate.REFERENCE_LABELS) == set(load.REFERENCE_KINDS)
 
 
 def test_a_comparison_selector_precision_must_be_a_precision():

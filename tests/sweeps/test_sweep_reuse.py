@@ -142,9 +142,10 @@ def test_a_sweep_taking_every_trial_starts_no_tune_and_re_evaluates_what_it_eval
     assert summary["ledger"]["missing"] == []
 
 
-def test_what_matches(run_a):
+def test_what_matches(run_a, tiny_data_root, monkeypatch):
     """Taken: same identity and training config; eval does not count (but decides whether rows are copied).
     Not taken: more steps; a frozen trial whose pretraining differs (its pretraining is retrained)."""
+    monkeypatch.setenv("MDPT_DATA", str(tiny_data_root))
     same = plan(_spec("x"), run_a)
     assert (len(same["pretrain"]), len(same["train"])) == (1, 2) and all(m.same_eval for m in same["train"])
     other_eval = plan(_spec("x", budget={"episodes": 3}), run_a)
@@ -167,3 +168,44 @@ def test_bad_reuse_directories_fail_in_one_line(run_a, tmp_path):
         check_source(run_a, run_a)
     with pytest.raises(ConfigError, match="cannot be combined with --resume"):
         run_sweep(_spec("x"), tmp_path / "out", resume=True, reuse=run_a)
+
+
+def test_not_taken_other_data_other_device_or_missing_files(run_a, tiny_data_root, tmp_path, monkeypatch):
+    """A source trial trained on another dataset (fingerprint), on CUDA for a CPU sweep, or whose files are not
+    there (a copy of the run holding only results/ and spec.yaml) is trained again, not taken."""
+    import shutil
+
+    monkeypatch.setenv("MDPT_DATA", str(tiny_data_root))
+    assert plan(_spec("x"), run_a, {"hopper-medium": "0123456789abcdef"}) == {"pretrain": [], "train": []}
+    gpu = _spec("x", resources={"trial": {"cpu": 1, "gpu": 0.5}, "evaluators": {"count": 1, "cpu": 1}})
+    assert plan(gpu, run_a) == {"pretrain": [], "train": []}
+    results_only = tmp_path / "results_only"
+    shutil.copytree(run_a / "results", results_only / "results")
+    shutil.copy(run_a / "spec.yaml", results_only / "spec.yaml")
+    assert plan(_spec("x"), check_source(results_only, tmp_path / "out")) == {"pretrain": [], "train": []}
+    partial = tmp_path / "partial"  # the last snapshot of every training trial missing: its pretraining still taken
+    shutil.copytree(run_a, partial)
+    for f in (partial / "snapshots").glob("*/step_00000400.pt"):
+        f.unlink()
+    got = plan(_spec("x"), partial)
+    assert (len(got["pretrain"]), got["train"]) == (1, [])
+
+
+def test_an_interrupted_import_is_finished_on_resume(run_a, tiny_data_root, tmp_path, monkeypatch):
+    """A driver that died while importing left run.json's record and some trials without a row: resuming
+    imports them (no retraining beside their copied rows); the imported rows start with no failures."""
+    from sweeps.reuse import finish_import, import_trials
+    from sweeps.run import write_run_dir
+
+    monkeypatch.setenv("MDPT_DATA", str(tiny_data_root))
+    spec, run_b = _spec("tiny_b"), tmp_path / "b"
+    write_run_dir(spec, run_b)
+    import_trials(spec, run_b, run_a, str(tiny_data_root), printer=lambda s: None)
+    rows = trials(run_b)
+    assert len(rows) == 3 and {(r["num_failures"], r["restored_from"]) for r in rows.values()} == {(0, -1)}
+    lost = next(t for t, r in rows.items() if r["train_guidance"] == "frozen")
+    (run_b / "results" / "trials" / f"{lost}.parquet").unlink()  # died before its row was written
+    printed: list[str] = []
+    assert finish_import(spec, run_b, str(tiny_data_root), printed.append) == 1
+    assert set(trials(run_b)) == set(rows) and printed[0].startswith("[reuse] finishing an interrupted import: 1")
+    assert finish_import(spec, run_b, str(tiny_data_root), printed.append) == 0  # complete: nothing to do
