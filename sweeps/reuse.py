@@ -263,6 +263,8 @@ def import_trials(spec: dict, run_dir: Path, source: Path, data_root: str | None
 
     run_dir, source = Path(run_dir), Path(source).resolve()
     matches = plan(spec, source, dataset_fingerprints(spec, data_root))
+    pre_ids = {(m.target.identity.task, m.target.identity.train_guidance.split(":", 1)[1], m.target.identity.seed):
+               m.trial_id for m in matches["pretrain"]}  # all of them: a frozen trial's artifact may be imported
     if only is not None:
         matches = {stage: [m for m in ms if m.trial_id in only] for stage, ms in matches.items()}
     ids = [m.trial_id for stage in STAGE_DIRS for m in matches[stage]]
@@ -275,8 +277,6 @@ def import_trials(spec: dict, run_dir: Path, source: Path, data_root: str | None
 
     rt, store, sweep = runtime(spec, run_dir, data_root), ResultStore(run_dir), spec["name"]
     sizes = {s.name: len(s.items) for s in expand(spec)}
-    pre_ids = {(m.target.identity.task, m.target.identity.train_guidance.split(":", 1)[1], m.target.identity.seed):
-               m.trial_id for m in matches["pretrain"]}
     out: dict[str, Any] = dict(record)
     for stage, folder in STAGE_DIRS.items():
         n_evals = 0
