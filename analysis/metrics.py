@@ -273,6 +273,35 @@ def variance_comparison(series_m: np.ndarray, series_b: np.ndarray, floor: float
     return out
 
 
+def variance_reduction_ci(m: Curves, b: Curves, level: Callable[[Curves], np.ndarray], rng: np.random.Generator,
+                          reps: int = 2000, size: float = 0.95) -> dict[str, tuple[float, float]]:
+    """Percentile-bootstrap interval of each statistic's reduction % (`variance_summary`, `reduction_pct`) of the
+    series ``level(curves)`` (`within_run_var` or `across_seed_var`): the runs are resampled with replacement,
+    paired by diffusion seed when both arms have the same seeds (double guidance re-evaluates the same checkpoints),
+    else each arm on its own; replicates whose reduction is undefined are dropped. (NaN, NaN) with fewer than 2
+    runs per arm or no defined replicate."""
+    nan = (float("nan"), float("nan"))
+    if len(m.runs) < 2 or len(b.runs) < 2:
+        return {k: nan for k in VARIANCE_STATS}
+    paired = sorted(m.seeds.tolist()) == sorted(b.seeds.tolist()) and len(set(m.seeds.tolist())) == len(m.runs)
+    om, ob = np.argsort(m.seeds, kind="stable"), np.argsort(b.seeds, kind="stable")
+    boot: dict[str, list[float]] = {k: [] for k in VARIANCE_STATS}
+    for _ in range(reps):
+        if paired:
+            i = rng.integers(0, len(m.runs), len(m.runs))
+            im, ib = om[i], ob[i]
+        else:
+            im, ib = rng.integers(0, len(m.runs), len(m.runs)), rng.integers(0, len(b.runs), len(b.runs))
+        sm = variance_summary(level(replace(m, mean=m.mean[im], var=m.var[im], n=m.n[im])))
+        sb = variance_summary(level(replace(b, mean=b.mean[ib], var=b.var[ib], n=b.n[ib])))
+        for k in VARIANCE_STATS:
+            r = reduction_pct(sm[k], sb[k])
+            if np.isfinite(r):
+                boot[k].append(r)
+    lo, hi = 100 * (1 - size) / 2, 100 * (1 + size) / 2
+    return {k: (float(np.percentile(v, lo)), float(np.percentile(v, hi))) if v else nan for k, v in boot.items()}
+
+
 # ----- one value per run ----------------------------------------------------------------------
 def per_run_auc(c: Curves) -> np.ndarray:
     """(num_runs,) the step-normalised AUC of each run's own curve m_k."""

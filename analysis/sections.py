@@ -189,13 +189,15 @@ def variance(ctx: Context) -> list[Section]:
     input (`analysis.metrics.variance_comparison`) show as "not computable", with the reasons below the table."""
     if not ctx.pairs:
         return []
-    var = tb.variance_table(ctx.pairs, ctx.degenerate)
+    var = tb.variance_table(ctx.pairs, ctx.degenerate, np.random.default_rng(ctx.seed), ctx.reps)
     csv = ctx.csv(var, "variance.csv")
     cols = [("task", "Task"), ("method", "Method"), ("baseline", "Baseline"), ("level", "Variance")]
     for s, h in (("median", "Median Var"), ("iqr", "IQR"), ("max", "Max Var")):
-        cols += [(f"{s}_m_x100sq", f"{h} M"), (f"{s}_b_x100sq", f"{h} B"), (f"{s}_reduction_pct", f"{h} ↓%")]
-    cols += [("cv_m", "CV M"), ("cv_b", "CV B"), ("cv_reduction_pct", "CV ↓%")]
-    rows = var.to_pylist()
+        cols += [(f"{s}_m_x100sq", f"{h} M"), (f"{s}_b_x100sq", f"{h} B"), (f"{s}_reduction_pct", f"{h} ↓%"),
+                 (f"{s}_ci", "95% CI")]
+    cols += [("cv_m", "CV M"), ("cv_b", "CV B"), ("cv_reduction_pct", "CV ↓%"), ("cv_ci", "95% CI")]
+    rows = [{**r, **{f"{s}_ci": _interval(r[f"{s}_reduction_lo"], r[f"{s}_reduction_hi"]) for s in mt.VARIANCE_STATS}}
+            for r in var.to_pylist()]
     def refused(r: dict) -> dict:  # the refused cells: every reduction with a reason, and NaN statistics beside it
         unit = {s: "" if s == "cv" else "_x100sq" for s in mt.VARIANCE_STATS}
         return {c: NOT_COMPUTABLE for s in mt.VARIANCE_STATS if r[f"{s}_reason"]
@@ -215,8 +217,17 @@ def variance(ctx: Context) -> list[Section]:
         p("Statistics over the checkpoints within the horizon of the per-checkpoint variance, "
           "(×100)² units: within-run = variance across evaluation episodes (ddof 0), mean over "
           "seeds; across-seed = variance over seeds of the checkpoint means (ddof 1). "
-          "↓% = 100 (S_B − S_M)/S_B: positive means the method varies less."), *(p(n) for n in notes)],
+          "↓% = 100 (S_B − S_M)/S_B: positive means the method varies less; 95% CI = percentile bootstrap "
+          f"over the runs ({ctx.reps} replications, seed {ctx.seed}; paired by seed when both arms have the same "
+          "seeds), a range that holds 0 shows no reduction."), *(p(n) for n in notes)],
         files=(csv,))]
+
+
+def _interval(lo: float | None, hi: float | None) -> str:
+    """A reduction's interval as text, "–" when not computable."""
+    if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)):
+        return "–"
+    return f"[{lo:+.0f}%, {hi:+.0f}%]"
 
 
 def plug_and_play(ctx: Context) -> list[Section]:

@@ -102,7 +102,8 @@ def comparison_table(pairs: list[Pair], early_frac: float = 0.2, alpha: float = 
     return pa.Table.from_pylist(rows)
 
 
-def variance_table(pairs: list[Pair], degenerate: ArmFlag | None = None) -> pa.Table:
+def variance_table(pairs: list[Pair], degenerate: ArmFlag | None = None,
+                   rng: np.random.Generator | None = None, reps: int = 2000) -> pa.Table:
     """The double-guidance variance table: one row per pair and level.
 
     Level ``within-run``: the series v̄_k (across-episode variance, mean over runs); level
@@ -112,19 +113,25 @@ def variance_table(pairs: list[Pair], degenerate: ArmFlag | None = None) -> pa.T
     an arm ``degenerate`` flags, fewer than 3 checkpoints, a variance zero within numerical noise, or a
     baseline statistic zero within noise (`analysis.metrics.variance_comparison`; the noise floor is
     `analysis.stats.noise_floor` of both arms' scores). ``curve_cv``: std/mean of the seed-mean curve m̄_k.
+    ``*_reduction_lo`` / ``*_reduction_hi``: the 95 % percentile-bootstrap interval of the reduction over the
+    runs (`analysis.metrics.variance_reduction_ci`, ``reps`` replications from ``rng``; default seed 0); NaN
+    where the reduction is not computable.
     """
+    rng = np.random.default_rng(0) if rng is None else rng
     rows = []
     for p in pairs:
         floor = noise_floor(p.method.mean, p.baseline.mean)
         flag_m, flag_b = arm_flags(p, degenerate)
         for level, f in (("within-run", mt.within_run_var), ("across-seed", mt.across_seed_var)):
             comp = mt.variance_comparison(f(p.method), f(p.baseline), floor, flag_m, flag_b)
+            ci = mt.variance_reduction_ci(p.method, p.baseline, f, rng, reps)
             row = {**_row_id(p), "level": level, "checkpoints": min(len(p.method.steps), len(p.baseline.steps))}
             for s in mt.VARIANCE_STATS:
                 unit = "" if s == "cv" else "_x100sq"
                 c = comp[s]
+                lo, hi = ci[s] if not c["reason"] else (float("nan"), float("nan"))
                 row |= {f"{s}_m{unit}": c["m"], f"{s}_b{unit}": c["b"], f"{s}_reduction_pct": c["reduction_pct"],
-                        f"{s}_reason": c["reason"]}
+                        f"{s}_reduction_lo": lo, f"{s}_reduction_hi": hi, f"{s}_reason": c["reason"]}
             row |= {"curve_cv_m": _cv(mt.seed_mean(p.method), floor), "curve_cv_b": _cv(mt.seed_mean(p.baseline), floor)}
             rows.append(row)
     return pa.Table.from_pylist(rows)

@@ -97,3 +97,24 @@ def test_shared_steps_compares_only_the_checkpoints_both_arms_have():
     assert b.n.shape == b.var.shape == (1, 2)
     with pytest.raises(HorizonMismatchError, match="share no checkpoint"):
         mt.shared_steps(curves([[1.0]], steps=[400]), curves([[1.0]], steps=[800]))
+
+
+def test_variance_reduction_ci_is_paired_by_seed_and_brackets_the_estimate():
+    rng = np.random.default_rng(1)
+    var_b = rng.uniform(50, 150, (5, 6))
+    base = curves(rng.uniform(40, 80, (5, 6)), var=var_b)
+    half = curves(base.mean, var=var_b / 2)  # every run's across-episode variance halved, checkpoint by checkpoint
+    ci = mt.variance_reduction_ci(half, base, mt.within_run_var, np.random.default_rng(0), reps=200)
+    for s in ("median", "iqr", "max"):  # paired resampling: every replicate's reduction is exactly 50 %
+        assert ci[s] == pytest.approx((50.0, 50.0))
+    assert ci["cv"] == pytest.approx((0.0, 0.0), abs=1e-9)  # scale free
+    same = mt.variance_reduction_ci(base, base, mt.across_seed_var, np.random.default_rng(0), reps=200)
+    assert all(v == pytest.approx((0.0, 0.0), abs=1e-9) for v in same.values())
+    noisy = curves(rng.uniform(40, 80, (5, 6)), var=rng.uniform(50, 150, (5, 6)))
+    lo, hi = mt.variance_reduction_ci(noisy, base, mt.within_run_var, np.random.default_rng(0), reps=500)["median"]
+    point = mt.reduction_pct(mt.variance_summary(mt.within_run_var(noisy))["median"],
+                             mt.variance_summary(mt.within_run_var(base))["median"])
+    assert lo < point < hi
+    one = curves(base.mean[:1], var=var_b[:1])  # one run: no interval
+    assert all(np.isnan(v[0]) for v in mt.variance_reduction_ci(one, base, mt.within_run_var,
+                                                                  np.random.default_rng(0)).values())
