@@ -163,8 +163,11 @@ def plan(spec: dict, source: Path, fingerprints: dict[str, str] | None = None) -
     if fingerprints is None:
         fingerprints = dataset_fingerprints(spec)
     gpu = spec["resources"]["trial"]["gpu"] > 0
-    candidates = [(row, s) for row, s in _source_trials(Path(source))
-                  if _on_gpu(s) in (None, gpu) and _trained_on(Path(source), row, s) == fingerprints.get(s.identity.task)]
+    candidates = _source_trials(Path(source))
+
+    def usable(row: dict, s: TrialSpec) -> bool:  # reads the trial's files: asked only of trials that match
+        return _on_gpu(s) in (None, gpu) and _trained_on(Path(source), row, s) == fingerprints.get(s.identity.task)
+
     out: dict[str, list[Match]] = {"pretrain": [], "train": []}
     pre: dict[tuple[str, str, int], str] = {}  # (task, pretraining name, seed) -> reused pretraining trial id
     used: set[str] = set()
@@ -173,7 +176,7 @@ def plan(spec: dict, source: Path, fingerprints: dict[str, str] | None = None) -
         want = _canon(t.pretrain)
         for row, s in candidates:
             if row["trial_id"] not in used and s.stage == "pretrain" and s.identity == t.identity \
-                    and _canon(s.pretrain) == want:
+                    and _canon(s.pretrain) == want and usable(row, s):
                 out["pretrain"].append(Match(t, row["trial_id"], s, row, same_eval=True))
                 pre[(t.identity.task, t.identity.train_guidance.split(":", 1)[1], t.identity.seed)] = row["trial_id"]
                 used.add(row["trial_id"])
@@ -189,6 +192,8 @@ def plan(spec: dict, source: Path, fingerprints: dict[str, str] | None = None) -
                 continue
             if pre_id is not None and Path(s.train.guidance_artifact or "").parent.name != pre_id:
                 continue  # trained against another artifact than the one reused
+            if not usable(row, s):
+                continue
             out["train"].append(Match(t, row["trial_id"], s, row, same_eval=_canon(s.eval) == _canon(t.eval)))
             used.add(row["trial_id"])
             break
