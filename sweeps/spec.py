@@ -43,7 +43,7 @@ from rl_core.modes import get_mode
 BUDGET_KEYS = ("steps", "eval_every", "episodes", "pretrain_steps", "batch_size", "pretrain_batch_size", "log_every",
                "recombine_every")  # recombine_every: optional; the recombination stage's checkpoint cadence
 # top-level fields a budget may set for its runs (algo_config is merged per algorithm, the others replace)
-BUDGET_OVERLAY_KEYS = ("tasks", "seeds", "algorithms", "train_guidance", "algo_config", "resources")
+BUDGET_OVERLAY_KEYS = ("tasks", "seeds", "algorithms", "train_guidance", "algo_config", "resources", "candidates")
 RECOMBINATION_KINDS = ("double_guidance", "cross_algorithm")
 MATCH_MODES = ("final", "step")
 COMPARISON_KINDS = ("gfdt", "double_guidance", "plug_and_play", "swg_scale", "generic")
@@ -140,6 +140,9 @@ def _budget(d: Any, path: str) -> dict:
         out["algo_config"] = {a: _algo_config(v, f"{path}.algo_config.{a}", a) for a, v in ac.items()}
     if "resources" in d:
         out["resources"] = _resources(d["resources"], f"{path}.resources")
+    if "candidates" in d:  # candidates per state at evaluation, per diffusion algorithm (a cost knob)
+        c = _mapping(d["candidates"], f"{path}.candidates", ALGORITHMS)
+        out["candidates"] = {a: _int(v, f"{path}.candidates.{a}", 1) for a, v in c.items()}
     return out
 
 
@@ -275,12 +278,19 @@ def _recombination(d: Any, path: str, spec: dict) -> dict:
         raise _err(f"{path}.guidance", g, f"guidance trained by an algorithm other than {diffusion['algo']!r}")
     base = spec["eval"]["inference"][diffusion["algo"]]
     algo, algo_config = diffusion["algo"], spec["algo_config"][diffusion["algo"]]
+    inference = d.get("inference", {})
+    inference = dict(inference) if isinstance(inference, dict) else inference  # _inference names a non-mapping
+    g_base = spec["eval"]["inference"].get(g_algo)
+    if kind == "cross_algorithm" and g_base and isinstance(inference, dict) and not {"scale", "scale_by_task"} & set(inference):
+        # the softmax scale multiplies the critic's output: a critic keeps the scale (and per-task table) its own
+        # algorithm evaluates with, whichever diffusion model draws the candidates
+        inference.update(scale=g_base["scale"], scale_by_task=dict(g_base["scale_by_task"]))
     name = d["name"]
     if not isinstance(name, str) or not name:
         raise _err(f"{path}.name", name, "a non-empty string")
     return {"name": name, "kind": kind, "diffusion": diffusion, "guidance": guidance, "guidance_algo": g_algo,
             "match": _choice(d.get("match", "final"), f"{path}.match", MATCH_MODES), "seed_shift": shift,
-            "inference": _inference(d.get("inference", {}), f"{path}.inference", algo, algo_config, base)}
+            "inference": _inference(inference, f"{path}.inference", algo, algo_config, base)}
 
 
 def infer_source(entry: dict) -> str:
@@ -459,7 +469,8 @@ def load_spec(path_or_name: str | Path, overrides: list[str] | None = None) -> d
 def apply_budget(raw: dict, budget: dict) -> dict:
     """A copy of the (raw or validated, unresolved) spec ``raw`` with the ``BUDGET_OVERLAY_KEYS`` of ``budget``
     applied: ``tasks``, ``seeds``, ``algorithms``, ``train_guidance`` and ``resources`` replace the spec's,
-    ``algo_config`` is merged over the spec's per algorithm. Pretraining entries that cover exactly the spec's
+    ``algo_config`` is merged over the spec's per algorithm, ``candidates`` ({algo: n}) sets the candidates
+    per state of every evaluation that samples algo's diffusion model (its own and the recombinations'). Pretraining entries that cover exactly the spec's
     seeds (or name none) follow the budget's seeds; recombinations and report comparisons whose arms the
     budget leaves out (an algorithm, training-guidance mode or task it does not run) are dropped."""
     out = copy.deepcopy(raw)
@@ -476,6 +487,13 @@ def apply_budget(raw: dict, budget: dict) -> dict:
         for algo, over in budget["algo_config"].items():
             merged[algo] = {**(merged.get(algo) or {}), **over}
         out["algo_config"] = merged
+    for algo, n in (budget.get("candidates") or {}).items():  # every evaluation drawing from algo's diffusion
+        ev = out.setdefault("eval", {}) or {}
+        out["eval"] = ev
+        ev.setdefault("inference", {}).setdefault(algo, {})["n_candidates"] = n
+        for r in out.get("recombination") or []:
+            if isinstance(r, dict) and isinstance(r.get("diffusion"), dict) and r["diffusion"].get("algo") == algo:
+                r.setdefault("inference", {})["n_candidates"] = n
     def runs(sel: Any) -> bool:
         return not isinstance(sel, dict) or (
             sel.get("algo", "*") in list(out.get("algorithms") or []) + ["*"]
@@ -518,7 +536,11 @@ def resolve(spec: dict, scale: str, overrides: list[str] | None = None) -> dict:
         late = [f"budgets.{name}.{o.strip()}" for o in overrides or []
                 if override_key(o) in BUDGET_OVERLAY_KEYS and override_key(o) in spec["budgets"][name]]
         raw = apply_overrides(_unresolved(spec), late)
-        out = _validate(apply_budget(raw, raw["budgets"][name]))
+        budget = raw["budgets"][name]
+        cli = {m.group(1) for o in overrides or [] if (m := re.match(r"\s*eval\.inference\.(\w+)\.n_candidates\s*=", o))}
+        if cli & set(budget.get("candidates") or {}):  # --set eval.inference.<algo>.n_candidates wins over the budget
+            budget = dict(budget, candidates={a: n for a, n in budget["candidates"].items() if a not in cli})
+        out = _validate(apply_budget(raw, budget))
     except ConfigError as exc:
         raise ConfigError(f"spec field `budgets.{name}` applied to the spec: {exc}") from None
     out["scale"] = name

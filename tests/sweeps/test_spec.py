@@ -343,3 +343,50 @@ def test_a_budget_drops_the_recombinations_and_comparisons_of_arms_it_does_not_r
     spec = resolve(load_spec("cross_algorithm", overrides), "cpu")
     assert spec["algorithms"] == ["dql"] and spec["recombination"] == []
     assert spec["report"]["comparisons"] == []
+
+
+def test_a_budget_sets_the_candidates_of_every_evaluation_of_an_algorithms_diffusion():
+    """cross_algorithm cpu: IDQL draws 16 candidates (not 256) in its own evaluations and when DQL's critic
+    selects among its candidates; DQL keeps 50; the paper budget keeps 256; `--set eval.inference.idql.
+    n_candidates` wins over the budget; a bad value names its path."""
+    cpu = resolve(load_spec("cross_algorithm"), "cpu")
+    recomb = {r["name"]: r["inference"]["n_candidates"] for r in cpu["recombination"]}
+    assert cpu["eval"]["inference"]["idql"]["n_candidates"] == 16 and cpu["eval"]["inference"]["dql"]["n_candidates"] == 50
+    assert recomb == {"idql_guidance_on_dql": 50, "dql_guidance_on_idql": 16}
+    trials = {t.identity.algo: t.eval.inference["n_candidates"] for t in expand(cpu)[0].items}
+    assert trials == {"dql": 50, "idql": 16}
+    assert validate_spec(yaml.safe_load(dump_spec(cpu))) == cpu  # RUN_DIR/spec.yaml reads back unchanged
+    paper = resolve(load_spec("cross_algorithm"), "paper")
+    assert paper["eval"]["inference"]["idql"]["n_candidates"] == 256
+    assert {r["inference"]["n_candidates"] for r in paper["recombination"]} == {50, 256}
+    cli = ["eval.inference.idql.n_candidates=32"]
+    spec = resolve(load_spec("cross_algorithm", cli), "cpu", cli)
+    assert spec["eval"]["inference"]["idql"]["n_candidates"] == 32
+    assert {r["name"]: r["inference"]["n_candidates"] for r in spec["recombination"]}["dql_guidance_on_idql"] == 32
+    with pytest.raises(ConfigError, match=r"budgets\.cpu\.candidates\.idql.*0"):
+        load_spec("cross_algorithm", ["budgets.cpu.candidates.idql=0"])
+    with pytest.raises(ConfigError, match=r"budgets\.cpu\.candidates.*'sac'.*allowed keys"):
+        load_spec("cross_algorithm", ["budgets.cpu.candidates={sac: 4}"])
+
+
+def test_a_cross_algorithm_critic_keeps_its_own_algorithms_scale():
+    """The softmax scale multiplies the critic's output, so a plug-and-play recombination takes the guidance
+    algorithm's scale and per-task table (DQL's critic: 100, walker2d 300; IDQL's advantage: 50, walker2d
+    200), not the diffusion algorithm's; a scale the recombination gives itself wins; double guidance
+    (same algorithm) is unchanged."""
+    from sweeps.spec import inference_for
+
+    spec = load_spec("cross_algorithm")
+    by_name = {r["name"]: r["inference"] for r in spec["recombination"]}
+    on_dql, on_idql = by_name["idql_guidance_on_dql"], by_name["dql_guidance_on_idql"]
+    assert on_dql["use_advantage"] is True and on_idql["use_advantage"] is False
+    for task, dql_scale, idql_scale in (("hopper-medium", 100.0, 50.0), ("walker2d-medium", 300.0, 200.0)):
+        assert inference_for(spec["eval"]["inference"]["dql"], task)["scale"] == dql_scale
+        assert inference_for(on_idql, task)["scale"] == dql_scale  # DQL's critic on IDQL's candidates
+        assert inference_for(on_dql, task)["scale"] == idql_scale  # IDQL's critic on DQL's candidates
+    own = load_spec("cross_algorithm", ["recombination[1].inference.scale=7.0"])
+    assert inference_for(own["recombination"][1]["inference"], "hopper-medium")["scale"] == 7.0
+    double = load_spec("double_guidance")
+    for r in double["recombination"]:
+        dql = double["eval"]["inference"][r["diffusion"]["algo"]]
+        assert inference_for(r["inference"], "walker2d-medium")["scale"] == inference_for(dql, "walker2d-medium")["scale"]
