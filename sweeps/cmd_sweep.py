@@ -56,8 +56,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from sweeps.spec import budget_summary, load_spec, resolve
 
     t0 = time.perf_counter()
-    if args.resume and args.reuse:
-        raise ConfigError("--reuse cannot be combined with --resume (a resumed sweep keeps the trials it reused)")
+    if args.resume and args.reuse:  # before a dry run or a spec is read
+        from sweeps.reuse import refuse_with_resume
+        refuse_with_resume(args.resume, args.reuse)
     if args.dry_run:
         if not args.spec:
             raise ConfigError("--dry-run needs a SPEC (file or packaged name)")

@@ -48,6 +48,12 @@ from trainables.results import ResultStore, read_table, trial_row
 from trainables.trial import TrialIdentity, TrialSpec
 
 Printer = Callable[[str], None]
+
+
+def refuse_with_resume(resume: bool, reuse: Any) -> None:
+    """``--reuse`` starts a run; ``--resume`` continues one, which keeps the trials it reused: not both."""
+    if resume and reuse:
+        raise ConfigError("--reuse cannot be combined with --resume (a resumed sweep keeps the trials it reused)")
 STAGE_DIRS = {"pretrain": "guidance", "train": "snapshots"}  # where a stage's trial files live
 
 
@@ -259,15 +265,17 @@ def _imported_spec(m: Match, rt, run_dir: Path, pre_ids: dict[tuple[str, str, in
 
 
 def import_trials(spec: dict, run_dir: Path, source: Path, data_root: str | None,
-                  printer: Printer = print, only: set[str] | None = None) -> dict[str, Any]:
+                  printer: Printer = print, only: set[str] | None = None,
+                  fingerprints: dict[str, str] | None = None) -> dict[str, Any]:
     """Take the matching finished trials of ``source`` into ``run_dir`` (module docstring); returns
     ``{"from": abs source, "trials": [ids], stage: {"reused", "of", "evals"}}``. ``only``: finish an interrupted
-    import (`finish_import`): import just these trial ids, keeping run.json's record."""
+    import (`finish_import`): import just these trial ids, keeping run.json's record. ``fingerprints``: the
+    datasets' fingerprints when the caller has loaded them (`sweeps.run.check_datasets`); else loaded here."""
     from sweeps.expand import expand
     from sweeps.run import runtime
 
     run_dir, source = Path(run_dir), Path(source).resolve()
-    matches = plan(spec, source, dataset_fingerprints(spec, data_root))
+    matches = plan(spec, source, fingerprints if fingerprints is not None else dataset_fingerprints(spec, data_root))
     pre_ids = {(m.target.identity.task, m.target.identity.train_guidance.split(":", 1)[1], m.target.identity.seed):
                m.trial_id for m in matches["pretrain"]}  # all of them: a frozen trial's artifact may be imported
     if only is not None:
@@ -311,7 +319,8 @@ def import_trials(spec: dict, run_dir: Path, source: Path, data_root: str | None
     return out
 
 
-def finish_import(spec: dict, run_dir: Path, data_root: str | None, printer: Printer = print) -> int:
+def finish_import(spec: dict, run_dir: Path, data_root: str | None, printer: Printer = print,
+                  fingerprints: dict[str, str] | None = None) -> int:
     """On resume: import the trials run.json records as reused that have no trials row yet (a driver that died
     while importing); returns how many. Without this, a resumed run would retrain them beside their copied
     rows. ConfigError when the source run is gone."""
@@ -328,7 +337,7 @@ def finish_import(spec: dict, run_dir: Path, data_root: str | None, printer: Pri
         raise ConfigError(f"{run_dir}: {len(todo)} trial(s) were being imported from {source} (run.json `reused`), "
                           "which is gone; restore it, or start the sweep afresh in another --out")
     printer(f"[reuse] finishing an interrupted import: {len(todo)} trial(s) from {source}")
-    import_trials(spec, run_dir, source, data_root, printer, only=todo)
+    import_trials(spec, run_dir, source, data_root, printer, only=todo, fingerprints=fingerprints)
     return len(todo)
 
 

@@ -38,7 +38,7 @@ from ray import tune
 from rl_core.errors import ConfigError
 from rl_core.evaluation import EvalJob, eval_seed_for
 from sweeps.expand import Stage, expand
-from sweeps.reuse import check_source, finish_import, import_trials, reused_identities
+from sweeps.reuse import check_source, finish_import, import_trials, refuse_with_resume, reused_identities
 from sweeps.spec import dump_spec, infer_source, validate_spec
 from trainables.callbacks import TrialsTableCallback, live_tensorboard
 from trainables.evaluator import EvalClient, coordinator_name, eval_request, rows_path, start_pool
@@ -296,10 +296,10 @@ def ledger_summary(spec: dict, run_dir: Path, errors: dict[str, str]) -> dict[st
     return {"snapshots": len(entries), "evaluations": len(entries) + len(recombined), "missing": out}
 
 
-def check_datasets(spec: dict, data_root: str | None) -> None:
+def check_datasets(spec: dict, data_root: str | None) -> dict[str, str]:
     """Make the spec's missing generated datasets (quick budget, shipped policies: deterministic), then load
     every task once, so that a dataset that cannot be used (unknown env, corrupt file) fails here, in one
-    line, before any training."""
+    line, before any training. Returns task -> the dataset's fingerprint (what ``--reuse`` matches on)."""
     from rl_core.data.gen.make import make_datasets
     from rl_core.data.io import KNOWN_TASKS, META_FILE, load_dataset
     from rl_core.data.io import data_root as default_root
@@ -312,8 +312,7 @@ def check_datasets(spec: dict, data_root: str | None) -> None:
         print(f"[data] making missing dataset(s) {', '.join(missing)} (quick budget: 100k transitions) in {root}"
               f"{hint}", flush=True)
         make_datasets(missing, root=root)
-    for task in spec["tasks"]:
-        load_dataset(task, root=root)
+    return {task: load_dataset(task, root=root).fingerprint for task in spec["tasks"]}
 
 
 def write_references(spec: dict, run_dir: Path, data_root: str | None, printer: Printer = print) -> int:
@@ -350,19 +349,19 @@ def run_sweep(spec: dict, run_dir: Path, *, address: str | None = None, resume: 
     ``reuse``: another sweep's run directory whose matching finished trials are taken instead of trained
     (``sweeps/reuse.py``; not with ``resume``: a resumed run keeps what it reused)."""
     run_dir = Path(run_dir).resolve()
+    refuse_with_resume(resume, reuse)
     if reuse is not None:
-        if resume:
-            raise ConfigError("--reuse cannot be combined with --resume (a resumed sweep keeps the trials it reused)")
         reuse = check_source(reuse, run_dir)
     if address is None and not ray.is_initialized():
         check_local_resources(spec)
     data_root = os.environ.get("MDPT_DATA")
-    check_datasets(spec, data_root)
+    fingerprints = check_datasets(spec, data_root)
     if not resume:
         write_run_dir(spec, run_dir)
-    reused = import_trials(spec, run_dir, reuse, data_root, printer) if reuse is not None else None
+    reused = import_trials(spec, run_dir, reuse, data_root, printer, fingerprints=fingerprints) \
+        if reuse is not None else None
     if resume:
-        finish_import(spec, run_dir, data_root, printer)  # a driver that died while importing
+        finish_import(spec, run_dir, data_root, printer, fingerprints=fingerprints)  # a driver that died importing
     write_references(spec, run_dir, data_root, printer)
     init_ray(address)
     ev = spec["resources"]["evaluators"]
