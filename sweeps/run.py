@@ -52,13 +52,16 @@ Printer = Callable[[str], None]
 
 
 # ----- run directory ---------------------------------------------------------------------------
-def write_run_dir(spec: dict, run_dir: Path) -> None:
-    """RUN_DIR/spec.yaml (resolved spec) and RUN_DIR/run.json (docs/interfaces.md)."""
+def write_run_dir(spec: dict, run_dir: Path, datasets: dict[str, dict] | None = None) -> None:
+    """RUN_DIR/spec.yaml (resolved spec) and RUN_DIR/run.json (docs/interfaces.md); ``datasets``: task ->
+    {"fingerprint", "transitions"} of the data the run trains on (`check_datasets`)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "spec.yaml").write_text(dump_spec(spec))
-    (run_dir / "run.json").write_text(json.dumps({
-        "sweep": spec["name"], "scale": spec["scale"], "comparisons": spec["report"]["comparisons"],
-        "created": time.time()}, indent=2))
+    record = {"sweep": spec["name"], "scale": spec["scale"], "comparisons": spec["report"]["comparisons"],
+              "created": time.time()}
+    if datasets is not None:
+        record["datasets"] = datasets
+    (run_dir / "run.json").write_text(json.dumps(record, indent=2))
 
 
 def read_run_dir(run_dir: Path) -> dict:
@@ -296,10 +299,11 @@ def ledger_summary(spec: dict, run_dir: Path, errors: dict[str, str]) -> dict[st
     return {"snapshots": len(entries), "evaluations": len(entries) + len(recombined), "missing": out}
 
 
-def check_datasets(spec: dict, data_root: str | None) -> dict[str, str]:
+def check_datasets(spec: dict, data_root: str | None) -> dict[str, dict]:
     """Make the spec's missing generated datasets (quick budget, shipped policies: deterministic), then load
     every task once, so that a dataset that cannot be used (unknown env, corrupt file) fails here, in one
-    line, before any training. Returns task -> the dataset's fingerprint (what ``--reuse`` matches on)."""
+    line, before any training. Returns task -> {"fingerprint", "transitions"} of the dataset (recorded in
+    run.json; what ``--reuse`` and ``--resume`` check)."""
     from rl_core.data.gen.make import make_datasets
     from rl_core.data.io import KNOWN_TASKS, META_FILE, load_dataset
     from rl_core.data.io import data_root as default_root
@@ -312,7 +316,25 @@ def check_datasets(spec: dict, data_root: str | None) -> dict[str, str]:
         print(f"[data] making missing dataset(s) {', '.join(missing)} (quick budget: 100k transitions) in {root}"
               f"{hint}", flush=True)
         make_datasets(missing, root=root)
-    return {task: load_dataset(task, root=root).fingerprint for task in spec["tasks"]}
+    out = {}
+    for task in spec["tasks"]:
+        ds = load_dataset(task, root=root)
+        out[task] = {"fingerprint": ds.fingerprint, "transitions": ds.n_transitions}
+    return out
+
+
+def check_same_datasets(run_dir: Path, datasets: dict[str, dict]) -> None:
+    """``--resume``: the datasets found now must be the ones the run trained on (run.json ``datasets``; runs
+    written before it was recorded are not checked), else its curves would mix two datasets of one name."""
+    path = run_dir / "run.json"
+    recorded = json.loads(path.read_text()).get("datasets") if path.exists() else None
+    for task, was in (recorded or {}).items():
+        now = datasets.get(task)
+        if now is not None and now["fingerprint"] != was["fingerprint"]:
+            raise ConfigError(
+                f"--resume {run_dir}: dataset {task!r} is not the one this run trained on (found fingerprint "
+                f"{now['fingerprint'][:12]}, {now['transitions']} transitions; the run's: {was['fingerprint'][:12]}, "
+                f"{was['transitions']} transitions); point MDPT_DATA at the run's data, or start afresh with another --out")
 
 
 def write_references(spec: dict, run_dir: Path, data_root: str | None, printer: Printer = print) -> int:
@@ -355,9 +377,12 @@ def run_sweep(spec: dict, run_dir: Path, *, address: str | None = None, resume: 
     if address is None and not ray.is_initialized():
         check_local_resources(spec)
     data_root = os.environ.get("MDPT_DATA")
-    fingerprints = check_datasets(spec, data_root)
-    if not resume:
-        write_run_dir(spec, run_dir)
+    datasets = check_datasets(spec, data_root)
+    fingerprints = {t: d["fingerprint"] for t, d in datasets.items()}
+    if resume:
+        check_same_datasets(run_dir, datasets)
+    else:
+        write_run_dir(spec, run_dir, datasets)
     reused = import_trials(spec, run_dir, reuse, data_root, printer, fingerprints=fingerprints) \
         if reuse is not None else None
     if resume:

@@ -76,3 +76,28 @@ def test_reuse_errors_are_one_line_before_any_work(tmp_path):
     (tmp_path / "a").mkdir()
     proc = _mdpt("sweep", "quickstart", "--dry-run", "--reuse", str(tmp_path / "a"))
     assert proc.returncode == 2 and "not a sweep run directory: no spec.yaml there" in proc.stderr
+
+
+def test_resume_refuses_other_data_under_the_same_name(tiny_data_root, tmp_path):
+    """run.json records each dataset's fingerprint and size; --resume with another dataset of the same name
+    (another machine's data root) stops in one line before Ray starts, and the run directory is unchanged."""
+    from sweeps.run import check_datasets, write_run_dir
+    from tests.conftest import write_tiny_hopper
+    from tests.sweeps.sweep_helpers import tiny_spec
+
+    spec = tiny_spec()
+    datasets = check_datasets(spec, str(tiny_data_root))
+    assert datasets["hopper-medium"]["transitions"] == 1500 and len(datasets["hopper-medium"]["fingerprint"]) >= 12
+    run_dir = tmp_path / "run"
+    write_run_dir(spec, run_dir, datasets)
+    before = (run_dir / "run.json").read_text()
+    assert yaml.safe_load(before)["datasets"] == datasets
+    other = tmp_path / "other_data"
+    write_tiny_hopper(other, n=1200, seed=1)
+    proc = _mdpt("sweep", "--resume", str(run_dir), env=dict(os.environ, MDPT_DATA=str(other)))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    err = proc.stderr.strip()
+    assert err.startswith(f"mdpt: error: --resume {run_dir}: dataset 'hopper-medium' is not the one this run "
+                          "trained on") and "1200 transitions; the run's:" in err and "1500 transitions" in err, err
+    assert len(err.splitlines()) == 1 and (run_dir / "run.json").read_text() == before
+    assert not (run_dir / "results").exists()
