@@ -48,13 +48,13 @@ from trainables.results import ResultStore, read_table, trial_row
 from trainables.trial import TrialIdentity, TrialSpec
 
 Printer = Callable[[str], None]
+STAGE_DIRS = {"pretrain": "guidance", "train": "snapshots"}  # where a stage's trial files live
 
 
 def refuse_with_resume(resume: bool, reuse: Any) -> None:
     """``--reuse`` starts a run; ``--resume`` continues one, which keeps the trials it reused: not both."""
     if resume and reuse:
         raise ConfigError("--reuse cannot be combined with --resume (a resumed sweep keeps the trials it reused)")
-STAGE_DIRS = {"pretrain": "guidance", "train": "snapshots"}  # where a stage's trial files live
 
 
 @dataclass(frozen=True)

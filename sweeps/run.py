@@ -299,17 +299,32 @@ def ledger_summary(spec: dict, run_dir: Path, errors: dict[str, str]) -> dict[st
     return {"snapshots": len(entries), "evaluations": len(entries) + len(recombined), "missing": out}
 
 
-def check_datasets(spec: dict, data_root: str | None) -> dict[str, dict]:
+def check_datasets(spec: dict, data_root: str | None, resume_of: Path | None = None) -> dict[str, dict]:
     """Make the spec's missing generated datasets (quick budget, shipped policies: deterministic), then load
     every task once, so that a dataset that cannot be used (unknown env, corrupt file) fails here, in one
     line, before any training. Returns task -> {"fingerprint", "transitions"} of the dataset (recorded in
-    run.json; what ``--reuse`` and ``--resume`` check)."""
+    run.json; what ``--reuse`` matches on). ``resume_of``: the run directory being resumed: its datasets
+    (run.json ``datasets``) must be the ones found, else its curves would mix two datasets of one name; one
+    it recorded that is missing here is refused before anything is made. (Runs written before run.json
+    recorded datasets are not checked.)"""
     from rl_core.data.gen.make import make_datasets
     from rl_core.data.io import KNOWN_TASKS, META_FILE, load_dataset
     from rl_core.data.io import data_root as default_root
 
     root = Path(data_root) if data_root else default_root()
+    recorded = _recorded_datasets(resume_of) if resume_of is not None else {}
+
+    def refuse(task: str, found: str) -> ConfigError:
+        was = recorded[task]
+        return ConfigError(f"--resume {resume_of}: dataset {task!r} under {root} is not the one this run trained on "
+                           f"({found}; the run's: fingerprint {str(was.get('fingerprint'))[:12]}, "
+                           f"{was.get('transitions')} transitions); point MDPT_DATA at the run's data, or start "
+                           "afresh with another --out")
+
     missing = [t for t in spec["tasks"] if t in KNOWN_TASKS and not (root / t / META_FILE).exists()]
+    for task in missing:
+        if task in recorded:
+            raise refuse(task, "not there")
     if missing:
         hint = ("; for the papers' dataset sizes stop now and make them first with `mdpt data make TASK --budget "
                 "paper`" if spec.get("scale") == "paper" else "")
@@ -320,21 +335,18 @@ def check_datasets(spec: dict, data_root: str | None) -> dict[str, dict]:
     for task in spec["tasks"]:
         ds = load_dataset(task, root=root)
         out[task] = {"fingerprint": ds.fingerprint, "transitions": ds.n_transitions}
+        if task in recorded and recorded[task].get("fingerprint") != ds.fingerprint:
+            raise refuse(task, f"found fingerprint {ds.fingerprint[:12]}, {ds.n_transitions} transitions")
     return out
 
 
-def check_same_datasets(run_dir: Path, datasets: dict[str, dict]) -> None:
-    """``--resume``: the datasets found now must be the ones the run trained on (run.json ``datasets``; runs
-    written before it was recorded are not checked), else its curves would mix two datasets of one name."""
-    path = run_dir / "run.json"
-    recorded = json.loads(path.read_text()).get("datasets") if path.exists() else None
-    for task, was in (recorded or {}).items():
-        now = datasets.get(task)
-        if now is not None and now["fingerprint"] != was["fingerprint"]:
-            raise ConfigError(
-                f"--resume {run_dir}: dataset {task!r} is not the one this run trained on (found fingerprint "
-                f"{now['fingerprint'][:12]}, {now['transitions']} transitions; the run's: {was['fingerprint'][:12]}, "
-                f"{was['transitions']} transitions); point MDPT_DATA at the run's data, or start afresh with another --out")
+def _recorded_datasets(run_dir: Path) -> dict[str, dict]:
+    """run.json's ``datasets`` (task -> {"fingerprint", "transitions"}); {} when it has none."""
+    try:
+        got = json.loads((Path(run_dir) / "run.json").read_text()).get("datasets")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {t: v for t, v in got.items() if isinstance(v, dict)} if isinstance(got, dict) else {}
 
 
 def write_references(spec: dict, run_dir: Path, data_root: str | None, printer: Printer = print) -> int:
@@ -377,11 +389,9 @@ def run_sweep(spec: dict, run_dir: Path, *, address: str | None = None, resume: 
     if address is None and not ray.is_initialized():
         check_local_resources(spec)
     data_root = os.environ.get("MDPT_DATA")
-    datasets = check_datasets(spec, data_root)
+    datasets = check_datasets(spec, data_root, resume_of=run_dir if resume else None)
     fingerprints = {t: d["fingerprint"] for t, d in datasets.items()}
-    if resume:
-        check_same_datasets(run_dir, datasets)
-    else:
+    if not resume:
         write_run_dir(spec, run_dir, datasets)
     reused = import_trials(spec, run_dir, reuse, data_root, printer, fingerprints=fingerprints) \
         if reuse is not None else None

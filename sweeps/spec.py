@@ -137,6 +137,10 @@ def _budget(d: Any, path: str) -> dict:
                                       lambda v, p: _choice(v, p, TRAIN_GUIDANCE_MODES))
     if "algo_config" in d:
         ac = _mapping(d["algo_config"], f"{path}.algo_config", ALGORITHMS)
+        for a, v in ac.items():  # the evaluations are resolved from the spec's algo_config, before any budget
+            if isinstance(v, dict) and "n_candidates" in v:
+                raise ConfigError(f"spec field `{path}.algo_config.{a}.n_candidates`: a budget sets the candidates "
+                                  f"of its evaluations with `{path}.candidates: {{{a}: N}}`")
         out["algo_config"] = {a: _algo_config(v, f"{path}.algo_config.{a}", a) for a, v in ac.items()}
     if "resources" in d:
         out["resources"] = _resources(d["resources"], f"{path}.resources")
@@ -190,7 +194,8 @@ def _inference(d: Any, path: str, algo: str, algo_config: dict, base: dict | Non
 
     d = _mapping(d, path, InferenceConfig.field_names() + ("scale_by_task",))
     over = {k: v for k, v in d.items() if k != "scale_by_task"}
-    if "method" in over and "scale" not in over:
+    method_changed = "method" in over and over["method"] != (base or {}).get("method")
+    if method_changed and "scale" not in over:  # the base's scales are in another method's units
         over["scale"] = None
     try:
         start = {k: v for k, v in base.items() if k != "scale_by_task"} if base else \
@@ -200,7 +205,7 @@ def _inference(d: Any, path: str, algo: str, algo_config: dict, base: dict | Non
         m = re.match(r"inference\.(\w+)=(.*)", str(exc))
         raise ConfigError(f"spec field `{path}.{m.group(1)}`: bad value {m.group(2)}" if m else
                           f"spec field `{path}`: {exc}") from None
-    by_task = d.get("scale_by_task", (base or {}).get("scale_by_task", {}))
+    by_task = d.get("scale_by_task", {} if method_changed else (base or {}).get("scale_by_task", {}))
     if not isinstance(by_task, dict):
         raise _err(f"{path}.scale_by_task", by_task, "a mapping task -> scale")
     out["scale_by_task"] = {_task(t, f"{path}.scale_by_task"): _float(v, f"{path}.scale_by_task.{t}")
@@ -279,18 +284,28 @@ def _recombination(d: Any, path: str, spec: dict) -> dict:
     base = spec["eval"]["inference"][diffusion["algo"]]
     algo, algo_config = diffusion["algo"], spec["algo_config"][diffusion["algo"]]
     inference = d.get("inference", {})
-    inference = dict(inference) if isinstance(inference, dict) else inference  # _inference names a non-mapping
-    g_base = spec["eval"]["inference"].get(g_algo)
-    if kind == "cross_algorithm" and g_base and isinstance(inference, dict) and not {"scale", "scale_by_task"} & set(inference):
-        # the softmax scale multiplies the critic's output: a critic keeps the scale (and per-task table) its own
-        # algorithm evaluates with, whichever diffusion model draws the candidates
-        inference.update(scale=g_base["scale"], scale_by_task=dict(g_base["scale_by_task"]))
+    if kind == "cross_algorithm" and isinstance(inference, dict):  # (a non-mapping: _inference names it)
+        inference = _critic_scale(inference, base, spec, g_algo)
     name = d["name"]
     if not isinstance(name, str) or not name:
         raise _err(f"{path}.name", name, "a non-empty string")
     return {"name": name, "kind": kind, "diffusion": diffusion, "guidance": guidance, "guidance_algo": g_algo,
             "match": _choice(d.get("match", "final"), f"{path}.match", MATCH_MODES), "seed_shift": shift,
             "inference": _inference(inference, f"{path}.inference", algo, algo_config, base)}
+
+
+def _critic_scale(inference: dict, base: dict, spec: dict, g_algo: str) -> dict:
+    """A cross-algorithm recombination's inference with the scale of its critic: the scale multiplies the
+    critic's output, so the critic keeps the scale and per-task table its own algorithm evaluates with
+    (``eval.inference.<g_algo>``; the algorithm's defaults when the spec does not run it), whichever diffusion
+    model draws the candidates. Only when the selection method is the one the critic's algorithm uses (other
+    methods get their own default scale); what the recombination sets itself is kept."""
+    from rl_core.inference import InferenceConfig
+
+    own = spec["eval"]["inference"].get(g_algo) or dict(InferenceConfig.defaults(g_algo).to_dict(), scale_by_task={})
+    if inference.get("method", base["method"]) != own["method"]:
+        return dict(inference)
+    return {"scale": own["scale"], "scale_by_task": dict(own["scale_by_task"]), **inference}
 
 
 def infer_source(entry: dict) -> str:
@@ -470,7 +485,8 @@ def apply_budget(raw: dict, budget: dict) -> dict:
     """A copy of the (raw or validated, unresolved) spec ``raw`` with the ``BUDGET_OVERLAY_KEYS`` of ``budget``
     applied: ``tasks``, ``seeds``, ``algorithms``, ``train_guidance`` and ``resources`` replace the spec's,
     ``algo_config`` is merged over the spec's per algorithm, ``candidates`` ({algo: n}) sets the candidates
-    per state of every evaluation that samples algo's diffusion model (its own and the recombinations'). Pretraining entries that cover exactly the spec's
+    per state of every evaluation that samples algo's diffusion model (its own and the recombinations',
+    whatever they set themselves: it is the budget's cost knob). Pretraining entries that cover exactly the spec's
     seeds (or name none) follow the budget's seeds; recombinations and report comparisons whose arms the
     budget leaves out (an algorithm, training-guidance mode or task it does not run) are dropped."""
     out = copy.deepcopy(raw)
@@ -488,8 +504,9 @@ def apply_budget(raw: dict, budget: dict) -> dict:
             merged[algo] = {**(merged.get(algo) or {}), **over}
         out["algo_config"] = merged
     for algo, n in (budget.get("candidates") or {}).items():  # every evaluation drawing from algo's diffusion
-        ev = out.setdefault("eval", {}) or {}
-        out["eval"] = ev
+        if algo not in (out.get("algorithms") or []):  # not run (e.g. --set algorithms=[dql]): nothing to set
+            continue
+        ev = out["eval"] = out.get("eval") or {}
         ev.setdefault("inference", {}).setdefault(algo, {})["n_candidates"] = n
         for r in out.get("recombination") or []:
             if isinstance(r, dict) and isinstance(r.get("diffusion"), dict) and r["diffusion"].get("algo") == algo:
@@ -537,7 +554,7 @@ def resolve(spec: dict, scale: str, overrides: list[str] | None = None) -> dict:
                 if override_key(o) in BUDGET_OVERLAY_KEYS and override_key(o) in spec["budgets"][name]]
         raw = apply_overrides(_unresolved(spec), late)
         budget = raw["budgets"][name]
-        cli = {m.group(1) for o in overrides or [] if (m := re.match(r"\s*eval\.inference\.(\w+)\.n_candidates\s*=", o))}
+        cli = _cli_candidates(overrides or [])
         if cli & set(budget.get("candidates") or {}):  # --set eval.inference.<algo>.n_candidates wins over the budget
             budget = dict(budget, candidates={a: n for a, n in budget["candidates"].items() if a not in cli})
         out = _validate(apply_budget(raw, budget))
@@ -546,6 +563,16 @@ def resolve(spec: dict, scale: str, overrides: list[str] | None = None) -> dict:
     out["scale"] = name
     out["budget"] = out["budgets"][name]
     return out
+
+
+def _cli_candidates(overrides: list[str]) -> set[str]:
+    """The algorithms whose evaluation candidates ``--set`` gives (``eval.inference.idql.n_candidates=32`` or
+    ``eval.inference.idql={..., n_candidates: 32}``)."""
+    from sweeps.overrides import apply_overrides, override_key
+
+    ev = apply_overrides({}, [o for o in overrides if override_key(o) == "eval"]).get("eval")
+    inf = ev.get("inference") if isinstance(ev, dict) else None
+    return {a for a, v in inf.items() if isinstance(v, dict) and "n_candidates" in v} if isinstance(inf, dict) else set()
 
 
 def budget_summary(spec: dict) -> str:

@@ -351,7 +351,7 @@ def test_a_budget_sets_the_candidates_of_every_evaluation_of_an_algorithms_diffu
     n_candidates` wins over the budget; a bad value names its path."""
     cpu = resolve(load_spec("cross_algorithm"), "cpu")
     recomb = {r["name"]: r["inference"]["n_candidates"] for r in cpu["recombination"]}
-    assert cpu["eval"]["inference"]["idql"]["n_candidates"] == 16 and cpu["eval"]["inference"]["dql"]["n_candidates"] == 50
+    assert [cpu["eval"]["inference"][a]["n_candidates"] for a in ("idql", "dql")] == [16, 50]
     assert recomb == {"idql_guidance_on_dql": 50, "dql_guidance_on_idql": 16}
     trials = {t.identity.algo: t.eval.inference["n_candidates"] for t in expand(cpu)[0].items}
     assert trials == {"dql": 50, "idql": 16}
@@ -367,13 +367,20 @@ def test_a_budget_sets_the_candidates_of_every_evaluation_of_an_algorithms_diffu
         load_spec("cross_algorithm", ["budgets.cpu.candidates.idql=0"])
     with pytest.raises(ConfigError, match=r"budgets\.cpu\.candidates.*'sac'.*allowed keys"):
         load_spec("cross_algorithm", ["budgets.cpu.candidates={sac: 4}"])
+    whole = ["eval.inference.idql={method: softmax, n_candidates: 8}"]  # the whole entry: --set still wins
+    assert resolve(load_spec("cross_algorithm", whole), "cpu", whole)["eval"]["inference"]["idql"]["n_candidates"] == 8
+    dql_only = ["budgets.cpu.algorithms=[dql]"]  # the budget's IDQL candidates have nothing to set
+    assert resolve(load_spec("cross_algorithm", dql_only), "cpu", dql_only)["recombination"] == []
+    with pytest.raises(ConfigError, match=r"budgets\.cpu\.algo_config\.idql\.n_candidates.*budgets\.cpu\.candidates"):
+        load_spec("cross_algorithm", ["budgets.cpu.algo_config.idql.n_candidates=8"])
 
 
 def test_a_cross_algorithm_critic_keeps_its_own_algorithms_scale():
     """The softmax scale multiplies the critic's output, so a plug-and-play recombination takes the guidance
     algorithm's scale and per-task table (DQL's critic: 100, walker2d 300; IDQL's advantage: 50, walker2d
-    200), not the diffusion algorithm's; a scale the recombination gives itself wins; double guidance
-    (same algorithm) is unchanged."""
+    200), not the diffusion algorithm's; what the recombination sets itself wins (the rest still comes from the
+    critic's algorithm); another selection method gets that method's default; a pretrained critic of an
+    algorithm the spec does not run gets that algorithm's defaults, not the diffusion algorithm's table."""
     from sweeps.spec import inference_for
 
     spec = load_spec("cross_algorithm")
@@ -382,11 +389,17 @@ def test_a_cross_algorithm_critic_keeps_its_own_algorithms_scale():
     assert on_dql["use_advantage"] is True and on_idql["use_advantage"] is False
     for task, dql_scale, idql_scale in (("hopper-medium", 100.0, 50.0), ("walker2d-medium", 300.0, 200.0)):
         assert inference_for(spec["eval"]["inference"]["dql"], task)["scale"] == dql_scale
+        assert inference_for(spec["eval"]["inference"]["idql"], task)["scale"] == idql_scale
         assert inference_for(on_idql, task)["scale"] == dql_scale  # DQL's critic on IDQL's candidates
         assert inference_for(on_dql, task)["scale"] == idql_scale  # IDQL's critic on DQL's candidates
-    own = load_spec("cross_algorithm", ["recombination[1].inference.scale=7.0"])
-    assert inference_for(own["recombination"][1]["inference"], "hopper-medium")["scale"] == 7.0
-    double = load_spec("double_guidance")
-    for r in double["recombination"]:
-        dql = double["eval"]["inference"][r["diffusion"]["algo"]]
-        assert inference_for(r["inference"], "walker2d-medium")["scale"] == inference_for(dql, "walker2d-medium")["scale"]
+    own = load_spec("cross_algorithm", ["recombination[1].inference.scale=7.0"])["recombination"][1]["inference"]
+    assert [inference_for(own, t)["scale"] for t in ("hopper-medium", "walker2d-medium")] == [7.0, 300.0]
+    grad = load_spec("cross_algorithm", ["recombination[0].inference.method=gradient"])["recombination"][0]["inference"]
+    assert grad["method"] == "gradient" and grad["scale_by_task"] == {}
+    assert [inference_for(grad, t)["scale"] for t in ("hopper-medium", "walker2d-medium")] == [1.0, 1.0]
+    pretrained = load_spec("cross_algorithm", [
+        "algorithms=[dql]", "train_guidance=[joint]", "pretraining=[{name: iql, algo: idql, kind: iql}]",
+        "report={comparisons: []}", "recombination=[{name: x, kind: cross_algorithm, diffusion: {algo: dql, "
+        "train_guidance: joint}, guidance: {pretrained: iql}, inference: {use_advantage: true}}]"])
+    idql_default = inference_for(pretrained["recombination"][0]["inference"], "walker2d-medium")
+    assert (idql_default["method"], idql_default["scale"]) == ("softmax", 100.0)  # IDQL's default, not DQL's 300

@@ -97,7 +97,12 @@ def test_resume_refuses_other_data_under_the_same_name(tiny_data_root, tmp_path)
     proc = _mdpt("sweep", "--resume", str(run_dir), env=dict(os.environ, MDPT_DATA=str(other)))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     err = proc.stderr.strip()
-    assert err.startswith(f"mdpt: error: --resume {run_dir}: dataset 'hopper-medium' is not the one this run "
-                          "trained on") and "1200 transitions; the run's:" in err and "1500 transitions" in err, err
-    assert len(err.splitlines()) == 1 and (run_dir / "run.json").read_text() == before
+    assert err.startswith(f"mdpt: error: --resume {run_dir}: dataset 'hopper-medium' under {other} is not the one "
+                          "this run trained on (found fingerprint") and "1200 transitions; the run's:" in err, err
+    assert "1500 transitions" in err and len(err.splitlines()) == 1 and (run_dir / "run.json").read_text() == before
     assert not (run_dir / "results").exists()
+    empty = tmp_path / "empty_data"  # the run's dataset is not there: refused before a dataset is made
+    proc = _mdpt("sweep", "--resume", str(run_dir), env=dict(os.environ, MDPT_DATA=str(empty)))
+    assert proc.returncode == 2 and f"dataset 'hopper-medium' under {empty} is not the one this run trained on " \
+        "(not there; the run's: fingerprint" in proc.stderr, proc.stderr
+    assert not empty.exists() and not (run_dir / "results").exists()
